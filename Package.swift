@@ -1,0 +1,92 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Shoal",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "shoal", targets: ["shoal"]),
+        .executable(name: "shoal-bench", targets: ["shoal-bench"]),
+        .library(name: "ShoalCore", targets: ["ShoalCore"]),
+        .library(name: "ShoalWire", targets: ["ShoalWire"]),
+        .library(name: "ShoalTracker", targets: ["ShoalTracker"]),
+        .library(name: "ShoalPeer", targets: ["ShoalPeer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        // Pure core: manifests, chunk digests, chunk maps, scoring, picking. No sockets, no files.
+        .target(
+            name: "ShoalCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // Debian's C zlib (zlib1g-dev) with a tiny shim over its init macros.
+        .target(name: "CZlib", linkerSettings: [.linkedLibrary("z")]),
+        // The wire: frames, the frame decoder, messages, zlib compression. NIOCore only (no I/O).
+        .target(
+            name: "ShoalWire",
+            dependencies: [
+                "ShoalCore", "CZlib",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        // The tracker: accounts, sessions, chunk registry (filled by the tracker issue).
+        .target(
+            name: "ShoalTracker",
+            dependencies: [
+                "ShoalCore", "ShoalWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The peer: server, tracker client, download engine (filled by the peer issue).
+        .target(
+            name: "ShoalPeer",
+            dependencies: [
+                "ShoalCore", "ShoalWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "shoal",
+            dependencies: [
+                "ShoalCore", "ShoalWire", "ShoalTracker", "ShoalPeer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "shoal-bench",
+            dependencies: [
+                "ShoalCore", "ShoalWire", "ShoalPeer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Fixture access and helpers shared by the test targets.
+        .target(
+            name: "ShoalTestSupport",
+            dependencies: ["ShoalCore", "ShoalWire", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/ShoalTestSupport"
+        ),
+        .testTarget(name: "ShoalCoreTests", dependencies: ["ShoalCore", "ShoalTestSupport"]),
+        .testTarget(
+            name: "ShoalWireTests",
+            dependencies: [
+                "ShoalWire", "ShoalCore", "ShoalTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "ShoalPeerTests", dependencies: ["ShoalPeer", "ShoalCore", "ShoalTestSupport"]),
+    ]
+)

@@ -1,0 +1,47 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ShoalCore
+
+/// Reads a file's bytes with `pread`, safe to call from many threads at once.
+/// The reader owns its descriptor and closes it when released.
+public final class FileChunkReader: ChunkReader, @unchecked Sendable {
+    // `pread` on one descriptor is thread-safe; `fd` never changes after init.
+    private let fd: Int32
+    /// The file's path, for messages.
+    public let path: String
+    /// The file's size when it was opened.
+    public let size: UInt64
+
+    /// Opens `path` for reading.
+    public init(path: String) throws(StorageError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .cannotOpen(path: path, errno: errno) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let code = errno
+            close(fd)
+            throw .cannotOpen(path: path, errno: code)
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw .notARegularFile(path: path)
+        }
+        self.fd = fd
+        self.path = path
+        self.size = UInt64(info.st_size)
+    }
+
+    deinit { close(fd) }
+
+    public func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while true {
+            let n = pread(fd, buffer.baseAddress, buffer.count, off_t(offset))
+            if n >= 0 { return n }
+            if errno == EINTR { continue }
+            throw StorageError.readFailed(path: path, offset: offset, errno: errno)
+        }
+    }
+}

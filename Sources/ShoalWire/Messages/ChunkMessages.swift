@@ -1,0 +1,183 @@
+import NIOCore
+import ShoalCore
+
+/// `chunkRequest`: ask a peer for one chunk. Binary, 36 bytes:
+///
+/// ```
+///   0                              32          36
+///   +------------------------------+-----------+
+///   | content id (32 bytes)        | index u32 |
+///   +------------------------------+-----------+
+/// ```
+/// Answered by `chunkData` with the same request id, or an `error`
+/// (`unavailable`, `bad_request`). Requests may be pipelined; replies come back
+/// in request order.
+public struct ChunkRequest: Hashable, Sendable {
+    public static let payloadSize = 36
+    public var contentID: ContentID
+    public var index: UInt32
+
+    public init(contentID: ContentID, index: UInt32) {
+        self.contentID = contentID
+        self.index = index
+    }
+
+    public func frame(requestID: UInt32, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> Frame {
+        var buffer = allocator.buffer(capacity: Self.payloadSize)
+        buffer.writeBytes(contentID.bytes)
+        buffer.writeInteger(index)
+        return Frame(type: .chunkRequest, requestID: requestID, payload: buffer)
+    }
+
+    public init(frame: Frame) throws(WireError) {
+        guard frame.type == .chunkRequest else {
+            throw .malformedPayload(type: "chunkRequest", reason: "the frame is a \(frame.type)")
+        }
+        var payload = frame.payload
+        guard payload.readableBytes == Self.payloadSize,
+              let idBytes = payload.readBytes(length: 32),
+              let contentID = ContentID(bytes: idBytes),
+              let index = payload.readInteger(as: UInt32.self) else {
+            throw .malformedPayload(type: "chunkRequest", reason: "the payload is \(frame.payload.readableBytes) bytes, not \(Self.payloadSize)")
+        }
+        self.init(contentID: contentID, index: index)
+    }
+}
+
+/// `chunkData`: one chunk's bytes. Binary:
+///
+/// ```
+///   0                              32          36             40
+///   +------------------------------+-----------+--------------+------ ...
+///   | content id (32 bytes)        | index u32 | raw length   | data
+///   |                              |           | u32          |
+///   +------------------------------+-----------+--------------+------ ...
+/// ```
+/// With the frame flag `compressed`, `data` is a zlib (RFC 1950) stream that
+/// inflates to exactly `raw length` bytes; without it, `data` is the raw bytes.
+/// The receiver checks the raw length against the manifest before inflating,
+/// inflates with that bound and checks the SHA-256 before the chunk counts.
+public struct ChunkData: Hashable, Sendable {
+    /// The bytes in front of the data.
+    public static let headerSize = 40
+    public var contentID: ContentID
+    public var index: UInt32
+    /// The chunk's length once inflated.
+    public var rawLength: UInt32
+    /// Whether `data` is a zlib stream.
+    public var isCompressed: Bool
+    /// The data as it travelled.
+    public var data: ByteBuffer
+
+    public init(contentID: ContentID, index: UInt32, rawLength: UInt32, isCompressed: Bool, data: ByteBuffer) {
+        self.contentID = contentID
+        self.index = index
+        self.rawLength = rawLength
+        self.isCompressed = isCompressed
+        self.data = data
+    }
+
+    /// Encodes `bytes` as chunk `index`, compressing through `compressor` when that pays.
+    public static func frame(
+        contentID: ContentID, index: UInt32, bytes: UnsafeRawBufferPointer,
+        compressor: ChunkCompressor, requestID: UInt32, allocator: ByteBufferAllocator = ByteBufferAllocator()
+    ) -> Frame {
+        var buffer = allocator.buffer(capacity: headerSize + bytes.count)
+        buffer.writeBytes(contentID.bytes)
+        buffer.writeInteger(index)
+        buffer.writeInteger(UInt32(bytes.count))
+        let outcome = compressor.encode(bytes, key: .init(contentID: contentID, index: index), into: &buffer)
+        return Frame(type: .chunkData, flags: outcome == .stored ? [] : [.compressed], requestID: requestID, payload: buffer)
+    }
+
+    /// Encodes data prepared earlier (for instance a chunk compressed once and
+    /// cached by a seeder).
+    public func frame(requestID: UInt32, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> Frame {
+        var buffer = allocator.buffer(capacity: Self.headerSize + data.readableBytes)
+        buffer.writeBytes(contentID.bytes)
+        buffer.writeInteger(index)
+        buffer.writeInteger(rawLength)
+        var data = data
+        buffer.writeBuffer(&data)
+        return Frame(type: .chunkData, flags: isCompressed ? [.compressed] : [], requestID: requestID, payload: buffer)
+    }
+
+    public init(frame: Frame) throws(WireError) {
+        guard frame.type == .chunkData else {
+            throw .malformedPayload(type: "chunkData", reason: "the frame is a \(frame.type)")
+        }
+        var payload = frame.payload
+        guard payload.readableBytes >= Self.headerSize,
+              let idBytes = payload.readBytes(length: 32),
+              let contentID = ContentID(bytes: idBytes),
+              let index = payload.readInteger(as: UInt32.self),
+              let rawLength = payload.readInteger(as: UInt32.self) else {
+            throw .malformedPayload(type: "chunkData", reason: "the payload is \(frame.payload.readableBytes) bytes, shorter than its \(Self.headerSize)-byte header")
+        }
+        self.init(contentID: contentID, index: index, rawLength: rawLength, isCompressed: frame.header.flags.contains(.compressed), data: payload)
+    }
+
+    /// The chunk's raw bytes, checked against `manifest`: the declared length
+    /// first (before any allocation), then a bounded inflate, then SHA-256.
+    public func verifiedBytes(against manifest: Manifest, inflater: Inflater) throws(WireError) -> [UInt8] {
+        var out = [UInt8]()
+        try verify(against: manifest, inflater: inflater) { (count, fill) throws(WireError) in
+            out = [UInt8](repeating: 0, count: count)
+            let result = out.withUnsafeMutableBytes { buffer in
+                Result { () throws(WireError) in try fill(buffer) }
+            }
+            try result.get()
+        }
+        return out
+    }
+
+    /// Like ``verifiedBytes(against:inflater:)`` but into a caller's buffer,
+    /// which must hold at least the chunk's length; returns the length.
+    public func verify(against manifest: Manifest, inflater: Inflater, into buffer: UnsafeMutableRawBufferPointer) throws(WireError) -> Int {
+        var length = 0
+        try verify(against: manifest, inflater: inflater) { (count, fill) throws(WireError) in
+            precondition(buffer.count >= count, "buffer smaller than the chunk")
+            length = count
+            try fill(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]))
+        }
+        return length
+    }
+
+    private func verify(
+        against manifest: Manifest, inflater: Inflater,
+        provide: (Int, (UnsafeMutableRawBufferPointer) throws(WireError) -> Void) throws(WireError) -> Void
+    ) throws(WireError) {
+        guard contentID == manifest.contentID else {
+            throw .unexpectedChunk(expected: "a chunk of \(manifest.contentID.short)", received: "a chunk of \(contentID.short)")
+        }
+        let i = Int(index)
+        guard i < manifest.chunkCount else {
+            throw .unexpectedChunk(expected: "a chunk index below \(manifest.chunkCount)", received: "chunk \(index)")
+        }
+        let expected = manifest.length(ofChunk: i)
+        guard Int(rawLength) == expected else {
+            throw .chunkLengthMismatch(index: i, expected: expected, declared: Int(rawLength))
+        }
+        let isCompressed = isCompressed
+        let data = data
+        try provide(expected) { (output) throws(WireError) in
+            let copied = data.withUnsafeReadableBytes { input in
+                Result { () throws(WireError) in
+                    if isCompressed {
+                        try inflater.inflate(input, into: output)
+                    } else {
+                        guard input.count == expected else {
+                            throw .chunkLengthMismatch(index: i, expected: expected, declared: input.count)
+                        }
+                        output.copyMemory(from: input)
+                    }
+                }
+            }
+            try copied.get()
+            let actual = ChunkDigest(hashing: UnsafeRawBufferPointer(output))
+            guard actual == manifest.digests[i] else {
+                throw .chunkHashMismatch(index: i, expected: manifest.digests[i], actual: actual)
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import ShoalCore
+
+/// `status`: the operator's view of a running tracker (no session needed).
+public struct StatusRequest: ControlMessage {
+    public static let messageType = MessageType.status
+    public init() {}
+}
+
+/// `trackerStatus`: counts, files and peers.
+public struct TrackerStatus: ControlMessage {
+    public static let messageType = MessageType.trackerStatus
+
+    public struct File: Codable, Sendable, Equatable {
+        public var name: String
+        public var contentID: ContentID
+        public var size: UInt64
+        public var holders: [String]
+        public var partialHolders: [String]
+        public init(name: String, contentID: ContentID, size: UInt64, holders: [String], partialHolders: [String]) {
+            self.name = name
+            self.contentID = contentID
+            self.size = size
+            self.holders = holders
+            self.partialHolders = partialHolders
+        }
+    }
+
+    public struct Peer: Codable, Sendable, Equatable {
+        public var user: String
+        public var connected: Bool
+        public var host: String?
+        public var port: Int?
+        public var countDownloads: Int
+        public var countFailures: Int
+        public var bytesServed: UInt64
+        public init(user: String, connected: Bool, host: String?, port: Int?, countDownloads: Int, countFailures: Int, bytesServed: UInt64) {
+            self.user = user
+            self.connected = connected
+            self.host = host
+            self.port = port
+            self.countDownloads = countDownloads
+            self.countFailures = countFailures
+            self.bytesServed = bytesServed
+        }
+    }
+
+    public var registered: Int
+    public var connected: Int
+    public var files: [File]
+    public var peers: [Peer]
+    public init(registered: Int, connected: Int, files: [File], peers: [Peer]) {
+        self.registered = registered
+        self.connected = connected
+        self.files = files
+        self.peers = peers
+    }
+}

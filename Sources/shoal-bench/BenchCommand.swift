@@ -1,0 +1,12 @@
+import ArgumentParser
+
+/// `shoal-bench`: figures, not tests. Run with `swift run -c release shoal-bench ...`.
+@main
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shoal-bench",
+        abstract: "Benchmarks for Shoal (throughput figures printed beside standard tools).",
+        subcommands: [CodecBenchmark.self],
+        defaultSubcommand: CodecBenchmark.self
+    )
+}

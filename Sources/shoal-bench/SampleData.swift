@@ -1,0 +1,74 @@
+import Foundation
+
+/// Deterministic sample files for benchmarks: incompressible bytes and log-like text.
+enum SampleData {
+    /// SplitMix64: fast, seeded, good enough to defeat deflate.
+    struct Generator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    /// Writes `size` bytes of random data to `path`.
+    static func writeRandom(path: String, size: Int, seed: UInt64 = 1) throws {
+        var generator = Generator(state: seed)
+        try write(path: path, size: size) { buffer in
+            buffer.withMemoryRebound(to: UInt64.self) { words in
+                for i in words.indices { words[i] = generator.next() }
+            }
+        }
+    }
+
+    /// Writes `size` bytes of log-like text (timestamps, levels, paths, ids) to `path`.
+    static func writeLogText(path: String, size: Int, seed: UInt64 = 2) throws {
+        var generator = Generator(state: seed)
+        let levels = ["INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR"]
+        let verbs = ["GET", "GET", "POST", "PUT", "DELETE"]
+        let paths = ["/api/v1/files", "/api/v1/peers", "/api/v1/chunks", "/health", "/api/v1/users/login", "/static/app.js"]
+        let messages = ["request served", "cache miss, fetching from origin", "slow response from upstream",
+                        "connection reset by peer", "chunk verified", "session renewed"]
+        var pending = [UInt8]()
+        var second = 0
+        try write(path: path, size: size) { buffer in
+            var filled = 0
+            while filled < buffer.count {
+                if pending.isEmpty {
+                    let r = generator.next()
+                    second += Int(r % 3)
+                    let line = String(format: "2026-11-27T%02d:%02d:%02d.%03dZ %@ [worker-%d] %@ %@?id=%d status=%d bytes=%d %@\n",
+                                      (second / 3600) % 24, (second / 60) % 60, second % 60, Int(r >> 8 % 1000) % 1000,
+                                      levels[Int(r >> 16) % levels.count], Int(r >> 20) % 8, verbs[Int(r >> 24) % verbs.count],
+                                      paths[Int(r >> 28) % paths.count], Int(r >> 32) % 100_000,
+                                      [200, 200, 200, 304, 404, 500][Int(r >> 40) % 6], Int(r >> 44) % 65536,
+                                      messages[Int(r >> 50) % messages.count])
+                    pending = Array(line.utf8)
+                }
+                let n = min(pending.count, buffer.count - filled)
+                for i in 0..<n { buffer[filled + i] = pending[i] }
+                pending.removeFirst(n)
+                filled += n
+            }
+        }
+    }
+
+    private static func write(path: String, size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        let block = 1 << 20
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: block, alignment: 8)
+        defer { buffer.deallocate() }
+        var written = 0
+        while written < size {
+            fill(buffer)
+            let n = min(block, size - written)
+            try handle.write(contentsOf: Data(bytes: buffer.baseAddress!, count: n))
+            written += n
+        }
+    }
+}

@@ -1,0 +1,17 @@
+import ArgumentParser
+import ShoalWire
+
+/// The `shoal` executable: a thin layer that parses arguments and calls the libraries.
+@main
+struct ShoalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shoal",
+        abstract: "Peer-to-peer file transfer: chunked, verified, parallel, compressed.",
+        discussion: """
+        A tracker keeps accounts and knows which peer shares what; every peer \
+        both downloads and serves. See README.md and PROTOCOL.md.
+        """,
+        version: ShoalVersion.current,
+        subcommands: [ManifestCommand.self]
+    )
+}

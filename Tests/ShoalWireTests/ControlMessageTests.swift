@@ -1,0 +1,107 @@
+import NIOCore
+import ShoalCore
+import ShoalTestSupport
+import ShoalWire
+import Testing
+
+@Suite("Control messages")
+struct ControlMessageTests {
+    static let id = ContentID(hex: String(repeating: "ab", count: 32))!
+    static let manifest = try! Manifest(canonicalBytes: Fixtures.bytes("manifests/data.bin-16KiB.manifest"))
+
+    static let samples: [Message] = [
+        .hello(Hello(role: "peer", software: "shoal 0.1.0")),
+        .helloAck(HelloAck(role: "tracker", software: "shoal 0.1.0")),
+        .error(ErrorReply(code: .nameTaken, message: "the name maria is taken")),
+        .checkActive(CheckActive(nonce: 77)), .active(Active(nonce: 77)),
+        .register(Register(user: "maria", password: "s3cret")), .registered(Registered(user: "maria")),
+        .login(Login(user: "maria", password: "s3cret", port: 9000)),
+        .loggedIn(LoggedIn(token: "00ff", user: "maria", countDownloads: 2, countFailures: 1)),
+        .logout(Logout(token: "00ff")), .loggedOut(LoggedOut()),
+        .announce(Announce(token: "t", replace: true, files: [
+            AnnouncedFile(name: "καλημέρα.txt", contentID: manifest.contentID, manifest: ManifestPayload(manifest)),
+            AnnouncedFile(name: "x", contentID: id, have: [1, 2], withdrawn: false),
+        ])),
+        .announced(Announced(files: 2)),
+        .list(ListFiles(token: "t")),
+        .fileList(FileList(files: [ListedFile(name: "a b.txt", contentID: id, size: 5, holders: 1, partialHolders: 0)])),
+        .details(Details(token: "t", name: "a")),
+        .fileDetails(FileDetails(files: [FileDetail(name: "a", contentID: manifest.contentID, manifest: ManifestPayload(manifest), holders: [
+            Holder(user: "maria", host: "127.0.0.1", port: 9000, countDownloads: 3, countFailures: 0, bytesServed: 100, chunks: nil),
+        ])])),
+        .report(Report(token: "t", contentID: id, holder: "maria", outcome: .failure, bytes: 0)),
+        .reported(Reported(holder: "maria", countDownloads: 3, countFailures: 1)),
+        .status(StatusRequest()),
+        .trackerStatus(TrackerStatus(registered: 2, connected: 1, files: [], peers: [
+            .init(user: "maria", connected: true, host: "127.0.0.1", port: 1, countDownloads: 0, countFailures: 0, bytesServed: 0),
+        ])),
+    ]
+
+    /// Every message survives frame encoding and decoding; every type is covered.
+    @Test func everyMessageRoundTrips() throws {
+        var seen = Set<MessageType>()
+        for message in Self.samples + [.chunkRequest(ChunkRequest(contentID: Self.id, index: 1)),
+                                        .chunkData(ChunkData(contentID: Self.id, index: 1, rawLength: 3, isCompressed: false, data: ByteBuffer(bytes: [1, 2, 3])))] {
+            let frame = try message.frame(requestID: 42)
+            seen.insert(frame.type)
+            var wire = frame.encoded()
+            var decoder = FrameDecoder()
+            let decoded = try #require(try decoder.decode(buffer: &wire))
+            #expect(decoded.requestID == 42)
+            #expect(try Message(frame: decoded) == message)
+        }
+        #expect(seen == Set(MessageType.allCases))
+    }
+
+    /// A reply too big for one frame is an error for the sender, not a crash.
+    @Test func oversizeMessageIsAnError() {
+        let huge = FileList(files: Array(repeating: ListedFile(name: String(repeating: "n", count: 255), contentID: Self.id, size: 1, holders: 1, partialHolders: 0), count: 50_000))
+        #expect(throws: WireError.self) { try huge.frame(requestID: 1) }
+    }
+
+    /// Local wire errors map to the error reply a server sends before closing.
+    @Test func wireErrorsMapToReplies() {
+        #expect(WireError.unsupportedVersion(received: 2, supported: 1).reply.code == .unsupportedVersion)
+        #expect(WireError.frameTooLarge(length: 1 << 30, limit: 1 << 24).reply.code == .tooLarge)
+        #expect(WireError.unknownMessageType(0x7F).reply.code == .badRequest)
+        #expect(WireError.remote(code: "name_taken", message: "taken").reply == ErrorReply(code: .nameTaken, message: "taken"))
+    }
+
+    /// A manifest survives its JSON form, and a forged one is caught.
+    @Test func manifestPayload() throws {
+        let payload = ManifestPayload(Self.manifest)
+        #expect(try payload.manifest(expecting: Self.manifest.contentID) == Self.manifest)
+        #expect(throws: ManifestError.self) { try payload.manifest(expecting: Self.id) }
+        var lying = payload
+        lying.fileSize += 20_000
+        #expect(throws: ManifestError.chunkCountMismatch(expected: 20, actual: 19)) { try lying.manifest() }
+        var garbage = payload
+        garbage.digests = "not base64!"
+        #expect(throws: ManifestError.badDigestEncoding) { try garbage.manifest() }
+        var absurd = payload
+        absurd.fileSize = .max
+        #expect(throws: ManifestError.fileTooLarge(size: .max, limit: 1 << 40)) { try absurd.manifest() }
+    }
+
+    /// Malformed JSON and missing fields give a message that says what is wrong.
+    @Test func malformedPayloads() throws {
+        for (name, fragment) in [("malformed-json", "could not be decoded"), ("missing-field", "missing field 'password'")] {
+            var decoder = FrameDecoder()
+            var buffer = ByteBuffer(bytes: Fixtures.bytes("frames/broken/\(name).frame"))
+            let frame = try #require(try decoder.decode(buffer: &buffer))
+            do {
+                _ = try Message(frame: frame)
+                Issue.record("\(name) decoded")
+            } catch {
+                #expect(error.description.contains(fragment), "\(error)")
+                guard case .malformedPayload(type: "login", _) = error else {
+                    Issue.record("\(name): \(error)")
+                    continue
+                }
+            }
+        }
+        let wrongType = Frame(type: .login, requestID: 1, payload: ByteBuffer(string: #"{"user": 5, "password": "x", "port": 1}"#))
+        #expect(throws: WireError.malformedPayload(type: "login", reason: "field 'user' has the wrong type")) { try Message(frame: wrongType) }
+        #expect(throws: WireError.self) { try Login(frame: try CheckActive(nonce: 1).frame(requestID: 1)) }
+    }
+}

@@ -1,0 +1,122 @@
+import NIOCore
+import NIOTestUtils
+import ShoalCore
+import ShoalTestSupport
+import ShoalWire
+import Testing
+
+@Suite("Frame decoder")
+struct FrameDecoderTests {
+    static func sampleFrames(chunkBytes: Int = 70_000) -> [Frame] {
+        var generator = SeededGenerator(seed: 11)
+        return [
+            try! CheckActive(nonce: 1).frame(requestID: 1),
+            try! Hello(role: "peer", software: "test").frame(requestID: 0),
+            Frame(type: .chunkData, flags: [.compressed], requestID: 99, payload: ByteBuffer(bytes: generator.bytes(chunkBytes))),
+            Frame(type: .loggedOut, requestID: 5, payload: ByteBuffer(string: "{}")),
+            Frame(type: .chunkRequest, requestID: 6, payload: ByteBuffer(bytes: generator.bytes(36))),
+        ]
+    }
+
+    /// Frames come out the same whether bytes arrive one at a time, all at once, or in random pieces.
+    @Test func anyReadBoundaries() throws {
+        let frames = Self.sampleFrames()
+        var stream = ByteBuffer()
+        for frame in frames { frame.write(to: &stream) }
+
+        for seed in UInt64(0)..<50 {
+            var generator = SeededGenerator(seed: seed)
+            var decoder = FrameDecoder()
+            var decoded: [Frame] = []
+            var input = ByteBuffer()
+            var rest = stream
+            while rest.readableBytes > 0 {
+                let n = seed == 0 ? 1 : Int.random(in: 1...max(1, rest.readableBytes), using: &generator)
+                var piece = rest.readSlice(length: min(n, rest.readableBytes))!
+                input.writeBuffer(&piece)
+                while let frame = try decoder.decode(buffer: &input) { decoded.append(frame) }
+            }
+            #expect(decoded == frames, "seed \(seed)")
+            #expect(try decoder.decodeLast(buffer: &input, seenEOF: true) == nil)
+        }
+    }
+
+    /// NIO's own verifier: byte by byte and in batches, the same frames come out.
+    @Test func nioDecoderVerifier() throws {
+        // Small frames: the verifier tries many splittings of its input.
+        let frames = Self.sampleFrames(chunkBytes: 600)
+        let pairs = frames.map { ($0.encoded(), [$0]) }
+        try ByteToMessageDecoderVerifier.verifyDecoder(inputOutputPairs: pairs) { FrameDecoder() }
+    }
+
+    /// Encoding through the channel encoder gives the same bytes as `write(to:)`.
+    @Test func encoderMatchesWrite() throws {
+        for frame in Self.sampleFrames() {
+            var out = ByteBuffer()
+            try FrameEncoder().encode(data: frame, out: &out)
+            #expect(out == frame.encoded())
+            #expect(out.readableBytes == FrameHeader.size + frame.payload.readableBytes)
+        }
+    }
+
+    private func decodeAll(_ bytes: [UInt8], limit: Int = FrameHeader.maximumPayloadLength) throws -> [Frame] {
+        var decoder = FrameDecoder(maximumPayloadLength: limit)
+        var buffer = ByteBuffer(bytes: bytes)
+        var frames: [Frame] = []
+        while let frame = try decoder.decode(buffer: &buffer) { frames.append(frame) }
+        while let frame = try decoder.decodeLast(buffer: &buffer, seenEOF: true) { frames.append(frame) }
+        return frames
+    }
+
+    /// Each frame broken on purpose gives its own typed error.
+    @Test func brokenFramesGiveTypedErrors() throws {
+        let cases: [(String, WireError)] = [
+            ("wrong-version", .unsupportedVersion(received: 2, supported: 1)),
+            ("unknown-type", .unknownMessageType(0x7F)),
+            ("oversize-length", .frameTooLarge(length: 0xFFFF_FFF0, limit: FrameHeader.maximumPayloadLength)),
+            ("undefined-flags", .unknownFlags(0x01, type: 0x01)),
+            ("nonzero-reserved", .nonzeroReserved(1)),
+            ("truncated-header", .truncatedFrame(expected: 12, received: 7)),
+        ]
+        for (name, expected) in cases {
+            #expect(throws: expected, "\(name)") { try decodeAll(Fixtures.bytes("frames/broken/\(name).frame")) }
+        }
+        let truncated = Fixtures.bytes("frames/broken/truncated-payload.frame")
+        #expect(throws: WireError.truncatedFrame(expected: truncated.count + 5, received: truncated.count)) {
+            try decodeAll(truncated)
+        }
+    }
+
+    /// An oversize length is refused from the header alone: the payload is never awaited or buffered.
+    @Test func oversizeRefusedBeforePayload() throws {
+        var decoder = FrameDecoder(maximumPayloadLength: 1024)
+        var header = ByteBuffer()
+        FrameHeader(type: .announce, length: 1025, requestID: 1).write(to: &header)
+        #expect(throws: WireError.frameTooLarge(length: 1025, limit: 1024)) { try decoder.decode(buffer: &header) }
+        // Exactly at the limit is fine.
+        var ok = ByteBuffer()
+        Frame(type: .announce, requestID: 1, payload: ByteBuffer(repeating: 0x20, count: 1024)).write(to: &ok)
+        var decoder2 = FrameDecoder(maximumPayloadLength: 1024)
+        #expect(try decoder2.decode(buffer: &ok)?.payload.readableBytes == 1024)
+    }
+
+    /// Golden frames from the Python generator decode to the expected messages.
+    @Test func goldenFramesDecode() throws {
+        let hello = try decodeAll(Fixtures.bytes("frames/hello.frame"))
+        #expect(try Message(frame: #require(hello.first)) == .hello(Hello(versions: [1], role: "peer", software: "shoal 0.1.0")))
+        let error = try decodeAll(Fixtures.bytes("frames/error.frame"))
+        #expect(try Message(frame: #require(error.first)) == .error(ErrorReply(code: .notFound, message: "no file named report.txt")))
+        #expect(error.first?.requestID == 9)
+        let check = try decodeAll(Fixtures.bytes("frames/checkActive.frame"))
+        #expect(try Message(frame: #require(check.first)) == .checkActive(CheckActive(nonce: 42)))
+    }
+
+    /// Our encoder produces byte-for-byte the golden frames of the specification.
+    @Test func encodingMatchesGoldenBytes() throws {
+        #expect(Array(buffer: try Hello(versions: [1], role: "peer", software: "shoal 0.1.0").frame(requestID: 0).encoded()) == Fixtures.bytes("frames/hello.frame"))
+        #expect(Array(buffer: try HelloAck(version: 1, role: "tracker", software: "shoal 0.1.0").frame(requestID: 0).encoded()) == Fixtures.bytes("frames/helloAck.frame"))
+        #expect(Array(buffer: try CheckActive(nonce: 42).frame(requestID: 3).encoded()) == Fixtures.bytes("frames/checkActive.frame"))
+        let manifest = try Manifest(canonicalBytes: Fixtures.bytes("frames/notes.txt.manifest"))
+        #expect(Array(buffer: ChunkRequest(contentID: manifest.contentID, index: 0).frame(requestID: 7).encoded()) == Fixtures.bytes("frames/chunkRequest.frame"))
+    }
+}
