@@ -35,11 +35,20 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
-        // The tracker: accounts, sessions, chunk registry (filled by the tracker issue).
+        // Connections: framed TCP client and server over NIOPosix, liveness probes.
+        .target(
+            name: "ShoalNet",
+            dependencies: [
+                "ShoalWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // The tracker: accounts, sessions, chunk registry, persistence.
         .target(
             name: "ShoalTracker",
             dependencies: [
-                "ShoalCore", "ShoalWire",
+                "ShoalCore", "ShoalWire", "ShoalNet",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -51,7 +60,7 @@ let package = Package(
         .target(
             name: "ShoalPeer",
             dependencies: [
-                "ShoalCore", "ShoalWire",
+                "ShoalCore", "ShoalWire", "ShoalNet",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -60,8 +69,9 @@ let package = Package(
         .executableTarget(
             name: "shoal",
             dependencies: [
-                "ShoalCore", "ShoalWire", "ShoalTracker", "ShoalPeer",
+                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker", "ShoalPeer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(

@@ -1,5 +1,5 @@
-/// Where a tracker listens and keeps its database.
-public struct TrackerConfiguration: Sendable, Equatable {
+/// Where a tracker listens, where it keeps its database, and its limits.
+public struct TrackerConfiguration: Sendable {
     /// The address peers reach the tracker on by default.
     public static let defaultHost = "127.0.0.1"
     /// The tracker's well-known port.
@@ -10,6 +10,22 @@ public struct TrackerConfiguration: Sendable, Equatable {
     public var host: String
     public var port: Int
     public var databasePath: String
+    /// A connection quiet this long is probed with `checkActive` (seconds).
+    public var probeInterval: Double = 30
+    /// A probe unanswered this long drops the connection and its session (seconds).
+    public var probeTimeout: Double = 10
+    /// A connection must complete the handshake within this time (seconds).
+    public var handshakeTimeout: Double = 10
+    /// A connection that has not logged in is closed after this time (seconds).
+    public var anonymousTimeout: Double = 120
+    /// Connections served at once; more get `busy`.
+    public var maximumConnections = 1024
+    /// The largest frame from a connection without a session (bytes).
+    public var anonymousFrameLimit = 64 * 1024
+    /// PBKDF2 rounds for new password hashes.
+    public var passwordRounds = PasswordHasher.defaultRounds
+    /// What one session may make the tracker remember.
+    public var limits = TrackerRegistry.Limits()
 
     public init(host: String = defaultHost, port: Int = defaultPort, databasePath: String = defaultDatabasePath) {
         self.host = host

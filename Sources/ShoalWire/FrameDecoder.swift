@@ -16,12 +16,19 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
     }
 
     private var state = State.waitingForHeader
-    /// The largest payload this decoder accepts.
-    public let maximumPayloadLength: Int
+    private let limit: @Sendable (MessageType) -> Int
 
     /// A decoder refusing payloads over `maximumPayloadLength` (at most the protocol's limit).
     public init(maximumPayloadLength: Int = FrameHeader.maximumPayloadLength) {
-        self.maximumPayloadLength = min(maximumPayloadLength, FrameHeader.maximumPayloadLength)
+        let limit = min(maximumPayloadLength, FrameHeader.maximumPayloadLength)
+        self.limit = { _ in limit }
+    }
+
+    /// A decoder whose limit depends on the message type (and may change over
+    /// the connection's life, e.g. large announces only once logged in). The
+    /// protocol's limit always applies on top.
+    public init(limit: @escaping @Sendable (MessageType) -> Int) {
+        self.limit = { min(limit($0), FrameHeader.maximumPayloadLength) }
     }
 
     public mutating func decode(buffer: inout ByteBuffer) throws -> Frame? {
@@ -44,7 +51,7 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
     /// Typed-throwing core shared by both entry points.
     public mutating func decodeFrame(_ buffer: inout ByteBuffer) throws(WireError) -> Frame? {
         if case .waitingForHeader = state {
-            guard let header = try FrameHeader.read(from: &buffer, maximumPayloadLength: maximumPayloadLength) else {
+            guard let header = try FrameHeader.read(from: &buffer, maximumPayloadLength: limit) else {
                 return nil
             }
             state = .waitingForPayload(header)

@@ -40,6 +40,11 @@ public struct FrameHeader: Hashable, Sendable {
     /// Reads and validates a header; returns nil (consuming nothing) if fewer
     /// than ``size`` bytes are readable.
     public static func read(from buffer: inout ByteBuffer, maximumPayloadLength: Int) throws(WireError) -> FrameHeader? {
+        try read(from: &buffer) { _ in maximumPayloadLength }
+    }
+
+    /// Like ``read(from:maximumPayloadLength:)`` with a limit per message type.
+    public static func read(from buffer: inout ByteBuffer, maximumPayloadLength limit: (MessageType) -> Int) throws(WireError) -> FrameHeader? {
         guard buffer.readableBytes >= size else { return nil }
         let start = buffer.readerIndex
         let version = buffer.getInteger(at: start, as: UInt8.self)!
@@ -53,8 +58,9 @@ public struct FrameHeader: Hashable, Sendable {
         guard type.allowedFlags.isSuperset(of: flags) else { throw .unknownFlags(flags.rawValue, type: rawType) }
         guard reserved == 0 else { throw .nonzeroReserved(reserved) }
         let length = buffer.getInteger(at: start + 4, as: UInt32.self)!
-        guard Int(length) <= maximumPayloadLength else {
-            throw .frameTooLarge(length: length, limit: maximumPayloadLength)
+        let maximum = limit(type)
+        guard Int(length) <= maximum else {
+            throw .frameTooLarge(length: length, limit: maximum)
         }
         let requestID = buffer.getInteger(at: start + 8, as: UInt32.self)!
         buffer.moveReaderIndex(forwardBy: size)

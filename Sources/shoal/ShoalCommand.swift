@@ -3,7 +3,7 @@ import ShoalWire
 
 /// The `shoal` executable: a thin layer that parses arguments and calls the libraries.
 @main
-struct ShoalCommand: ParsableCommand {
+struct ShoalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shoal",
         abstract: "Peer-to-peer file transfer: chunked, verified, parallel, compressed.",
@@ -12,6 +12,6 @@ struct ShoalCommand: ParsableCommand {
         both downloads and serves. See README.md and PROTOCOL.md.
         """,
         version: ShoalVersion.current,
-        subcommands: [ManifestCommand.self]
+        subcommands: [TrackerCommand.self, ManifestCommand.self]
     )
 }

@@ -1,0 +1,216 @@
+import NIOCore
+import NIOPosix
+import ShoalWire
+import Synchronization
+
+/// The initiating side of a Shoal connection: connects, performs the
+/// handshake, then sends requests and matches replies by request id (several
+/// may be in flight at once). It answers the other side's `checkActive` by
+/// itself, so a session to the tracker stays alive while its owner is busy.
+///
+/// Owns one TCP connection; ``close()`` ends it, and every request still
+/// waiting then fails with ``NetError/connectionClosed(peer:)``.
+public final class FramedConnection: Sendable {
+    /// `host:port` of the other side.
+    public let remote: String
+    /// The protocol version agreed in the handshake.
+    public var version: Int { state.withLock { $0.version } }
+    private let channel: any Channel
+    private let outbound: NIOAsyncChannelOutboundWriter<Frame>
+    private let state = Mutex(State())
+
+    private struct Pending {
+        var continuation: CheckedContinuation<Frame, any Error>
+        var timer: Scheduled<Void>?
+    }
+
+    private struct State: ~Copyable {
+        var nextRequestID: UInt32 = 1
+        var waiting: [UInt32: Pending] = [:]
+        var closedError: NetError?
+        var version = 0
+    }
+
+    private init(channel: any Channel, outbound: NIOAsyncChannelOutboundWriter<Frame>, remote: String) {
+        self.channel = channel
+        self.outbound = outbound
+        self.remote = remote
+    }
+
+    /// Connects to `host:port` and performs the handshake.
+    ///
+    /// - Parameters:
+    ///   - role: what this side says it is (`"peer"` or `"tool"`).
+    ///   - maximumPayloadLength: the largest frame accepted from the other side.
+    public static func connect(
+        host: String, port: Int, role: String,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        timeout: TimeAmount = .seconds(10),
+        maximumPayloadLength: Int = FrameHeader.maximumPayloadLength
+    ) async throws -> FramedConnection {
+        let asyncChannel: NIOAsyncChannel<Frame, Frame>
+        do {
+            asyncChannel = try await ClientBootstrap(group: group)
+                .connectTimeout(timeout)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try Framing.configure(channel, limit: { _ in maximumPayloadLength })
+                    }
+                }
+        } catch {
+            throw NetError.connectFailed(host: host, port: port, reason: Self.reason(error))
+        }
+        let remote = Framing.describe(asyncChannel.channel.remoteAddress)
+        let connection: FramedConnection = await withCheckedContinuation { continuation in
+            // The connection lives as long as this task: it reads replies until the channel closes.
+            Task {
+                try? await asyncChannel.executeThenClose { inbound, outbound in
+                    let connection = FramedConnection(channel: asyncChannel.channel, outbound: outbound, remote: remote)
+                    continuation.resume(returning: connection)
+                    await connection.readLoop(inbound)
+                }
+            }
+        }
+        do {
+            try await connection.handshake(role: role, timeout: timeout)
+        } catch {
+            connection.close()
+            throw error
+        }
+        return connection
+    }
+
+    /// Closes the connection; waiting requests fail.
+    public func close() {
+        channel.close(promise: nil)
+    }
+
+    /// Whether the connection is still open.
+    public var isOpen: Bool { channel.isActive && state.withLock { $0.closedError == nil } }
+
+    /// Sends `message` and returns the reply. An `error` reply is thrown as
+    /// ``NetError/wire(_:)`` carrying ``WireError/remote(code:message:)``.
+    public func request(_ message: Message, timeout: TimeAmount = .seconds(30)) async throws -> Message {
+        let reply = try await requestFrame(requestID: nil, timeout: timeout) { id throws(WireError) in try message.frame(requestID: id) }
+        let decoded: Message
+        do {
+            decoded = try Message(frame: reply)
+        } catch {
+            throw NetError.wire(error)
+        }
+        if case let .error(refusal) = decoded { throw NetError.wire(refusal.wireError) }
+        return decoded
+    }
+
+    /// Sends the frame `build` makes for a fresh request id and returns the reply frame as it came.
+    public func requestFrame(timeout: TimeAmount = .seconds(30), _ build: (UInt32) throws(WireError) -> Frame) async throws -> Frame {
+        try await requestFrame(requestID: nil, timeout: timeout, build)
+    }
+
+    private func requestFrame(requestID fixed: UInt32?, timeout: TimeAmount, _ build: (UInt32) throws(WireError) -> Frame) async throws -> Frame {
+        let id: UInt32 = fixed ?? state.withLock { state in
+            let id = state.nextRequestID
+            state.nextRequestID = state.nextRequestID >= 0x7FFF_FFFF ? 1 : state.nextRequestID + 1
+            return id
+        }
+        let frame: Frame
+        do {
+            frame = try build(id)
+        } catch {
+            throw NetError.wire(error)
+        }
+        let seconds = Double(timeout.nanoseconds) / 1e9
+        let operation = frame.type.description
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Frame, any Error>) in
+            let closed: NetError? = state.withLock { state in
+                if let error = state.closedError { return error }
+                state.waiting[id] = Pending(continuation: continuation)
+                return nil
+            }
+            if let closed {
+                continuation.resume(throwing: closed)
+                return
+            }
+            let timer = channel.eventLoop.scheduleTask(in: timeout) { [self] in
+                fail(id, with: .timedOut(operation: operation, seconds: seconds))
+            }
+            let answered = state.withLock { state in
+                guard state.waiting[id] != nil else { return true }
+                state.waiting[id]?.timer = timer
+                return false
+            }
+            if answered { timer.cancel() }
+            Task {
+                do {
+                    try await outbound.write(frame)
+                } catch {
+                    fail(id, with: .connectionClosed(peer: remote))
+                }
+            }
+        }
+    }
+
+    private func fail(_ id: UInt32, with error: NetError) {
+        let pending = state.withLock { $0.waiting.removeValue(forKey: id) }
+        pending?.timer?.cancel()
+        pending?.continuation.resume(throwing: error)
+    }
+
+    private func handshake(role: String, timeout: TimeAmount) async throws {
+        var machine = HandshakeStateMachine(role: .initiator, localRole: role, software: ShoalVersion.software)
+        guard case let .send(hello) = machine.start() else { return }
+        let reply = try await requestFrame(requestID: 0, timeout: timeout) { id throws(WireError) in try hello.frame(requestID: id) }
+        let message: Message
+        do {
+            message = try Message(frame: reply)
+        } catch {
+            throw NetError.wire(error)
+        }
+        switch machine.receive(message) {
+        case let .established(version, _):
+            state.withLock { $0.version = version }
+        case let .fail(error, _):
+            throw NetError.wire(error)
+        case .send:
+            throw NetError.wire(.handshakeFailed(reason: "unexpected handshake step"))
+        }
+    }
+
+    private func readLoop(_ inbound: NIOAsyncChannelInboundStream<Frame>) async {
+        var ending = NetError.connectionClosed(peer: remote)
+        do {
+            for try await frame in inbound {
+                if frame.type == .checkActive {
+                    // The other side asks whether we are alive: answer at once.
+                    if let probe = try? CheckActive(frame: frame), let answer = try? Active(nonce: probe.nonce).frame(requestID: frame.requestID) {
+                        try await outbound.write(answer)
+                    }
+                    continue
+                }
+                let pending = state.withLock { $0.waiting.removeValue(forKey: frame.requestID) }
+                pending?.timer?.cancel()
+                pending?.continuation.resume(returning: frame)
+            }
+        } catch let error as WireError {
+            ending = .wire(error)
+        } catch {}
+        let waiting = state.withLock { state in
+            state.closedError = ending
+            defer { state.waiting = [:] }
+            return state.waiting
+        }
+        for pending in waiting.values {
+            pending.timer?.cancel()
+            pending.continuation.resume(throwing: ending)
+        }
+    }
+
+    static func reason(_ error: any Error) -> String {
+        if let error = error as? IOError { return error.description }
+        let text = "\(error)"
+        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
+        if text.contains("connectTimeout") { return "timed out" }
+        return text
+    }
+}

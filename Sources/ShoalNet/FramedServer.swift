@@ -1,0 +1,154 @@
+import NIOCore
+import NIOPosix
+import ShoalWire
+import Synchronization
+
+/// A listening socket that hands each accepted connection, already framed, to
+/// a handler running in its own child task. One failing connection never
+/// stops the server; ``shutdown()`` closes the listener and every connection.
+///
+/// At most `maximumConnections` are served at once: the next one gets an
+/// `error` `busy` and is closed, so idle connections cannot grow memory
+/// without bound.
+public final class FramedServer: Sendable {
+    /// An accepted connection, framed.
+    public struct Connection: Sendable {
+        public let channel: NIOAsyncChannel<Frame, Frame>
+        /// `host:port` of the other side.
+        public let remote: String
+        /// The other side's IP address, as the tracker records it.
+        public let remoteHost: String
+    }
+
+    /// Where the server listens (with the real port when 0 was asked for).
+    public let host: String
+    public let port: Int
+    private let listener: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>
+    private let maximumConnections: Int
+    private let open = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    private init(listener: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>, host: String, port: Int, maximumConnections: Int) {
+        self.listener = listener
+        self.host = host
+        self.port = port
+        self.maximumConnections = maximumConnections
+    }
+
+    /// How one accepted connection is set up.
+    public struct ConnectionSetup: Sendable {
+        /// The largest payload accepted, per message type (may consult a ``FrameLimitGate``).
+        public var limit: @Sendable (MessageType) -> Int
+        /// Handlers added after the codec.
+        public var handlers: [any ChannelHandler & Sendable]
+        public init(limit: @escaping @Sendable (MessageType) -> Int = { _ in FrameHeader.maximumPayloadLength }, handlers: [any ChannelHandler & Sendable] = []) {
+            self.limit = limit
+            self.handlers = handlers
+        }
+    }
+
+    /// Binds `host:port` (0 picks a free port).
+    ///
+    /// - Parameter setup: called once per accepted connection.
+    public static func bind(
+        host: String, port: Int,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        maximumConnections: Int = 1024,
+        setup: @escaping @Sendable () -> ConnectionSetup = { ConnectionSetup() }
+    ) async throws -> FramedServer {
+        let listener: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>
+        do {
+            listener = try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelOption(.backlog, value: 256)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .bind(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let setup = setup()
+                        return try Framing.configure(channel, limit: setup.limit, extraHandlers: setup.handlers)
+                    }
+                }
+        } catch {
+            throw NetError.bindFailed(host: host, port: port, reason: FramedConnection.reason(error))
+        }
+        let bound = listener.channel.localAddress?.port ?? port
+        return FramedServer(listener: listener, host: host, port: bound, maximumConnections: maximumConnections)
+    }
+
+    /// The number of connections being served.
+    public var connectionCount: Int { open.withLock { $0.count } }
+
+    /// Accepts connections until ``shutdown()``, running `handler` for each in
+    /// its own task. Returns when the listener and every connection are closed.
+    public func run(_ handler: @escaping @Sendable (Connection) async -> Void) async {
+        await withDiscardingTaskGroup { group in
+            try? await listener.executeThenClose { inbound in
+                for try await child in inbound {
+                    let channel = child.channel
+                    let key = ObjectIdentifier(channel)
+                    let admitted = open.withLock { open in
+                        guard open.count < maximumConnections else { return false }
+                        open[key] = channel
+                        return true
+                    }
+                    let remoteAddress = channel.remoteAddress
+                    let connection = Connection(channel: child, remote: Framing.describe(remoteAddress), remoteHost: remoteAddress?.ipAddress ?? "unknown")
+                    group.addTask {
+                        guard admitted else {
+                            await Self.refuseBusy(child)
+                            return
+                        }
+                        await handler(connection)
+                        // Make sure the socket is closed whatever the handler did.
+                        try? await channel.close()
+                        self.open.withLock { _ = $0.removeValue(forKey: key) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops accepting and closes every connection.
+    public func shutdown() {
+        listener.channel.close(promise: nil)
+        let channels = open.withLock { Array($0.values) }
+        for channel in channels { channel.close(promise: nil) }
+    }
+
+    private static func refuseBusy(_ child: NIOAsyncChannel<Frame, Frame>) async {
+        try? await child.executeThenClose { _, outbound in
+            let reply = ErrorReply(code: .busy, message: "the server is serving its maximum number of connections; retry later")
+            if let frame = try? reply.frame(requestID: 0) { try await outbound.write(frame) }
+        }
+    }
+}
+
+extension FramedServer {
+    /// The responder's half of the handshake on a fresh connection: reads
+    /// `hello`, answers, and returns the agreed version, or sends the error
+    /// and throws. Any frame before `hello` fails the connection.
+    public static func acceptHandshake(
+        _ iterator: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
+        outbound: NIOAsyncChannelOutboundWriter<Frame>,
+        localRole: String
+    ) async throws -> Int {
+        var machine = HandshakeStateMachine(role: .responder, localRole: localRole, software: ShoalVersion.software)
+        guard let frame = try await iterator.next() else { throw NetError.connectionClosed(peer: "client") }
+        let message: Message
+        do {
+            message = try Message(frame: frame)
+        } catch {
+            if let reply = try? error.reply.frame(requestID: 0) { try? await outbound.write(reply) }
+            throw NetError.wire(error)
+        }
+        switch machine.receive(message) {
+        case let .established(version, reply):
+            if let reply { try await outbound.write(try reply.frame(requestID: frame.requestID)) }
+            return version
+        case let .fail(error, reply):
+            if let reply, let frame = try? reply.frame(requestID: frame.requestID) { try? await outbound.write(frame) }
+            throw NetError.wire(error)
+        case .send:
+            throw NetError.wire(.handshakeFailed(reason: "unexpected handshake step"))
+        }
+    }
+}

@@ -1,0 +1,38 @@
+import ShoalWire
+
+/// What went wrong with a connection. Messages say what to do next.
+public enum NetError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Nobody answered at that address.
+    case connectFailed(host: String, port: Int, reason: String)
+    /// Binding a listening socket failed.
+    case bindFailed(host: String, port: Int, reason: String)
+    /// No reply within the time allowed.
+    case timedOut(operation: String, seconds: Double)
+    /// The connection closed before the reply came.
+    case connectionClosed(peer: String)
+    /// The remote side broke the protocol.
+    case wire(WireError)
+    /// The reply was not the one the request calls for.
+    case unexpectedReply(expected: String, received: String)
+
+    public var description: String {
+        switch self {
+        case let .connectFailed(host, port, reason):
+            return "cannot connect to \(host):\(port) (\(reason)); check that it is running and the address is right"
+        case let .bindFailed(host, port, reason):
+            return "cannot listen on \(host):\(port) (\(reason)); pick another port or stop what is using it"
+        case let .timedOut(operation, seconds):
+            return "\(operation) got no answer within \(Self.format(seconds)) s; the other side is down or overloaded"
+        case let .connectionClosed(peer):
+            return "the connection to \(peer) closed unexpectedly"
+        case let .wire(error):
+            return error.description
+        case let .unexpectedReply(expected, received):
+            return "expected \(expected) but received \(received); the other side is confused or incompatible"
+        }
+    }
+
+    private static func format(_ seconds: Double) -> String {
+        seconds == seconds.rounded() ? String(Int(seconds)) : String(format: "%.1f", seconds)
+    }
+}

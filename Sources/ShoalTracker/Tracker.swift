@@ -1,0 +1,219 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ShoalCore
+import ShoalWire
+
+/// The tracker's brain: accounts (through an ``AccountStore``), sessions and
+/// holdings (a ``TrackerRegistry``) and the login throttle, behind one actor.
+/// ``TrackerServer`` feeds it one request at a time per connection.
+///
+/// Slow work (password hashing, database writes) runs on a thread pool, so
+/// the actor keeps serving other connections meanwhile; the state it reads
+/// after such a wait is read again, never assumed.
+public actor Tracker {
+    /// What a request did to the connection's session.
+    public enum SessionChange: Sendable, Equatable {
+        case none
+        case loggedIn(SessionToken)
+        case loggedOut
+    }
+
+    /// A request's outcome: the reply to send, and the session change.
+    public struct Outcome: Sendable {
+        public var reply: Result<Message, TrackerError>
+        public var session: SessionChange
+    }
+
+    private let store: any AccountStore
+    private let hasher: PasswordHasher
+    private let pool: NIOThreadPool
+    private let logger: Logger
+    private let now: @Sendable () -> Double
+    private var registry: TrackerRegistry
+    private var throttle = LoginThrottle()
+    /// Called to close a connection whose session was taken over by a new login.
+    private let closeConnection: @Sendable (UInt64) -> Void
+    private var nextConnection: UInt64 = 0
+    /// A hash to verify against when the user does not exist, so a wrong name
+    /// takes as long as a wrong password (no user enumeration by timing).
+    private let decoyHash: String
+
+    public init(
+        store: any AccountStore, configuration: TrackerConfiguration, logger: Logger,
+        now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
+        closeConnection: @escaping @Sendable (UInt64) -> Void = { _ in }
+    ) {
+        self.store = store
+        self.hasher = PasswordHasher(rounds: configuration.passwordRounds)
+        self.registry = TrackerRegistry(limits: configuration.limits)
+        self.logger = logger
+        self.now = now
+        self.closeConnection = closeConnection
+        self.decoyHash = PasswordHasher(rounds: configuration.passwordRounds).hash(UUID().uuidString)
+        self.pool = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
+        pool.start()
+    }
+
+    /// Stops the worker threads (after the server has stopped).
+    public func shutdown() async {
+        try? await pool.shutdownGracefully()
+    }
+
+    /// A fresh id for a new connection.
+    public func newConnectionID() -> UInt64 {
+        nextConnection += 1
+        return nextConnection
+    }
+
+    /// Connected peers right now.
+    public var connectedCount: Int { registry.connectedCount }
+
+    /// Handles one request from `connection` (whose peer is at `host`).
+    public func handle(_ message: Message, connection: UInt64, host: String) async -> Outcome {
+        do {
+            switch message {
+            case let .register(request):
+                return Outcome(reply: .success(.registered(try await register(request))), session: .none)
+            case let .login(request):
+                let (reply, token) = try await login(request, connection: connection, host: host)
+                return Outcome(reply: .success(.loggedIn(reply)), session: .loggedIn(token))
+            case let .logout(request):
+                let token = try session(request.token, connection)
+                if let peer = registry.logout(token) { logger.info("logout: \(peer.user) (\(registry.connectedCount) connected)") }
+                return Outcome(reply: .success(.loggedOut(LoggedOut())), session: .loggedOut)
+            case let .announce(request):
+                let token = try session(request.token, connection)
+                let count = try registry.announce(token, request)
+                let user = registry.peer(token)?.user ?? "?"
+                let partial = registry.peer(token)?.holdings.values.filter { !$0.isComplete }.count ?? 0
+                logger.info("announce: \(user) shares \(count) file\(count == 1 ? "" : "s") (\(partial) partial) after \(request.replace ? "a full" : "an incremental") announce of \(request.files.count)")
+                return Outcome(reply: .success(.announced(Announced(files: count))), session: .none)
+            case let .list(request):
+                _ = try session(request.token, connection)
+                return Outcome(reply: .success(.fileList(FileList(files: registry.list()))), session: .none)
+            case let .details(request):
+                let token = try session(request.token, connection)
+                let files = try registry.details(token, name: request.name, contentID: request.contentID)
+                return Outcome(reply: .success(.fileDetails(FileDetails(files: files))), session: .none)
+            case let .report(request):
+                return Outcome(reply: .success(.reported(try await report(request, connection: connection))), session: .none)
+            case .status:
+                return Outcome(reply: .success(.trackerStatus(try await status())), session: .none)
+            default:
+                throw TrackerError.badRequest("\(message.type) is not a request a tracker serves")
+            }
+        } catch let error as TrackerError {
+            return Outcome(reply: .failure(error), session: .none)
+        } catch {
+            return Outcome(reply: .failure(.storage("\(error)")), session: .none)
+        }
+    }
+
+    /// The connection carrying `token` closed: the session ends, its holdings go.
+    public func connectionClosed(_ token: SessionToken, connection: UInt64, reason: String) {
+        guard registry.peer(token)?.connection == connection, let peer = registry.logout(token) else { return }
+        logger.info("disconnect: \(peer.user) \(reason); its \(peer.holdings.count) file\(peer.holdings.count == 1 ? "" : "s") withdrawn (\(registry.connectedCount) connected)")
+    }
+
+    // MARK: - Requests
+
+    private func register(_ request: Register) async throws -> Registered {
+        let name: UserName
+        do { name = try UserName(request.user) } catch { throw TrackerError.invalidName(error) }
+        try Self.checkPassword(request.password)
+        let hasher = self.hasher
+        let store = self.store
+        let password = request.password
+        try await runBlocking {
+            try store.create(Account(user: name.value, passwordHash: hasher.hash(password)))
+        }
+        let accounts = (try? await runBlocking { try store.count() }) ?? 0
+        logger.info("register: \(name.value) (\(accounts) account\(accounts == 1 ? "" : "s"))")
+        return Registered(user: name.value)
+    }
+
+    private func login(_ request: Login, connection: UInt64, host: String) async throws -> (LoggedIn, SessionToken) {
+        let name: UserName
+        do { name = try UserName(request.user) } catch { throw TrackerError.invalidName(error) }
+        try Self.checkPassword(request.password)
+        guard (0...65_535).contains(request.port) else {
+            throw TrackerError.badRequest("port \(request.port) is not a TCP port (0 ... 65535)")
+        }
+        let wait = throttle.wait(user: name.value, now: now())
+        guard wait == 0 else {
+            logger.notice("login refused: \(name.value) is throttled for \(wait) s after repeated failures")
+            throw TrackerError.tooManyAttempts(user: name.value, retryAfterSeconds: wait)
+        }
+        let store = self.store
+        let hasher = self.hasher
+        let decoy = decoyHash
+        let password = request.password
+        let account: Account? = try await runBlocking {
+            let account = try store.account(named: name.value)
+            return hasher.verify(password, against: account?.passwordHash ?? decoy) ? account : nil
+        }
+        guard let account else {
+            throttle.failed(user: name.value, now: now())
+            logger.notice("login failed: \(name.value) from \(host)")
+            throw TrackerError.badCredentials
+        }
+        throttle.succeeded(user: name.value)
+        let token = SessionToken.random()
+        let peer = TrackerRegistry.Peer(
+            user: account.user, host: host, port: request.port, connection: connection,
+            countDownloads: account.countDownloads, countFailures: account.countFailures, bytesServed: account.bytesServed)
+        if let (_, replaced) = registry.login(token: token, peer: peer) {
+            logger.info("login: \(account.user) logged in again; the previous session (\(replaced.host):\(replaced.port)) is closed")
+            if replaced.connection != connection { closeConnection(replaced.connection) }
+        }
+        logger.info("login: \(account.user) from \(host), serving on port \(request.port) (\(registry.connectedCount) connected)")
+        return (LoggedIn(token: token.value, user: account.user, countDownloads: account.countDownloads, countFailures: account.countFailures), token)
+    }
+
+    private func report(_ request: Report, connection: UInt64) async throws -> Reported {
+        let token = try session(request.token, connection)
+        try registry.authorizeReport(token, contentID: request.contentID, holder: request.holder)
+        let reporter = registry.peer(token)?.user ?? "?"
+        let store = self.store
+        let succeeded = request.outcome == .success
+        guard let account = try await runBlocking({ try store.recordTransfer(holder: request.holder, succeeded: succeeded, bytes: request.bytes) }) else {
+            throw TrackerError.notFound("the account \(request.holder.debugDescription)")
+        }
+        registry.setCounters(user: account.user, downloads: account.countDownloads, failures: account.countFailures, bytesServed: account.bytesServed)
+        logger.info("report: \(reporter) says \(request.holder) \(succeeded ? "served" : "failed") \(request.contentID.short) (\(request.bytes) bytes); \(request.holder) now has \(account.countDownloads) downloads, \(account.countFailures) failures")
+        return Reported(holder: account.user, countDownloads: account.countDownloads, countFailures: account.countFailures)
+    }
+
+    private func status() async throws -> TrackerStatus {
+        let store = self.store
+        let accounts = try await runBlocking { try store.all() }
+        let connected = Dictionary(registry.connectedPeers.map { ($0.user, $0) }, uniquingKeysWith: { a, _ in a })
+        let peers = accounts.prefix(10_000).map { account in
+            let peer = connected[account.user]
+            return TrackerStatus.Peer(user: account.user, connected: peer != nil, host: peer?.host, port: peer?.port,
+                                      countDownloads: account.countDownloads, countFailures: account.countFailures,
+                                      bytesServed: account.bytesServed)
+        }
+        return TrackerStatus(registered: accounts.count, connected: registry.connectedCount, files: registry.fileStatus(), peers: Array(peers))
+    }
+
+    // MARK: - Helpers
+
+    /// The session `token` names, if it is open on this very connection.
+    private func session(_ token: String, _ connection: UInt64) throws(TrackerError) -> SessionToken {
+        let token = SessionToken(value: token)
+        guard registry.peer(token)?.connection == connection else { throw .notLoggedIn }
+        return token
+    }
+
+    private static func checkPassword(_ password: String) throws(TrackerError) {
+        guard !password.isEmpty else { throw .badRequest("the password is empty; choose one") }
+        guard password.utf8.count <= 1024 else { throw .badRequest("the password is over 1024 bytes; choose a shorter one") }
+    }
+
+    private func runBlocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await pool.runIfActive(work)
+    }
+}

@@ -1,0 +1,188 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ShoalNet
+import ShoalWire
+import Synchronization
+
+/// The tracker on the network: a ``FramedServer`` whose connections are
+/// served one request at a time by a ``Tracker``, with liveness probes, a
+/// handshake deadline, a deadline for logging in, and frame limits that stay
+/// small until a session is open.
+///
+/// ```swift
+/// let server = try await TrackerServer.start(configuration: configuration, logger: logger)
+/// print("listening on \(server.host):\(server.port)")
+/// await server.run()            // until server.shutdown()
+/// ```
+public final class TrackerServer: Sendable {
+    public let tracker: Tracker
+    public let configuration: TrackerConfiguration
+    private let server: FramedServer
+    private let store: SQLiteAccountStore
+    private let logger: Logger
+    private let connections: ConnectionTable
+
+    /// The address it listens on (with the real port when 0 was asked for).
+    public var host: String { server.host }
+    public var port: Int { server.port }
+
+    private init(tracker: Tracker, server: FramedServer, store: SQLiteAccountStore, configuration: TrackerConfiguration, logger: Logger, connections: ConnectionTable) {
+        self.tracker = tracker
+        self.server = server
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+        self.connections = connections
+    }
+
+    /// Opens the database and binds the listening socket.
+    public static func start(configuration: TrackerConfiguration, logger: Logger) async throws -> TrackerServer {
+        let store = try SQLiteAccountStore(path: configuration.databasePath)
+        let connections = ConnectionTable()
+        let tracker = Tracker(store: store, configuration: configuration, logger: logger,
+                              closeConnection: { id in connections.close(id) })
+        let probeAfter = TimeAmount.seconds(configuration.probeInterval)
+        let probeTimeout = TimeAmount.seconds(configuration.probeTimeout)
+        let anonymousLimit = configuration.anonymousFrameLimit
+        let server: FramedServer
+        do {
+            server = try await FramedServer.bind(
+                host: configuration.host, port: configuration.port,
+                maximumConnections: configuration.maximumConnections
+            ) {
+                let gate = FrameLimitGate()
+                let liveness = LivenessHandler(probeAfter: probeAfter, timeout: probeTimeout) { address in
+                    logger.info("liveness: \(Framing.describe(address)) did not answer CheckActive within \(configuration.probeTimeout) s; dropping it")
+                }
+                return FramedServer.ConnectionSetup(
+                    limit: { type in type == .announce && gate.isOpen ? FrameHeader.maximumPayloadLength : anonymousLimit },
+                    handlers: [gate, liveness])
+            }
+        } catch {
+            store.close()
+            await tracker.shutdown()
+            throw error
+        }
+        logger.info("tracker listening on \(server.host):\(server.port), database \(configuration.databasePath)")
+        return TrackerServer(tracker: tracker, server: server, store: store, configuration: configuration, logger: logger, connections: connections)
+    }
+
+    /// Serves until ``shutdown()``; then closes the database.
+    public func run() async {
+        await server.run { connection in await self.serve(connection) }
+        await tracker.shutdown()
+        store.close()
+        logger.info("tracker stopped")
+    }
+
+    /// Stops accepting, closes every connection (ending their sessions); ``run()`` then returns.
+    public func shutdown() {
+        logger.info("tracker shutting down")
+        server.shutdown()
+    }
+
+    private func serve(_ connection: FramedServer.Connection) async {
+        let id = await tracker.newConnectionID()
+        let channel = connection.channel.channel
+        connections.insert(id, channel)
+        defer { connections.remove(id) }
+        logger.debug("connection \(id) from \(connection.remote)")
+
+        let loop = channel.eventLoop
+        let handshakeDeadline = loop.scheduleTask(in: .seconds(configuration.handshakeTimeout)) { channel.close(promise: nil) }
+        let loginDeadline = loop.scheduleTask(in: .seconds(configuration.anonymousTimeout)) { channel.close(promise: nil) }
+        defer {
+            handshakeDeadline.cancel()
+            loginDeadline.cancel()
+        }
+        let gate = try? await channel.pipeline.handler(type: FrameLimitGate.self).get()
+        let liveness = try? await channel.pipeline.handler(type: LivenessHandler.self).get()
+        var machine = TrackerConnectionStateMachine()
+        var reason = "closed the connection"
+        do {
+            try await connection.channel.executeThenClose { inbound, outbound in
+                var iterator = inbound.makeAsyncIterator()
+                do {
+                    _ = try await FramedServer.acceptHandshake(&iterator, outbound: outbound, localRole: "tracker")
+                    handshakeDeadline.cancel()
+                    while let frame = try await iterator.next() {
+                        let message: Message
+                        do throws(WireError) {
+                            message = try Message(frame: frame)
+                        } catch {
+                            // A well-framed but undecodable request: refuse it, keep serving.
+                            logger.notice("bad request from \(connection.remote): \(error)")
+                            try await outbound.write(try error.reply.frame(requestID: frame.requestID))
+                            continue
+                        }
+                        switch machine.receive(message) {
+                        case .ignore:
+                            continue
+                        case let .answerProbe(nonce):
+                            try await outbound.write(try Active(nonce: nonce).frame(requestID: frame.requestID))
+                        case let .refuse(error):
+                            try await outbound.write(try error.reply.frame(requestID: frame.requestID))
+                        case .handle:
+                            let outcome = await tracker.handle(message, connection: id, host: connection.remoteHost)
+                            switch outcome.session {
+                            case let .loggedIn(token):
+                                if let previous = machine.loggedIn(token), previous != token {
+                                    await tracker.connectionClosed(previous, connection: id, reason: "logged in again on the same connection")
+                                }
+                                loginDeadline.cancel()
+                                gate?.open()
+                            case .loggedOut:
+                                machine.loggedOut()
+                                gate?.close()
+                            case .none:
+                                break
+                            }
+                            try await outbound.write(Self.replyFrame(outcome.reply, requestID: frame.requestID))
+                        }
+                    }
+                } catch let error as NetError {
+                    reason = "broke the protocol (\(error))"
+                    logger.notice("connection \(id) from \(connection.remote): \(error)")
+                } catch let error as WireError {
+                    reason = "broke the protocol (\(error))"
+                    logger.notice("connection \(id) from \(connection.remote): \(error)")
+                    if let frame = try? error.reply.frame(requestID: 0) { try? await outbound.write(frame) }
+                }
+            }
+        } catch {
+            logger.debug("connection \(id) ended: \(error)")
+        }
+        if liveness?.dropped == true { reason = "stopped answering CheckActive" }
+        if let token = machine.closed() {
+            await tracker.connectionClosed(token, connection: id, reason: reason)
+        }
+    }
+
+    private static func replyFrame(_ reply: Result<Message, TrackerError>, requestID: UInt32) throws -> Frame {
+        switch reply {
+        case let .success(message):
+            do {
+                return try message.frame(requestID: requestID)
+            } catch {
+                return try TrackerError.tooLarge(error.description).reply.frame(requestID: requestID)
+            }
+        case let .failure(error):
+            return try error.reply.frame(requestID: requestID)
+        }
+    }
+}
+
+/// Open connections by id, so a session taken over by a new login can have
+/// its old connection closed.
+final class ConnectionTable: Sendable {
+    private let channels = Mutex<[UInt64: any Channel]>([:])
+    func insert(_ id: UInt64, _ channel: any Channel) { channels.withLock { $0[id] = channel } }
+    func remove(_ id: UInt64) { _ = channels.withLock { $0.removeValue(forKey: id) } }
+    func close(_ id: UInt64) { channels.withLock { $0[id] }?.close(promise: nil) }
+}
+
+extension TimeAmount {
+    /// A duration from fractional seconds.
+    static func seconds(_ seconds: Double) -> TimeAmount { .nanoseconds(Int64(seconds * 1e9)) }
+}

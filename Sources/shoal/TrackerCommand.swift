@@ -1,0 +1,133 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ShoalNet
+import ShoalTracker
+import ShoalWire
+
+/// `shoal tracker`: run the tracker, or ask a running one for its status.
+struct TrackerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tracker",
+        abstract: "Run a tracker, or show a running tracker's status.",
+        subcommands: [TrackerServe.self, TrackerStatusCommand.self],
+        defaultSubcommand: TrackerServe.self
+    )
+}
+
+/// `shoal tracker [serve]`: the tracker server.
+struct TrackerServe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve as the tracker until SIGINT or SIGTERM.",
+        discussion: "The first line on stdout is `listening on HOST:PORT`; events are logged on stderr, one line each."
+    )
+
+    @Option(help: "The address to listen on.")
+    var host = TrackerConfiguration.defaultHost
+
+    @Option(help: "The port to listen on; 0 picks a free one.")
+    var port = TrackerConfiguration.defaultPort
+
+    @Option(help: "The SQLite database file for accounts and counters.")
+    var db = TrackerConfiguration.defaultDatabasePath
+
+    @Option(help: "Probe a peer that has been quiet this many seconds.")
+    var probeInterval: Double = 30
+
+    @Option(help: "Drop a peer whose probe goes unanswered this many seconds.")
+    var probeTimeout: Double = 10
+
+    @Option(help: "Serve at most this many connections at once.")
+    var maxConnections = 1024
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: Logger.Level = .info
+
+    @Option(help: .hidden)
+    var passwordRounds = 210_000
+
+    func validate() throws {
+        guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 ... 65535; got \(port)") }
+        guard probeInterval > 0, probeTimeout > 0 else { throw ValidationError("--probe-interval and --probe-timeout must be positive") }
+        guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
+        guard passwordRounds >= 1 else { throw ValidationError("--password-rounds must be positive") }
+    }
+
+    func run() async throws {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "shoal.tracker")
+        var configuration = TrackerConfiguration(host: host, port: port, databasePath: db)
+        configuration.probeInterval = probeInterval
+        configuration.probeTimeout = probeTimeout
+        configuration.maximumConnections = maxConnections
+        configuration.passwordRounds = passwordRounds
+
+        let server: TrackerServer
+        do {
+            server = try await TrackerServer.start(configuration: configuration, logger: logger)
+        } catch {
+            throw CLIError("\(error)")
+        }
+        Output.line("listening on \(Endpoint(host: server.host, port: server.port))")
+        let signals = TerminationSignals { number in
+            logger.info("received \(TerminationSignals.name(number))")
+            server.shutdown()
+        }
+        await server.run()
+        withExtendedLifetime(signals) {}
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// `shoal tracker status`: what a running tracker knows.
+struct TrackerStatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show a running tracker's registered and connected peers, files and counters."
+    )
+
+    @OptionGroup var options: TrackerOptions
+
+    @Flag(help: "Print one JSON document instead of text.")
+    var json = false
+
+    func run() async throws {
+        let status: TrackerStatus
+        do {
+            let connection = try await FramedConnection.connect(host: options.tracker.host, port: options.tracker.port, role: "tool")
+            defer { connection.close() }
+            guard case let .trackerStatus(reply) = try await connection.request(.status(StatusRequest()), timeout: .seconds(10)) else {
+                throw CLIError("the tracker answered status with something else")
+            }
+            status = reply
+        } catch let error as NetError {
+            throw CLIError("\(error)")
+        }
+        if json {
+            try Output.json(status)
+            return
+        }
+        Output.line("tracker \(options.tracker): \(status.registered) registered, \(status.connected) connected")
+        Output.line("")
+        Output.line(status.files.isEmpty ? "No files are shared." : "Files:")
+        for file in status.files {
+            let partial = file.partialHolders.isEmpty ? "" : "; partial: \(file.partialHolders.joined(separator: ", "))"
+            Output.line("  \(file.name)  \(file.contentID.short)  \(Output.bytes(file.size))  holders: \(file.holders.isEmpty ? "-" : file.holders.joined(separator: ", "))\(partial)")
+        }
+        Output.line("")
+        Output.line(status.peers.isEmpty ? "No accounts." : "Peers:")
+        let width = status.peers.map(\.user.count).max() ?? 0
+        for peer in status.peers {
+            let name = peer.user.padding(toLength: width, withPad: " ", startingAt: 0)
+            let place = peer.connected ? "connected  \(Endpoint(host: peer.host ?? "?", port: peer.port ?? 0))" : "offline"
+            Output.line("  \(name)  \(place)  downloads \(peer.countDownloads)  failures \(peer.countFailures)  served \(Output.bytes(peer.bytesServed))")
+        }
+    }
+}
