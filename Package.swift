@@ -85,7 +85,11 @@ let package = Package(
         // Fixture access and helpers shared by the test targets.
         .target(
             name: "ShoalTestSupport",
-            dependencies: ["ShoalCore", "ShoalWire", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/ShoalTestSupport"
         ),
         .testTarget(name: "ShoalCoreTests", dependencies: ["ShoalCore", "ShoalTestSupport"]),
@@ -98,5 +102,14 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ShoalPeerTests", dependencies: ["ShoalPeer", "ShoalCore", "ShoalTestSupport"]),
+        .testTarget(
+            name: "ShoalTrackerTests",
+            dependencies: [
+                "ShoalTracker", "ShoalNet", "ShoalWire", "ShoalCore", "ShoalTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
     ]
 )

@@ -31,10 +31,13 @@ public final class FramedConnection: Sendable {
         var version = 0
     }
 
-    private init(channel: any Channel, outbound: NIOAsyncChannelOutboundWriter<Frame>, remote: String) {
+    private let answersProbes: Bool
+
+    private init(channel: any Channel, outbound: NIOAsyncChannelOutboundWriter<Frame>, remote: String, answersProbes: Bool) {
         self.channel = channel
         self.outbound = outbound
         self.remote = remote
+        self.answersProbes = answersProbes
     }
 
     /// Connects to `host:port` and performs the handshake.
@@ -42,11 +45,13 @@ public final class FramedConnection: Sendable {
     /// - Parameters:
     ///   - role: what this side says it is (`"peer"` or `"tool"`).
     ///   - maximumPayloadLength: the largest frame accepted from the other side.
+    ///   - answersProbes: whether to answer `checkActive` (tests turn it off to play a dead peer).
     public static func connect(
         host: String, port: Int, role: String,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         timeout: TimeAmount = .seconds(10),
-        maximumPayloadLength: Int = FrameHeader.maximumPayloadLength
+        maximumPayloadLength: Int = FrameHeader.maximumPayloadLength,
+        answersProbes: Bool = true
     ) async throws -> FramedConnection {
         let asyncChannel: NIOAsyncChannel<Frame, Frame>
         do {
@@ -66,7 +71,7 @@ public final class FramedConnection: Sendable {
             // The connection lives as long as this task: it reads replies until the channel closes.
             Task {
                 try? await asyncChannel.executeThenClose { inbound, outbound in
-                    let connection = FramedConnection(channel: asyncChannel.channel, outbound: outbound, remote: remote)
+                    let connection = FramedConnection(channel: asyncChannel.channel, outbound: outbound, remote: remote, answersProbes: answersProbes)
                     continuation.resume(returning: connection)
                     await connection.readLoop(inbound)
                 }
@@ -84,6 +89,11 @@ public final class FramedConnection: Sendable {
     /// Closes the connection; waiting requests fail.
     public func close() {
         channel.close(promise: nil)
+    }
+
+    /// Completes when the connection has closed.
+    public func closed() async {
+        try? await channel.closeFuture.get()
     }
 
     /// Whether the connection is still open.
@@ -182,6 +192,7 @@ public final class FramedConnection: Sendable {
         do {
             for try await frame in inbound {
                 if frame.type == .checkActive {
+                    guard answersProbes else { continue }
                     // The other side asks whether we are alive: answer at once.
                     if let probe = try? CheckActive(frame: frame), let answer = try? Active(nonce: probe.nonce).frame(requestID: frame.requestID) {
                         try await outbound.write(answer)
@@ -189,8 +200,14 @@ public final class FramedConnection: Sendable {
                     continue
                 }
                 let pending = state.withLock { $0.waiting.removeValue(forKey: frame.requestID) }
-                pending?.timer?.cancel()
-                pending?.continuation.resume(returning: frame)
+                if let pending {
+                    pending.timer?.cancel()
+                    pending.continuation.resume(returning: frame)
+                } else if frame.type == .error, frame.requestID == 0, let refusal = try? ErrorReply(frame: frame) {
+                    // An error about no request in particular: the other side is about to
+                    // close, and this says why. Requests still waiting fail with it.
+                    ending = .wire(refusal.wireError)
+                }
             }
         } catch let error as WireError {
             ending = .wire(error)

@@ -43,6 +43,16 @@ public struct TrackerRegistry: Sendable {
         /// ones it may `report` about (each once).
         var given: [ContentID: Set<String>] = [:]
         var announcedChunks = 0
+
+        public init(user: String, host: String, port: Int, connection: UInt64, countDownloads: Int, countFailures: Int, bytesServed: UInt64) {
+            self.user = user
+            self.host = host
+            self.port = port
+            self.connection = connection
+            self.countDownloads = countDownloads
+            self.countFailures = countFailures
+            self.bytesServed = bytesServed
+        }
     }
 
     /// One content held by one session.

@@ -1,0 +1,128 @@
+import Foundation
+import Logging
+import ShoalCore
+import ShoalNet
+import ShoalTracker
+import ShoalWire
+
+/// A real tracker on a free loopback port with its own temporary database,
+/// fast password hashing and short timeouts, for tests. Stop it with `stop()`.
+public final class TestTracker: Sendable {
+    public let server: TrackerServer
+    public let log: CapturedLog
+    public let directory: TemporaryDirectory
+    private let task: Task<Void, Never>
+
+    public var port: Int { server.port }
+    public var databasePath: String { server.configuration.databasePath }
+
+    /// Starts a tracker; `configure` may change the configuration first.
+    public static func start(
+        directory: TemporaryDirectory? = nil,
+        _ configure: (inout TrackerConfiguration) -> Void = { _ in }
+    ) async throws -> TestTracker {
+        let directory = try directory ?? TemporaryDirectory("shoal-tracker")
+        var configuration = TrackerConfiguration(host: "127.0.0.1", port: 0, databasePath: directory.file("tracker.sqlite"))
+        configuration.passwordRounds = 1_000
+        configuration.probeInterval = 30
+        configure(&configuration)
+        let log = CapturedLog()
+        let server = try await TrackerServer.start(configuration: configuration, logger: log.logger(label: "shoal.tracker"))
+        return TestTracker(server: server, log: log, directory: directory)
+    }
+
+    private init(server: TrackerServer, log: CapturedLog, directory: TemporaryDirectory) {
+        self.server = server
+        self.log = log
+        self.directory = directory
+        self.task = Task { await server.run() }
+    }
+
+    /// Shuts the tracker down and waits until it has stopped (database closed).
+    public func stop() async {
+        server.shutdown()
+        await task.value
+    }
+
+    /// Stops the tracker and removes its folder.
+    public func stopAndRemove() async {
+        await stop()
+        directory.remove()
+    }
+
+    /// A new client connection to this tracker.
+    public func connect(answersProbes: Bool = true) async throws -> FramedConnection {
+        try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", timeout: .seconds(5), answersProbes: answersProbes)
+    }
+}
+
+/// Shorthands for the requests tests make.
+extension FramedConnection {
+    public func register(_ user: String, _ password: String = "pw-\(UUID().uuidString.prefix(6))") async throws {
+        _ = try await request(.register(Register(user: user, password: password)), timeout: .seconds(10))
+    }
+
+    /// Logs in and returns the session token.
+    public func login(_ user: String, _ password: String, port: Int = 9000) async throws -> String {
+        guard case let .loggedIn(reply) = try await request(.login(Login(user: user, password: password, port: port)), timeout: .seconds(10)) else {
+            throw NetError.unexpectedReply(expected: "loggedIn", received: "something else")
+        }
+        return reply.token
+    }
+
+    /// Registers and logs in.
+    public func signUp(_ user: String, port: Int = 9000) async throws -> String {
+        let password = "secret-of-\(user)"
+        try await register(user, password)
+        return try await login(user, password, port: port)
+    }
+
+    /// Announces complete files from manifests.
+    @discardableResult
+    public func announce(_ token: String, _ files: [(String, Manifest)], replace: Bool = true) async throws -> Int {
+        let entries = files.map { AnnouncedFile(name: $0.0, contentID: $0.1.contentID, manifest: ManifestPayload($0.1)) }
+        guard case let .announced(reply) = try await request(.announce(Announce(token: token, replace: replace, files: entries))) else {
+            throw NetError.unexpectedReply(expected: "announced", received: "something else")
+        }
+        return reply.files
+    }
+
+    public func list(_ token: String) async throws -> [ListedFile] {
+        guard case let .fileList(reply) = try await request(.list(ListFiles(token: token))) else {
+            throw NetError.unexpectedReply(expected: "fileList", received: "something else")
+        }
+        return reply.files
+    }
+
+    public func details(_ token: String, name: String? = nil, contentID: ContentID? = nil) async throws -> [FileDetail] {
+        guard case let .fileDetails(reply) = try await request(.details(Details(token: token, name: name, contentID: contentID))) else {
+            throw NetError.unexpectedReply(expected: "fileDetails", received: "something else")
+        }
+        return reply.files
+    }
+
+    public func status() async throws -> TrackerStatus {
+        guard case let .trackerStatus(reply) = try await request(.status(StatusRequest())) else {
+            throw NetError.unexpectedReply(expected: "trackerStatus", received: "something else")
+        }
+        return reply
+    }
+}
+
+/// The error code a refused request carried, or nil if it did not fail that way.
+public func refusalCode(_ body: () async throws -> Void) async -> String? {
+    do {
+        try await body()
+        return nil
+    } catch let NetError.wire(.remote(code, _)) {
+        return code
+    } catch {
+        return "unexpected: \(error)"
+    }
+}
+
+/// A small manifest for tests, from bytes made of `seed`.
+public func sampleManifest(_ seed: UInt8, size: Int = 40_000, chunkSize: UInt32 = 16 * 1024) -> Manifest {
+    let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) }
+    return try! ManifestBuilder(parallelism: 1).build(fileSize: UInt64(size), chunkSize: chunkSize, reader: MemoryChunkReader(bytes))
+}

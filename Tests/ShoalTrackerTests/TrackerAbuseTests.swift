@@ -1,0 +1,142 @@
+import Foundation
+import NIOCore
+import ShoalCore
+import ShoalNet
+import ShoalTestSupport
+import ShoalTracker
+import ShoalWire
+import Testing
+
+/// Broken frames, unknown requests, oversized input and idle connections:
+/// each gets a clear error or is closed, and everyone else keeps being served.
+@Suite("Tracker under bad input", .timeLimit(.minutes(2)))
+struct TrackerAbuseTests {
+    private func helloBytes() throws -> [UInt8] {
+        Array(buffer: try Hello(role: "peer", software: "test").frame(requestID: 0).encoded())
+    }
+
+    private func decodeReplies(_ bytes: [UInt8]) -> [Message] {
+        var decoder = FrameDecoder()
+        var buffer = ByteBuffer(bytes: bytes)
+        var messages: [Message] = []
+        while let frame = try? decoder.decodeFrame(&buffer), let message = try? Message(frame: frame) { messages.append(message) }
+        return messages
+    }
+
+    /// Garbage, a wrong version and an oversize length get an error frame, then the connection closes.
+    @Test func brokenFramesCloseTheConnection() async throws {
+        let tracker = try await TestTracker.start()
+        let cases: [([UInt8], String)] = [
+            (Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8), "unsupported_version"),
+            (Fixtures.bytes("frames/broken/wrong-version.frame"), "unsupported_version"),
+            (Fixtures.bytes("frames/broken/unknown-type.frame"), "bad_request"),
+            (Fixtures.bytes("frames/broken/oversize-length.frame"), "too_large"),
+            (try helloBytes() + Fixtures.bytes("frames/broken/oversize-length.frame"), "too_large"),
+            (try helloBytes() + Fixtures.bytes("frames/broken/undefined-flags.frame"), "bad_request"),
+        ]
+        for (bytes, code) in cases {
+            let socket = try RawSocket(port: tracker.port)
+            socket.send(bytes)
+            let (reply, closed) = await socket.readUntilClosedAsync()
+            #expect(closed, "the connection stays open after \(code)")
+            let codes = decodeReplies(reply).compactMap { message -> String? in
+                if case let .error(error) = message { return error.code.rawValue }
+                return nil
+            }
+            #expect(codes == [code])
+        }
+        // A truncated frame and silence: closed by the handshake deadline at the latest.
+        let client = try await tracker.connect()
+        #expect(try await client.status().registered == 0, "others are still served")
+        client.close()
+        await tracker.stopAndRemove()
+    }
+
+    /// Undecodable or unknown requests are refused, and the connection goes on.
+    @Test func badRequestsAreRefused() async throws {
+        let tracker = try await TestTracker.start()
+        let client = try await tracker.connect()
+        let code = await refusalCode { _ = try await client.request(.registered(Registered(user: "x"))) }
+        #expect(code == "bad_request")
+        let malformed = try await client.requestFrame { id in
+            Frame(type: .login, requestID: id, payload: ByteBuffer(string: #"{"user": "x", "password": "#))
+        }
+        guard case let .error(reply) = try Message(frame: malformed) else { Issue.record("accepted"); return }
+        #expect(reply.code == .badRequest)
+        #expect(reply.message.contains("login"))
+        let chunk = await refusalCode { _ = try await client.request(.chunkRequest(ChunkRequest(contentID: sampleManifest(1).contentID, index: 0))) }
+        #expect(chunk == "bad_request")
+        #expect(try await client.status().registered == 0, "the connection is still served")
+        client.close()
+        await tracker.stopAndRemove()
+    }
+
+    /// Large frames are refused before login; announces over the limits are refused after.
+    @Test func oversizedAnnounces() async throws {
+        let tracker = try await TestTracker.start { configuration in
+            configuration.limits.filesPerAnnounce = 5
+            configuration.anonymousFrameLimit = 4096
+        }
+        // Before login a 100 kB announce is refused from its header, and the connection closed.
+        let anonymous = try await tracker.connect()
+        let files = (0..<600).map { AnnouncedFile(name: "file-\($0)", contentID: sampleManifest(1).contentID) }
+        let big = Announce(token: "x", replace: true, files: files)
+        #expect(await refusalCode { _ = try await anonymous.request(.announce(big)) } == "too_large")
+        await anonymous.closed()
+
+        let client = try await tracker.connect()
+        let token = try await client.signUp("big")
+        let many = (0..<6).map { ("f\($0)", sampleManifest(UInt8($0))) }
+        #expect(await refusalCode { try await client.announce(token, many) } == "too_large")
+        #expect(try await client.announce(token, Array(many.prefix(5))) == 5)
+        client.close()
+        await tracker.stopAndRemove()
+    }
+
+    /// Connections over the cap get `busy`; idle ones are closed by the handshake
+    /// deadline; then everyone is served again.
+    @Test func idleConnectionsAreBounded() async throws {
+        let tracker = try await TestTracker.start { configuration in
+            configuration.maximumConnections = 40
+            configuration.handshakeTimeout = 1
+        }
+        var sockets: [RawSocket] = []
+        for _ in 0..<60 { sockets.append(try RawSocket(port: tracker.port, timeout: 10)) }
+        var busy = 0
+        var closed = 0
+        await withTaskGroup(of: (Bool, Bool).self) { group in
+            for socket in sockets {
+                group.addTask {
+                    let (bytes, wasClosed) = await socket.readUntilClosedAsync()
+                    let isBusy = self.decodeReplies(bytes).contains { if case let .error(e) = $0 { e.code == .busy } else { false } }
+                    return (isBusy, wasClosed)
+                }
+            }
+            for await (isBusy, wasClosed) in group {
+                if isBusy { busy += 1 }
+                if wasClosed { closed += 1 }
+            }
+        }
+        #expect(busy == 20)
+        #expect(closed == 60, "every idle connection was closed")
+        #expect(tracker.server.port > 0)
+        let client = try await tracker.connect()
+        _ = try await client.signUp("after")
+        client.close()
+        await tracker.stopAndRemove()
+    }
+
+    /// Hundreds of idle connections under the cap do not stop others being served.
+    @Test func othersServedBesideIdleConnections() async throws {
+        let tracker = try await TestTracker.start()
+        var idle: [RawSocket] = []
+        for _ in 0..<300 { idle.append(try RawSocket(port: tracker.port)) }
+        let client = try await tracker.connect()
+        let token = try await client.signUp("busy-day")
+        try await client.announce(token, [("x", sampleManifest(9))])
+        #expect(try await client.list(token).count == 1)
+        for socket in idle { socket.close() }
+        client.close()
+        await tracker.stopAndRemove()
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+import ShoalCore
+import ShoalTestSupport
+import ShoalTracker
+import ShoalWire
+import Testing
+
+@Suite("Tracker registry")
+struct TrackerRegistryTests {
+    let a = SessionToken(value: "a"), b = SessionToken(value: "b"), c = SessionToken(value: "c")
+    let m1 = sampleManifest(1), m2 = sampleManifest(2)
+
+    func peer(_ user: String, connection: UInt64, port: Int = 9000) -> TrackerRegistry.Peer {
+        TrackerRegistry.Peer(user: user, host: "127.0.0.1", port: port, connection: connection, countDownloads: 0, countFailures: 0, bytesServed: 0)
+    }
+
+    func registry() -> TrackerRegistry {
+        var registry = TrackerRegistry()
+        _ = registry.login(token: a, peer: peer("alice", connection: 1))
+        _ = registry.login(token: b, peer: peer("bob", connection: 2))
+        _ = registry.login(token: c, peer: peer("carol", connection: 3))
+        return registry
+    }
+
+    func file(_ name: String, _ m: Manifest, manifest: Bool = true, chunks: ChunkMap? = nil, have: [Int]? = nil, withdrawn: Bool? = nil) -> AnnouncedFile {
+        AnnouncedFile(name: name, contentID: m.contentID, manifest: manifest ? ManifestPayload(m) : nil,
+                      chunks: chunks.map { Data($0.bytes).base64EncodedString() }, have: have, withdrawn: withdrawn)
+    }
+
+    /// Full and partial holders show in list and details, complete holders first.
+    @Test func fullAndPartialHolders() throws {
+        var registry = registry()
+        #expect(try registry.announce(a, Announce(token: "", replace: true, files: [file("x.bin", m1)])) == 1)
+        var partial = ChunkMap(count: m1.chunkCount)
+        partial.insert(0)
+        _ = try registry.announce(b, Announce(token: "", replace: true, files: [file("x.bin", m1, manifest: false, chunks: partial)]))
+        #expect(registry.list() == [ListedFile(name: "x.bin", contentID: m1.contentID, size: 40_000, holders: 1, partialHolders: 1)])
+        let details = try registry.details(c, name: "x.bin", contentID: nil)
+        #expect(details.count == 1)
+        #expect(details[0].holders.map(\.user) == ["alice", "bob"])
+        #expect(details[0].holders[0].chunks == nil)
+        #expect(details[0].holders[1].chunks == Data(partial.bytes).base64EncodedString())
+        #expect(try details[0].manifest.manifest(expecting: m1.contentID) == m1)
+    }
+
+    /// Incremental `have` updates grow a partial holding until it is complete.
+    @Test func incrementalUpdates() throws {
+        var registry = registry()
+        _ = try registry.announce(a, Announce(token: "", replace: true, files: [file("x", m1, chunks: ChunkMap(count: 3))]))
+        #expect(registry.list().first?.partialHolders == 1)
+        _ = try registry.announce(a, Announce(token: "", replace: false, files: [file("x", m1, manifest: false, have: [0, 1])]))
+        #expect(registry.peer(a)?.holdings[m1.contentID]?.chunks.heldCount == 2)
+        _ = try registry.announce(a, Announce(token: "", replace: false, files: [file("x", m1, manifest: false, have: [2])]))
+        #expect(registry.list().first?.holders == 1)
+    }
+
+    /// Two contents under one name are listed apart, and details ranks them for a download by name.
+    @Test func sameNameTwoContents() throws {
+        var registry = registry()
+        _ = try registry.announce(a, Announce(token: "", replace: true, files: [file("report.txt", m1)]))
+        _ = try registry.announce(b, Announce(token: "", replace: true, files: [file("report.txt", m2)]))
+        _ = try registry.announce(c, Announce(token: "", replace: true, files: [file("report.txt", m2, manifest: false)]))
+        let list = registry.list()
+        #expect(list.count == 2)
+        #expect(Set(list.map(\.contentID)) == [m1.contentID, m2.contentID])
+        let details = try registry.details(a, name: "report.txt", contentID: nil)
+        #expect(details.map(\.contentID) == [m2.contentID, m1.contentID], "most complete holders first")
+        #expect(details[1].holders.isEmpty, "a peer is not its own holder")
+        #expect(try registry.details(a, name: "report.txt", contentID: m1.contentID).map(\.contentID) == [m1.contentID])
+    }
+
+    /// Logging out, replacing and withdrawing remove holdings; a content nobody holds is forgotten.
+    @Test func holdingsGoWithTheSession() throws {
+        var registry = registry()
+        _ = try registry.announce(a, Announce(token: "", replace: true, files: [file("x", m1), file("y", m2)]))
+        _ = try registry.announce(a, Announce(token: "", replace: false, files: [file("y", m2, manifest: false, withdrawn: true)]))
+        #expect(registry.list().map(\.name) == ["x"])
+        #expect(registry.contentCount == 1)
+        _ = try registry.announce(a, Announce(token: "", replace: true, files: [file("z", m2)]))
+        #expect(registry.list().map(\.name) == ["z"])
+        registry.logout(a)
+        #expect(registry.list().isEmpty)
+        #expect(registry.contentCount == 0)
+        #expect(throws: TrackerError.notFound("a file named \"z\"")) { try registry.details(b, name: "z", contentID: nil) }
+    }
+
+    /// A second login of the same user replaces the first session.
+    @Test func reloginReplaces() throws {
+        var registry = registry()
+        _ = try registry.announce(a, Announce(token: "", replace: true, files: [file("x", m1)]))
+        let replaced = registry.login(token: SessionToken(value: "a2"), peer: peer("alice", connection: 9))
+        #expect(replaced?.0 == a)
+        #expect(registry.peer(a) == nil)
+        #expect(registry.list().isEmpty)
+        #expect(registry.connectedCount == 3)
+    }
+
+    /// Reports are allowed only about holders handed out in details, once each.
+    @Test func reportAuthorization() throws {
+        var registry = registry()
+        _ = try registry.announce(a, Announce(token: "", replace: true, files: [file("x", m1)]))
+        #expect(throws: TrackerError.self) { try registry.authorizeReport(b, contentID: m1.contentID, holder: "alice") }
+        _ = try registry.details(b, name: "x", contentID: nil)
+        try registry.authorizeReport(b, contentID: m1.contentID, holder: "alice")
+        #expect(throws: TrackerError.self) { try registry.authorizeReport(b, contentID: m1.contentID, holder: "alice") }
+        #expect(throws: TrackerError.self) { try registry.authorizeReport(b, contentID: m1.contentID, holder: "carol") }
+        #expect(throws: TrackerError.self) { try registry.authorizeReport(c, contentID: m1.contentID, holder: "alice") }
+    }
+
+    /// Bad announces are refused whole, and change nothing.
+    @Test func badAnnouncesChangeNothing() throws {
+        var registry = registry()
+        _ = try registry.announce(a, Announce(token: "", replace: true, files: [file("keep", m1)]))
+        let before = registry.list()
+        let bad: [[AnnouncedFile]] = [
+            [file("ok", m2), file("a/b", m2)],
+            [file("ok", m2), file("..", m2)],
+            [file("nul\0", m2)],
+            [file(String(repeating: "n", count: 300), m2)],
+            [file("no-manifest", m2, manifest: false)],
+            [AnnouncedFile(name: "forged", contentID: m1.contentID == m2.contentID ? m1.contentID : m2.contentID, manifest: ManifestPayload(sampleManifest(3)))],
+            [file("bad-index", m2, have: [99])],
+            [AnnouncedFile(name: "bad-map", contentID: m2.contentID, manifest: ManifestPayload(m2), chunks: "////")],
+        ]
+        for files in bad {
+            #expect(throws: TrackerError.self, "\(files.map(\.name))") {
+                try registry.announce(a, Announce(token: "", replace: true, files: files))
+            }
+            #expect(registry.list() == before)
+        }
+        var small = TrackerRegistry(limits: { var l = TrackerRegistry.Limits(); l.filesPerAnnounce = 2; l.contentsPerSession = 2; return l }())
+        _ = small.login(token: a, peer: peer("alice", connection: 1))
+        #expect(throws: TrackerError.self) {
+            try small.announce(a, Announce(token: "", replace: true, files: [file("1", m1), file("2", m2), file("3", sampleManifest(3))]))
+        }
+        _ = small.login(token: b, peer: peer("bob", connection: 2, port: 0))
+        #expect(throws: TrackerError.self) { try small.announce(b, Announce(token: "", replace: true, files: [file("1", m1)])) }
+    }
+}
+
+@Suite("Login throttle")
+struct LoginThrottleTests {
+    /// Five free failures, then a doubling wait; success clears it.
+    @Test func doublingWait() {
+        var throttle = LoginThrottle()
+        for i in 0..<5 {
+            #expect(throttle.wait(user: "u", now: Double(i)) == 0)
+            throttle.failed(user: "u", now: Double(i))
+        }
+        #expect(throttle.wait(user: "u", now: 4) == 1)
+        #expect(throttle.wait(user: "u", now: 5.5) == 0)
+        throttle.failed(user: "u", now: 6)
+        #expect(throttle.wait(user: "u", now: 6) == 2)
+        #expect(throttle.wait(user: "other", now: 6) == 0)
+        throttle.succeeded(user: "u")
+        #expect(throttle.wait(user: "u", now: 6) == 0)
+    }
+
+    /// It forgets the oldest names past its capacity.
+    @Test func bounded() {
+        var throttle = LoginThrottle(capacity: 3)
+        for i in 0..<10 { throttle.failed(user: "u\(i)", now: Double(i)) }
+        #expect(throttle.trackedNames == 3)
+    }
+}
+
+@Suite("Password hasher")
+struct PasswordHasherTests {
+    /// Salted: the same password hashes differently; verify accepts only the right one.
+    @Test func saltedAndVerified() {
+        let hasher = PasswordHasher(rounds: 1_000)
+        let one = hasher.hash("correct horse")
+        let two = hasher.hash("correct horse")
+        #expect(one != two)
+        #expect(one.hasPrefix("pbkdf2-sha256$1000$"))
+        #expect(!one.contains("correct horse"))
+        #expect(hasher.verify("correct horse", against: one))
+        #expect(!hasher.verify("correct horsE", against: one))
+        #expect(!hasher.verify("x", against: "garbage"))
+    }
+}
+
+@Suite("Tracker connection state machine")
+struct TrackerConnectionStateMachineTests {
+    @Test func events() {
+        var machine = TrackerConnectionStateMachine()
+        #expect(machine.receive(.list(ListFiles(token: ""))) == .handle)
+        #expect(machine.receive(.active(Active(nonce: 1))) == .ignore)
+        #expect(machine.receive(.checkActive(CheckActive(nonce: 7))) == .answerProbe(nonce: 7))
+        guard case .refuse = machine.receive(.hello(Hello(role: "peer", software: "x"))) else { Issue.record("second hello accepted"); return }
+        guard case .refuse = machine.receive(.registered(Registered(user: "x"))) else { Issue.record("reply accepted as request"); return }
+        let token = SessionToken(value: "t")
+        #expect(machine.loggedIn(token) == nil)
+        #expect(machine.session == token)
+        #expect(machine.loggedIn(SessionToken(value: "u")) == token)
+        machine.loggedOut()
+        #expect(machine.session == nil)
+        _ = machine.loggedIn(token)
+        #expect(machine.closed() == token)
+        guard case .refuse = machine.receive(.list(ListFiles(token: ""))) else { Issue.record("closed accepted"); return }
+    }
+}

@@ -1,0 +1,196 @@
+import Foundation
+import NIOCore
+import ShoalCore
+import ShoalNet
+import ShoalTestSupport
+import ShoalTracker
+import ShoalWire
+import Testing
+
+/// A real tracker on a loopback port, driven through the real protocol.
+@Suite("Tracker server", .timeLimit(.minutes(2)))
+struct TrackerServerTests {
+    /// register, login, announce, list, details, report, status and logout, end to end.
+    @Test func everyRequest() async throws {
+        let tracker = try await TestTracker.start()
+        let alice = try await tracker.connect()
+        let bob = try await tracker.connect()
+        let aliceToken = try await alice.signUp("alice", port: 7001)
+        let bobToken = try await bob.signUp("bob", port: 7002)
+        let m = sampleManifest(1)
+        #expect(try await alice.announce(aliceToken, [("notes.txt", m)]) == 1)
+
+        let list = try await bob.list(bobToken)
+        #expect(list == [ListedFile(name: "notes.txt", contentID: m.contentID, size: 40_000, holders: 1, partialHolders: 0)])
+        let details = try await bob.details(bobToken, name: "notes.txt")
+        #expect(details.count == 1)
+        let holder = try #require(details.first?.holders.first)
+        #expect(holder.user == "alice" && holder.host == "127.0.0.1" && holder.port == 7001)
+        #expect(holder.countDownloads == 0 && holder.countFailures == 0)
+        #expect(try details[0].manifest.manifest(expecting: m.contentID) == m)
+
+        guard case let .reported(reported) = try await bob.request(.report(Report(token: bobToken, contentID: m.contentID, holder: "alice", outcome: .success, bytes: 40_000))) else {
+            Issue.record("no reported reply")
+            return
+        }
+        #expect(reported.countDownloads == 1 && reported.countFailures == 0)
+        // A second report without a new details request is refused.
+        #expect(await refusalCode { _ = try await bob.request(.report(Report(token: bobToken, contentID: m.contentID, holder: "alice", outcome: .failure, bytes: 0))) } == "not_allowed")
+        // Nobody reports about a holder they were not given.
+        #expect(await refusalCode { _ = try await alice.request(.report(Report(token: aliceToken, contentID: m.contentID, holder: "bob", outcome: .failure, bytes: 0))) } == "not_allowed")
+        // The counter shows in the next details.
+        #expect(try await bob.details(bobToken, contentID: m.contentID).first?.holders.first?.countDownloads == 1)
+
+        let status = try await bob.status()
+        #expect(status.registered == 2 && status.connected == 2)
+        #expect(status.files.map(\.holders) == [["alice"]])
+        #expect(status.peers.first { $0.user == "alice" }?.bytesServed == 40_000)
+
+        _ = try await alice.request(.logout(Logout(token: aliceToken)))
+        #expect(try await bob.list(bobToken).isEmpty, "a logged-out peer's files go")
+        #expect(await refusalCode { _ = try await alice.list(aliceToken) } == "not_logged_in")
+        #expect(try await bob.status().connected == 1)
+
+        // Nothing secret was logged, and each event was.
+        for secret in ["secret-of-alice", "secret-of-bob", aliceToken, bobToken] {
+            #expect(!tracker.log.contains(secret), "the log contains a secret")
+        }
+        for event in ["register: alice", "login: bob", "announce: alice", "report: bob says alice served", "logout: alice"] {
+            #expect(tracker.log.contains(event), "no log line for \(event)")
+        }
+        alice.close()
+        bob.close()
+        await tracker.stopAndRemove()
+    }
+
+    /// User names are unique; bad names and passwords are refused with a clear code.
+    @Test func namesAndPasswords() async throws {
+        let tracker = try await TestTracker.start()
+        let client = try await tracker.connect()
+        try await client.register("maria", "one")
+        #expect(await refusalCode { try await client.register("maria", "two") } == "name_taken")
+        for bad in ["a/b", "..", "nul\0", "bell\u{7}", String(repeating: "u", count: 300), ""] {
+            #expect(await refusalCode { try await client.register(bad, "pw") } == "invalid_name", "\(bad.debugDescription)")
+        }
+        #expect(await refusalCode { try await client.register("nikos", "") } == "bad_request")
+        #expect(await refusalCode { _ = try await client.login("maria", "wrong") } == "bad_credentials")
+        #expect(await refusalCode { _ = try await client.login("nobody", "x") } == "bad_credentials")
+        #expect(await refusalCode { _ = try await client.login("maria", "one", port: 70_000) } == "bad_request")
+        let token = try await client.login("maria", "one")
+        let huge = String(repeating: "f", count: 300)
+        for bad in ["a/b", "..", ".hidden", "x\0y", "tab\t", huge] {
+            #expect(await refusalCode { try await client.announce(token, [(bad, sampleManifest(4))]) } == "invalid_name", "\(bad.debugDescription)")
+        }
+        #expect(await refusalCode { _ = try await client.details(token, name: "../../etc/passwd") } == "invalid_name")
+        #expect(await refusalCode { _ = try await client.details(token, name: "missing.txt") } == "not_found")
+        client.close()
+        await tracker.stopAndRemove()
+    }
+
+    /// Requests without a session, with a made-up token, or with another connection's token are refused.
+    @Test func tokensAreChecked() async throws {
+        let tracker = try await TestTracker.start()
+        let one = try await tracker.connect()
+        let two = try await tracker.connect()
+        let token = try await one.signUp("eleni")
+        #expect(await refusalCode { _ = try await two.list("") } == "not_logged_in")
+        #expect(await refusalCode { _ = try await two.list(String(repeating: "0", count: 64)) } == "not_logged_in")
+        #expect(await refusalCode { _ = try await two.list(token) } == "not_logged_in", "a token works only on its own connection")
+        #expect(try await one.list(token).isEmpty)
+        one.close()
+        two.close()
+        await tracker.stopAndRemove()
+    }
+
+    /// After a restart on the same database accounts and counters are kept, sessions are gone.
+    @Test func restartKeepsAccounts() async throws {
+        let directory = try TemporaryDirectory("shoal-restart")
+        let first = try await TestTracker.start(directory: directory)
+        let holder = try await first.connect()
+        let downloader = try await first.connect()
+        let holderToken = try await holder.signUp("holder")
+        let downloaderToken = try await downloader.signUp("downloader")
+        let m = sampleManifest(5)
+        try await holder.announce(holderToken, [("f", m)])
+        _ = try await downloader.details(downloaderToken, name: "f")
+        _ = try await downloader.request(.report(Report(token: downloaderToken, contentID: m.contentID, holder: "holder", outcome: .failure, bytes: 0)))
+        holder.close()
+        downloader.close()
+        await first.stop()
+
+        let second = try await TestTracker.start(directory: directory)
+        let client = try await second.connect()
+        #expect(await refusalCode { _ = try await client.list(holderToken) } == "not_logged_in")
+        let token = try await client.login("holder", "secret-of-holder")
+        let status = try await client.status()
+        #expect(status.registered == 2)
+        #expect(status.connected == 1)
+        #expect(status.files.isEmpty)
+        #expect(status.peers.first { $0.user == "holder" }?.countFailures == 1)
+        #expect(try await client.list(token).isEmpty)
+        client.close()
+        await second.stopAndRemove()
+    }
+
+    /// A peer that stops answering CheckActive is dropped with its holdings; one that answers stays.
+    @Test func deadPeerIsDropped() async throws {
+        let tracker = try await TestTracker.start { configuration in
+            configuration.probeInterval = 1
+            configuration.probeTimeout = 0.5
+        }
+        let dead = try await tracker.connect(answersProbes: false)
+        let alive = try await tracker.connect()
+        let deadToken = try await dead.signUp("dead")
+        let aliveToken = try await alive.signUp("alive")
+        try await dead.announce(deadToken, [("dead.txt", sampleManifest(6))])
+        try await alive.announce(aliveToken, [("alive.txt", sampleManifest(7))])
+        #expect(try await alive.list(aliveToken).count == 2)
+
+        var names: [String] = []
+        for _ in 0..<50 {
+            try await Task.sleep(for: .milliseconds(100))
+            names = try await alive.list(aliveToken).map(\.name)
+            if names == ["alive.txt"] { break }
+        }
+        #expect(names == ["alive.txt"])
+        await dead.closed()
+        #expect(!dead.isOpen)
+        #expect(tracker.log.contains("did not answer CheckActive"))
+        #expect(tracker.log.contains("disconnect: dead stopped answering CheckActive"))
+        #expect(try await alive.status().connected == 1)
+        alive.close()
+        await tracker.stopAndRemove()
+    }
+
+    /// Logging in again elsewhere closes the old connection and withdraws its files.
+    @Test func loginElsewhereReplacesSession() async throws {
+        let tracker = try await TestTracker.start()
+        let first = try await tracker.connect()
+        let token = try await first.signUp("sofia")
+        try await first.announce(token, [("a", sampleManifest(8))])
+        let second = try await tracker.connect()
+        let newToken = try await second.login("sofia", "secret-of-sofia")
+        await first.closed()
+        #expect(try await second.list(newToken).isEmpty)
+        #expect(try await second.status().connected == 1)
+        second.close()
+        await tracker.stopAndRemove()
+    }
+
+    /// Repeated failed logins for one name are slowed down.
+    @Test func failedLoginsAreSlowed() async throws {
+        let tracker = try await TestTracker.start()
+        let client = try await tracker.connect()
+        try await client.register("target", "right")
+        for _ in 0..<5 {
+            #expect(await refusalCode { _ = try await client.login("target", "guess") } == "bad_credentials")
+        }
+        #expect(await refusalCode { _ = try await client.login("target", "right") } == "too_many_attempts")
+        // Other names are not affected.
+        try await client.register("other", "pw")
+        _ = try await client.login("other", "pw")
+        #expect(tracker.log.contains("throttled"))
+        client.close()
+        await tracker.stopAndRemove()
+    }
+}
