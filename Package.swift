@@ -77,7 +77,7 @@ let package = Package(
         .executableTarget(
             name: "shoal-bench",
             dependencies: [
-                "ShoalCore", "ShoalWire", "ShoalPeer",
+                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalPeer",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

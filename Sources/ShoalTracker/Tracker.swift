@@ -20,9 +20,17 @@ public actor Tracker {
         case loggedOut
     }
 
+    /// The answer to a request.
+    public enum Reply: Sendable {
+        case message(Message)
+        /// A reply already encoded (the cached file list), as a payload of this type.
+        case encoded(MessageType, ByteBuffer)
+        case refused(TrackerError)
+    }
+
     /// A request's outcome: the reply to send, and the session change.
     public struct Outcome: Sendable {
-        public var reply: Result<Message, TrackerError>
+        public var reply: Reply
         public var session: SessionChange
     }
 
@@ -36,6 +44,9 @@ public actor Tracker {
     /// Called to close a connection whose session was taken over by a new login.
     private let closeConnection: @Sendable (UInt64) -> Void
     private var nextConnection: UInt64 = 0
+    /// The encoded `fileList` payload and the registry generation it was made at:
+    /// every client asking between two changes gets the same bytes.
+    private var listCache: (generation: UInt64, payload: ByteBuffer)?
     /// A hash to verify against when the user does not exist, so a wrong name
     /// takes as long as a wrong password (no user enumeration by timing).
     private let decoyHash: String
@@ -75,45 +86,46 @@ public actor Tracker {
         do {
             switch message {
             case let .register(request):
-                return Outcome(reply: .success(.registered(try await register(request))), session: .none)
+                return Outcome(reply: .message(.registered(try await register(request))), session: .none)
             case let .login(request):
                 let (reply, token) = try await login(request, connection: connection, host: host)
-                return Outcome(reply: .success(.loggedIn(reply)), session: .loggedIn(token))
+                return Outcome(reply: .message(.loggedIn(reply)), session: .loggedIn(token))
             case let .logout(request):
                 let token = try session(request.token, connection)
                 if let peer = registry.logout(token) { logger.info("logout: \(peer.user) (\(registry.connectedCount) connected)") }
-                return Outcome(reply: .success(.loggedOut(LoggedOut())), session: .loggedOut)
+                return Outcome(reply: .message(.loggedOut(LoggedOut())), session: .loggedOut)
             case let .announce(request):
                 let token = try session(request.token, connection)
                 let count = try registry.announce(token, request)
                 let user = registry.peer(token)?.user ?? "?"
                 let partial = registry.peer(token)?.holdings.values.filter { !$0.isComplete }.count ?? 0
                 logger.info("announce: \(user) shares \(count) file\(count == 1 ? "" : "s") (\(partial) partial) after \(request.replace ? "a full" : "an incremental") announce of \(request.files.count)")
-                return Outcome(reply: .success(.announced(Announced(files: count))), session: .none)
+                return Outcome(reply: .message(.announced(Announced(files: count))), session: .none)
             case let .list(request):
                 _ = try session(request.token, connection)
-                return Outcome(reply: .success(.fileList(FileList(files: registry.list()))), session: .none)
+                return Outcome(reply: try fileList(), session: .none)
             case let .details(request):
                 let token = try session(request.token, connection)
                 let files = try registry.details(token, name: request.name, contentID: request.contentID)
-                return Outcome(reply: .success(.fileDetails(FileDetails(files: files))), session: .none)
+                return Outcome(reply: .message(.fileDetails(FileDetails(files: files))), session: .none)
             case let .report(request):
-                return Outcome(reply: .success(.reported(try await report(request, connection: connection))), session: .none)
+                return Outcome(reply: .message(.reported(try await report(request, connection: connection))), session: .none)
             case .status:
-                return Outcome(reply: .success(.trackerStatus(try await status())), session: .none)
+                return Outcome(reply: .message(.trackerStatus(try await status())), session: .none)
             default:
                 throw TrackerError.badRequest("\(message.type) is not a request a tracker serves")
             }
         } catch let error as TrackerError {
-            return Outcome(reply: .failure(error), session: .none)
+            return Outcome(reply: .refused(error), session: .none)
         } catch {
-            return Outcome(reply: .failure(.storage("\(error)")), session: .none)
+            return Outcome(reply: .refused(.storage("\(error)")), session: .none)
         }
     }
 
     /// The connection carrying `token` closed: the session ends, its holdings go.
     public func connectionClosed(_ token: SessionToken, connection: UInt64, reason: String) {
-        guard registry.peer(token)?.connection == connection, let peer = registry.logout(token) else { return }
+        guard let peer = registry.peer(token), peer.connection == connection else { return }
+        registry.logout(token)
         logger.info("disconnect: \(peer.user) \(reason); its \(peer.holdings.count) file\(peer.holdings.count == 1 ? "" : "s") withdrawn (\(registry.connectedCount) connected)")
     }
 
@@ -184,6 +196,20 @@ public actor Tracker {
         registry.setCounters(user: account.user, downloads: account.countDownloads, failures: account.countFailures, bytesServed: account.bytesServed)
         logger.info("report: \(reporter) says \(request.holder) \(succeeded ? "served" : "failed") \(request.contentID.short) (\(request.bytes) bytes); \(request.holder) now has \(account.countDownloads) downloads, \(account.countFailures) failures")
         return Reported(holder: account.user, countDownloads: account.countDownloads, countFailures: account.countFailures)
+    }
+
+    private func fileList() throws(TrackerError) -> Reply {
+        if let cache = listCache, cache.generation == registry.generation {
+            return .encoded(.fileList, cache.payload)
+        }
+        let frame: Frame
+        do {
+            frame = try FileList(files: registry.list()).frame(requestID: 0)
+        } catch {
+            throw .tooLarge("the file list does not fit in one frame (\(error)); ask for details by name instead")
+        }
+        listCache = (registry.generation, frame.payload)
+        return .encoded(.fileList, frame.payload)
     }
 
     private func status() async throws -> TrackerStatus {

@@ -68,6 +68,8 @@ public struct TrackerRegistry: Sendable {
     }
 
     public let limits: Limits
+    /// Grows with every change to what ``list()`` returns, so callers can cache it.
+    public private(set) var generation: UInt64 = 0
     private(set) var sessions: [SessionToken: Peer] = [:]
     private var tokenByUser: [String: SessionToken] = [:]
     private var contents: [ContentID: Content] = [:]
@@ -105,6 +107,7 @@ public struct TrackerRegistry: Sendable {
     @discardableResult
     public mutating func logout(_ token: SessionToken) -> Peer? {
         guard let peer = sessions[token] else { return nil }
+        generation &+= 1
         for contentID in peer.holdings.keys { withdraw(token, contentID) }
         if tokenByUser[peer.user] == token { tokenByUser.removeValue(forKey: peer.user) }
         return sessions.removeValue(forKey: token)
@@ -205,6 +208,7 @@ public struct TrackerRegistry: Sendable {
         // Contents validated but held by nobody (e.g. withdrawn in the same request) are not kept.
         for id in newManifests.keys where contents[id]?.holders.isEmpty == true { contents.removeValue(forKey: id) }
         sessions[token]?.announcedChunks = announcedChunks
+        generation &+= 1
         return holdings.count
     }
 

@@ -159,15 +159,17 @@ public final class TrackerServer: Sendable {
         }
     }
 
-    private static func replyFrame(_ reply: Result<Message, TrackerError>, requestID: UInt32) throws -> Frame {
+    private static func replyFrame(_ reply: Tracker.Reply, requestID: UInt32) throws -> Frame {
         switch reply {
-        case let .success(message):
+        case let .message(message):
             do {
                 return try message.frame(requestID: requestID)
             } catch {
                 return try TrackerError.tooLarge(error.description).reply.frame(requestID: requestID)
             }
-        case let .failure(error):
+        case let .encoded(type, payload):
+            return Frame(type: type, requestID: requestID, payload: payload)
+        case let .refused(error):
             return try error.reply.frame(requestID: requestID)
         }
     }

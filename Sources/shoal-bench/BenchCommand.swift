@@ -2,11 +2,11 @@ import ArgumentParser
 
 /// `shoal-bench`: figures, not tests. Run with `swift run -c release shoal-bench ...`.
 @main
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shoal-bench",
         abstract: "Benchmarks for Shoal (throughput figures printed beside standard tools).",
-        subcommands: [CodecBenchmark.self],
+        subcommands: [CodecBenchmark.self, TrackerBenchmark.self],
         defaultSubcommand: CodecBenchmark.self
     )
 }

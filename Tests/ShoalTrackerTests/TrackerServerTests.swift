@@ -156,7 +156,7 @@ struct TrackerServerTests {
         await dead.closed()
         #expect(!dead.isOpen)
         #expect(tracker.log.contains("did not answer CheckActive"))
-        #expect(tracker.log.contains("disconnect: dead stopped answering CheckActive"))
+        #expect(tracker.log.contains("disconnect: dead stopped answering CheckActive; its 1 file withdrawn"))
         #expect(try await alive.status().connected == 1)
         alive.close()
         await tracker.stopAndRemove()

@@ -1,0 +1,99 @@
+import Foundation
+
+/// The `shoal` executable run as a real process, for tests of the command line.
+public final class ShoalProcess: @unchecked Sendable {
+    // Mutated only from the reader thread, read after it has finished or under the lock.
+    public let process = Process()
+    private let stdoutPipe = Pipe()
+    private let stderrPipe = Pipe()
+    private let lock = NSLock()
+    private var stdoutLines: [String] = []
+    private var stderrText = ""
+
+    /// The built `shoal` binary: `$SHOAL_BINARY`, or the debug build beside the tests.
+    public static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["SHOAL_BINARY"] { return path }
+        // The test bundle sits in the same build folder as the executable.
+        let bundle = URL(fileURLWithPath: CommandLine.arguments.first ?? "")
+        var folder = Bundle.main.bundleURL
+        for candidate in [bundle.deletingLastPathComponent(), folder, folder.deletingLastPathComponent()] {
+            let path = candidate.appendingPathComponent("shoal").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        folder = URL(fileURLWithPath: Fixtures.root).deletingLastPathComponent().appendingPathComponent(".build/debug")
+        return folder.appendingPathComponent("shoal").path
+    }
+
+    /// Starts `shoal ARGUMENTS` with `environment` added to this process's.
+    public init(_ arguments: [String], environment: [String: String] = [:], currentDirectory: String? = nil) throws {
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
+        process.standardOutput = stdoutPipe
+        process.standardError = stderrPipe
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let out = stdoutPipe.fileHandleForReading
+        let err = stderrPipe.fileHandleForReading
+        Thread {
+            var pending = Data()
+            while true {
+                let data = out.availableData
+                if data.isEmpty { break }
+                pending.append(data)
+                while let newline = pending.firstIndex(of: 0x0A) {
+                    let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
+                    pending.removeSubrange(pending.startIndex...newline)
+                    self.lock.withLock { self.stdoutLines.append(line) }
+                }
+            }
+        }.start()
+        Thread {
+            while true {
+                let data = err.availableData
+                if data.isEmpty { break }
+                self.lock.withLock { self.stderrText += String(decoding: data, as: UTF8.self) }
+            }
+        }.start()
+    }
+
+    /// Lines printed on stdout so far.
+    public var lines: [String] { lock.withLock { stdoutLines } }
+    /// Everything printed on stderr so far.
+    public var errors: String { lock.withLock { stderrText } }
+
+    /// Waits (polling, up to `timeout` seconds) for a stdout line satisfying `match`.
+    public func waitForLine(timeout: Double = 20, _ match: (String) -> Bool) async throws -> String? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let line = lines.first(where: match) { return line }
+            if !process.isRunning { return lines.first(where: match) }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return nil
+    }
+
+    /// Sends `signal` and waits (up to `timeout` seconds) for the exit status; nil if it did not exit.
+    public func stop(signal: Int32 = SIGTERM, timeout: Double = 20) async throws -> Int32? {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        return try await waitForExit(timeout: timeout)
+    }
+
+    /// Waits for the process to exit; its status, or nil after `timeout` (then it is killed).
+    public func waitForExit(timeout: Double = 60) async throws -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            return nil
+        }
+        return process.terminationStatus
+    }
+
+    /// Parses `listening on HOST:PORT` into the port.
+    public static func port(fromListeningLine line: String) -> Int? {
+        guard line.hasPrefix("listening on "), let colon = line.lastIndex(of: ":") else { return nil }
+        return Int(line[line.index(after: colon)...])
+    }
+}
