@@ -1,0 +1,179 @@
+import ShoalCore
+import ShoalTestSupport
+import Testing
+
+/// The download plan against a simulated swarm: no sockets, time passed in.
+@Suite("Download plan")
+struct DownloadPlanTests {
+    /// A manifest of `count` chunks of 16 KiB (contents irrelevant to the plan).
+    func manifest(chunks count: Int) -> Manifest {
+        try! Manifest(fileSize: UInt64(count) * 16_384, chunkSize: 16_384,
+                      digests: (0..<count).map { ChunkDigest(hashing: [UInt8(truncatingIfNeeded: $0)]) })
+    }
+
+    func map(_ count: Int, _ indices: [Int]) -> ChunkMap {
+        var map = ChunkMap(count: count)
+        for i in indices { map.insert(i) }
+        return map
+    }
+
+    /// Simulates holders answering in order of their speed until done; returns chunks served per holder.
+    func run(_ plan: inout DownloadPlan, secondsPerChunk: [Int: Double], failing: Set<Int> = [], limit: Int = 100_000) -> [Int: Int] {
+        var now = 0.0
+        var pending: [(time: Double, request: DownloadPlan.Request)] = []
+        var served: [Int: Int] = [:]
+        var steps = 0
+        while !plan.isComplete && steps < limit {
+            steps += 1
+            for request in plan.nextRequests(now: now) {
+                let start = max(now, pending.filter { $0.request.peer == request.peer }.map(\.time).max() ?? now)
+                pending.append((start + secondsPerChunk[request.peer]!, request))
+            }
+            guard let next = pending.indices.min(by: { pending[$0].time < pending[$1].time }) else { break }
+            let (time, request) = pending.remove(at: next)
+            now = time
+            if failing.contains(request.peer) {
+                plan.failed(peer: request.peer, chunk: request.chunk, .badData("bad hash"))
+                pending.removeAll { $0.request.peer == request.peer }
+            } else if plan.received(peer: request.peer, chunk: request.chunk, now: now) == .accepted {
+                served[request.peer, default: 0] += 1
+            }
+        }
+        return served
+    }
+
+    /// Three seeders: the file completes, each serves some, the fastest the most.
+    @Test func threeSeedersShare() {
+        var plan = DownloadPlan(manifest: manifest(chunks: 60))
+        for id in 0..<3 { plan.addPeer(id: id, name: "s\(id)", score: PeerScore(responseTime: 0.001), available: nil) }
+        let served = run(&plan, secondsPerChunk: [0: 0.001, 1: 0.002, 2: 0.004])
+        #expect(plan.isComplete)
+        #expect(served.values.reduce(0, +) == 60)
+        #expect(served.keys.count == 3 && served.values.allSatisfy { $0 > 0 })
+        #expect(served[0]! > served[2]!)
+    }
+
+    /// A holder that sends a bad chunk is dropped; the others finish the file.
+    @Test func failingHolderIsDropped() {
+        var plan = DownloadPlan(manifest: manifest(chunks: 30))
+        for id in 0..<3 { plan.addPeer(id: id, name: "s\(id)", score: PeerScore(responseTime: 0.001), available: nil) }
+        _ = run(&plan, secondsPerChunk: [0: 0.001, 1: 0.001, 2: 0.001], failing: [1])
+        #expect(plan.isComplete)
+        #expect(plan.peers[1]?.dropped == "bad hash")
+        #expect(plan.peers[1]?.chunksServed == 0)
+        #expect(plan.peers[1]!.score.liveFailures == 1)
+    }
+
+    /// Rarest first: a holder asks first for the chunks only it has.
+    @Test func rarestFirst() {
+        var plan = DownloadPlan(manifest: manifest(chunks: 8))
+        plan.addPeer(id: 0, name: "full", score: PeerScore(responseTime: 0.001), available: nil)
+        plan.addPeer(id: 1, name: "half", score: PeerScore(responseTime: 0.002), available: map(8, [0, 1, 2, 3]))
+        let first = plan.nextRequests(now: 0)
+        let toFull = first.filter { $0.peer == 0 }.map(\.chunk)
+        #expect(toFull.allSatisfy { $0 >= 4 }, "the full holder starts with chunks only it has: \(toFull)")
+        #expect(first.filter { $0.peer == 1 }.allSatisfy { $0.chunk < 4 })
+    }
+
+    /// Windows grow with measured throughput, within the bounds.
+    @Test func windowGrowsWithThroughput() {
+        var plan = DownloadPlan(manifest: manifest(chunks: 200))
+        plan.addPeer(id: 0, name: "fast", score: PeerScore(responseTime: 0.001), available: nil)
+        #expect(plan.nextRequests(now: 0).count == 2)
+        // 16 KiB every 0.1 ms = 160 MB/s: a 0.25 s queue is far over the maximum.
+        _ = plan.received(peer: 0, chunk: 0, now: 0.0001)
+        #expect(plan.peers[0]!.window == 16)
+        var slow = DownloadPlan(manifest: manifest(chunks: 200))
+        slow.addPeer(id: 0, name: "slow", score: PeerScore(responseTime: 0.001), available: nil)
+        _ = slow.nextRequests(now: 0)
+        _ = slow.received(peer: 0, chunk: 0, now: 1)   // 16 KiB/s
+        #expect(slow.peers[0]!.window == 2)
+    }
+
+    /// The endgame asks a second holder for a chunk stuck with a slow one; the first copy wins.
+    @Test func endgameBeatsASlowHolder() {
+        var plan = DownloadPlan(manifest: manifest(chunks: 4))
+        plan.addPeer(id: 0, name: "slow", score: PeerScore(responseTime: 0.001), available: nil)
+        plan.addPeer(id: 1, name: "fast", score: PeerScore(responseTime: 0.002), available: nil)
+        let first = plan.nextRequests(now: 0)
+        #expect(first.count == 4)
+        let slowChunks = first.filter { $0.peer == 0 }.map(\.chunk)
+        for request in first where request.peer == 1 { _ = plan.received(peer: 1, chunk: request.chunk, now: 0.01) }
+        // Everything missing is in flight with the slow holder: the fast one doubles it.
+        let endgame = plan.nextRequests(now: 0.01)
+        #expect(Set(endgame.map(\.chunk)) == Set(slowChunks))
+        #expect(endgame.allSatisfy { $0.peer == 1 })
+        for request in endgame {
+            let outcome = plan.received(peer: 1, chunk: request.chunk, now: 0.02)
+            #expect(outcome == .accepted)
+        }
+        #expect(plan.isComplete)
+        let late = plan.received(peer: 0, chunk: slowChunks[0], now: 5)
+        #expect(late == .duplicate)
+    }
+
+    /// Bytes in flight never pass the budget.
+    @Test func byteBudget() {
+        var configuration = DownloadPlan.Configuration()
+        configuration.maximumBytesInFlight = 5 * 16_384
+        configuration.initialWindow = 4
+        var plan = DownloadPlan(manifest: manifest(chunks: 50), configuration: configuration)
+        for id in 0..<3 { plan.addPeer(id: id, name: "s\(id)", score: PeerScore(responseTime: 0.001), available: nil) }
+        #expect(plan.nextRequests(now: 0).count == 5)
+        #expect(plan.nextRequests(now: 0).isEmpty)
+    }
+
+    /// Resumed chunks are never asked for; "unavailable" is not a failure but is not asked again.
+    @Test func resumeAndUnavailable() {
+        let m = manifest(chunks: 6)
+        var plan = DownloadPlan(manifest: m, have: map(6, [0, 1, 2, 3]))
+        plan.addPeer(id: 0, name: "a", score: PeerScore(responseTime: 0.001), available: nil)
+        plan.addPeer(id: 1, name: "b", score: PeerScore(responseTime: 0.005), available: nil)
+        let requests = plan.nextRequests(now: 0)
+        #expect(Set(requests.map(\.chunk)).isSubset(of: [4, 5]))
+        let toA = requests.first { $0.peer == 0 }!
+        let dropped = plan.failed(peer: 0, chunk: toA.chunk, .unavailable)
+        #expect(!dropped)
+        #expect(plan.peers[0]!.isActive)
+        let again = plan.nextRequests(now: 0.1)
+        #expect(!again.contains(DownloadPlan.Request(peer: 0, chunk: toA.chunk)))
+    }
+
+    /// Overdue requests are reported; chunks nobody has are named.
+    @Test func overdueAndUnobtainable() {
+        var plan = DownloadPlan(manifest: manifest(chunks: 4))
+        plan.addPeer(id: 0, name: "a", score: PeerScore(responseTime: 0.001), available: map(4, [0, 1]))
+        let requests = plan.nextRequests(now: 0)
+        #expect(plan.overdue(now: 10, timeout: 5).count == requests.count)
+        #expect(plan.overdue(now: 1, timeout: 5).isEmpty)
+        #expect(plan.unobtainable == [2, 3])
+    }
+}
+
+@Suite("Peer score")
+struct PeerScoreTests {
+    /// Faster is better; a bad record and live failures cost; successes only dilute failures.
+    @Test func ordering() {
+        let fast = PeerScore(responseTime: 0.001)
+        let slow = PeerScore(responseTime: 0.010)
+        #expect(fast.value(chunkSize: 1) < slow.value(chunkSize: 1))
+        let failing = PeerScore(responseTime: 0.001, countDownloads: 1, countFailures: 5)
+        #expect(failing.value(chunkSize: 1) > fast.value(chunkSize: 1) * 2.5)
+        let veteran = PeerScore(responseTime: 0.001, countDownloads: 50, countFailures: 0)
+        #expect(veteran.value(chunkSize: 1) == fast.value(chunkSize: 1))
+        #expect(PeerScore(responseTime: 0.001, countDownloads: 0, countFailures: 1000).reputation < 5.01)
+        var live = fast
+        live.observeFailure()
+        #expect(abs(live.value(chunkSize: 1) - fast.value(chunkSize: 1) * 1.25) < 1e-12)
+    }
+
+    /// Throughput, once measured, dominates the time estimate for big chunks.
+    @Test func throughputCounts() {
+        var a = PeerScore(responseTime: 0.001)
+        var b = PeerScore(responseTime: 0.001)
+        a.observeChunk(bytes: 1_000_000, seconds: 0.01)   // 100 MB/s
+        b.observeChunk(bytes: 1_000_000, seconds: 0.1)    // 10 MB/s
+        #expect(a.value(chunkSize: 1 << 20) < b.value(chunkSize: 1 << 20))
+        #expect(a.liveSuccesses == 1)
+    }
+}
