@@ -101,7 +101,14 @@ let package = Package(
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "ShoalPeerTests", dependencies: ["ShoalPeer", "ShoalCore", "ShoalTestSupport"]),
+        .testTarget(
+            name: "ShoalPeerTests",
+            dependencies: [
+                "ShoalPeer", "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker", "ShoalTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "ShoalTrackerTests",
             dependencies: [

@@ -10,6 +10,7 @@ import ShoalCore
 public final class FileChunkReader: ChunkReader, @unchecked Sendable {
     // `pread` on one descriptor is thread-safe; `fd` never changes after init.
     private let fd: Int32
+    private let ownsDescriptor: Bool
     /// The file's path, for messages.
     public let path: String
     /// The file's size when it was opened.
@@ -30,11 +31,20 @@ public final class FileChunkReader: ChunkReader, @unchecked Sendable {
             throw .notARegularFile(path: path)
         }
         self.fd = fd
+        self.ownsDescriptor = true
         self.path = path
         self.size = UInt64(info.st_size)
     }
 
-    deinit { close(fd) }
+    /// A reader over a descriptor someone else owns (and keeps open while this is used).
+    public init(fd: Int32, path: String, size: UInt64) {
+        self.fd = fd
+        self.ownsDescriptor = false
+        self.path = path
+        self.size = size
+    }
+
+    deinit { if ownsDescriptor { close(fd) } }
 
     public func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         while true {

@@ -9,6 +9,11 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case cannotOpen(path: String, errno: Int32)
     case notARegularFile(path: String)
     case readFailed(path: String, offset: UInt64, errno: Int32)
+    case notAFolder(path: String)
+    case cannotWrite(path: String, errno: Int32)
+    case writeFailed(path: String, offset: UInt64, errno: Int32)
+    case nameTaken(path: String)
+    case corruptResumeState(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -18,6 +23,16 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
             return "\(path) is not a regular file; only regular files can be shared"
         case let .readFailed(path, offset, code):
             return "reading \(path) at byte \(offset) failed: \(Self.reason(code))"
+        case let .notAFolder(path):
+            return "\(path) is not a folder; give the folder to share and download into"
+        case let .cannotWrite(path, code):
+            return "cannot write \(path): \(Self.reason(code)); check the folder's permissions and free space"
+        case let .writeFailed(path, offset, code):
+            return "writing \(path) at byte \(offset) failed: \(Self.reason(code)); free some space or fix the permissions, then run the download again: verified chunks are kept"
+        case let .nameTaken(path):
+            return "a different file already exists at \(path); move it away or rename it, then download again"
+        case let .corruptResumeState(path, reason):
+            return "the resume state \(path) is unusable (\(reason)); it was discarded and the download starts over"
         }
     }
 

@@ -1,0 +1,141 @@
+import Foundation
+import NIOCore
+import ShoalCore
+import ShoalWire
+import Synchronization
+
+/// Everything this peer can serve, by content id: the complete files of its
+/// folder and the verified chunks of its downloads in progress. The peer
+/// server asks it for chunk bytes; nothing else decides what may be read, and
+/// it only ever reads files the folder scan or a download put in it.
+public final class ChunkLibrary: Sendable {
+    enum Source: Sendable {
+        case file(SharedFolder.Entry, FileChunkReader)
+        case partial(PartialDownload)
+
+        var manifest: Manifest {
+            switch self {
+            case let .file(entry, _): entry.manifest
+            case let .partial(download): download.manifest
+            }
+        }
+    }
+
+    /// Why a chunk cannot be served.
+    public enum Refusal: Error, Equatable, Sendable {
+        case unknownContent(ContentID)
+        case indexOutOfRange(index: UInt32, count: Int)
+        case notYetHeld(index: UInt32)
+        case readFailed(String)
+
+        public var reply: ErrorReply {
+            switch self {
+            case let .unknownContent(id):
+                ErrorReply(code: .unavailable, message: "this peer does not share content \(id.short)")
+            case let .indexOutOfRange(index, count):
+                ErrorReply(code: .badRequest, message: "chunk \(index) is out of range: the file has \(count) chunks")
+            case let .notYetHeld(index):
+                ErrorReply(code: .unavailable, message: "this peer does not have chunk \(index) yet")
+            case let .readFailed(reason):
+                ErrorReply(code: .internal, message: "reading the chunk failed: \(reason)")
+            }
+        }
+    }
+
+    private let sources = Mutex<[ContentID: Source]>([:])
+    /// Verdicts shared by every connection's compressor.
+    public let memo = CompressionMemo()
+    /// Chunk frames served, and bytes on the wire for them (for statistics).
+    private let counters = Mutex<(chunks: Int, rawBytes: UInt64, wireBytes: UInt64)>((0, 0, 0))
+
+    public init() {}
+
+    /// Shares a complete file of the folder.
+    public func add(_ entry: SharedFolder.Entry) throws {
+        let reader = try FileChunkReader(path: entry.path)
+        sources.withLock { $0[entry.manifest.contentID] = .file(entry, reader) }
+    }
+
+    /// Shares the verified chunks of a download in progress (unless the complete file is already shared).
+    public func add(_ download: PartialDownload) {
+        sources.withLock { sources in
+            if case .file = sources[download.manifest.contentID] { return }
+            sources[download.manifest.contentID] = .partial(download)
+        }
+    }
+
+    /// Stops sharing a content.
+    public func remove(_ id: ContentID) {
+        _ = sources.withLock { $0.removeValue(forKey: id) }
+    }
+
+    /// Replaces the complete files shared (after a folder rescan), keeping downloads in progress.
+    public func replaceFiles(with entries: [SharedFolder.Entry]) throws {
+        var readers: [ContentID: Source] = [:]
+        for entry in entries { readers[entry.manifest.contentID] = .file(entry, try FileChunkReader(path: entry.path)) }
+        sources.withLock { sources in
+            sources = sources.filter { if case .partial = $0.value { readers[$0.key] == nil } else { false } }
+            sources.merge(readers) { _, new in new }
+        }
+    }
+
+    /// Everything shared, as the entries of a full `announce`: complete files
+    /// under their names, downloads in progress with their chunk maps.
+    public func announcement() -> [AnnouncedFile] {
+        sources.withLock { sources in
+            sources.map { id, source -> AnnouncedFile in
+                switch source {
+                case let .file(entry, _):
+                    return AnnouncedFile(name: entry.name.value, contentID: id, manifest: ManifestPayload(entry.manifest))
+                case let .partial(download):
+                    return AnnouncedFile(name: download.name, contentID: id, manifest: ManifestPayload(download.manifest),
+                                         chunks: Data(download.have.bytes).base64EncodedString())
+                }
+            }
+        }
+    }
+
+    /// The manifest of a shared content.
+    public func manifest(of id: ContentID) -> Manifest? { sources.withLock { $0[id]?.manifest } }
+
+    /// Totals served so far: chunk frames, raw bytes, bytes on the wire.
+    public var served: (chunks: Int, rawBytes: UInt64, wireBytes: UInt64) { counters.withLock { $0 } }
+
+    /// The `chunkData` frame answering `request`, compressed by `compressor` when that pays.
+    public func frame(for request: ChunkRequest, requestID: UInt32, compressor: ChunkCompressor, allocator: ByteBufferAllocator) throws(Refusal) -> Frame {
+        guard let source = sources.withLock({ $0[request.contentID] }) else { throw .unknownContent(request.contentID) }
+        let manifest = source.manifest
+        let index = Int(request.index)
+        guard index < manifest.chunkCount else { throw .indexOutOfRange(index: request.index, count: manifest.chunkCount) }
+        let reader: FileChunkReader
+        switch source {
+        case let .file(_, fileReader):
+            reader = fileReader
+        case let .partial(download):
+            guard download.have.contains(index) else { throw .notYetHeld(index: request.index) }
+            reader = download.reader
+        }
+        let length = manifest.length(ofChunk: index)
+        var raw = allocator.buffer(capacity: length)
+        do {
+            let got = try raw.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { buffer in
+                try reader.read(at: manifest.offset(ofChunk: index), into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]))
+            }
+            guard got == length else { throw Refusal.readFailed("the file is shorter than its manifest; it changed on disk") }
+        } catch let refusal as Refusal {
+            throw refusal
+        } catch {
+            throw .readFailed("\(error)")
+        }
+        let frame = raw.withUnsafeReadableBytes { bytes in
+            ChunkData.frame(contentID: request.contentID, index: request.index, bytes: bytes, compressor: compressor,
+                            requestID: requestID, allocator: allocator)
+        }
+        counters.withLock { counters in
+            counters.chunks += 1
+            counters.rawBytes += UInt64(length)
+            counters.wireBytes += UInt64(frame.payload.readableBytes + FrameHeader.size)
+        }
+        return frame
+    }
+}

@@ -1,0 +1,144 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import ShoalCore
+import Synchronization
+
+/// A download in progress, on disk, resumable: the chunks verified so far
+/// written at their offsets in `.shoal/partial/<content id>.part`, and a map
+/// of which they are in `<content id>.have` (one bit per chunk, flipped after
+/// the chunk's bytes are written). The manifest sits beside them, so a
+/// restarted download knows what it is fetching without asking anyone.
+///
+/// On reopening, every chunk the map claims is hashed again from disk (a
+/// crash may have kept the bit and lost the bytes); only those that verify
+/// count. ``finish(as:)`` checks the whole file's content id and renames it
+/// into the folder under its name: nobody ever sees half a file there.
+///
+/// Thread-safe: chunks may be written from several tasks at once.
+public final class PartialDownload: @unchecked Sendable {
+    // fd and haveFD never change once open; the map is behind a lock.
+    public let manifest: Manifest
+    /// The name it is downloaded as.
+    public let name: String
+    public let dataPath: String
+    private let havePath: String
+    private let manifestPath: String
+    private let fd: Int32
+    private let haveFD: Int32
+    private let map: Mutex<ChunkMap>
+
+    /// Opens (or creates) the partial download of `manifest` in `folder`.
+    public init(folder: SharedFolder, manifest: Manifest, name: String) throws(StorageError) {
+        let base = folder.partialDirectory + "/" + manifest.contentID.hex
+        self.manifest = manifest
+        self.name = name
+        self.dataPath = base + ".part"
+        self.havePath = base + ".have"
+        self.manifestPath = base + ".manifest"
+        let fd = open(dataPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .cannotWrite(path: dataPath, errno: errno) }
+        let haveFD = open(havePath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard haveFD >= 0 else {
+            let code = errno
+            close(fd)
+            throw .cannotWrite(path: havePath, errno: code)
+        }
+        self.fd = fd
+        self.haveFD = haveFD
+        // Size the data file (sparse) and the map.
+        if ftruncate(fd, off_t(manifest.fileSize)) != 0 {
+            let code = errno
+            close(fd)
+            close(haveFD)
+            throw .cannotWrite(path: dataPath, errno: code)
+        }
+        let mapBytes = (manifest.chunkCount + 7) / 8
+        var claimed = [UInt8](repeating: 0, count: mapBytes)
+        let got = claimed.withUnsafeMutableBytes { pread(haveFD, $0.baseAddress, mapBytes, 0) }
+        if got != mapBytes { claimed = [UInt8](repeating: 0, count: mapBytes) }
+        var verified = ChunkMap(count: manifest.chunkCount)
+        if let claimedMap = ChunkMap(count: manifest.chunkCount, bytes: claimed), claimedMap.heldCount > 0 {
+            let reader = FileChunkReader(fd: fd, path: dataPath, size: manifest.fileSize)
+            var buffer = [UInt8](repeating: 0, count: Int(manifest.chunkSize))
+            for index in claimedMap.indices {
+                let length = manifest.length(ofChunk: index)
+                let ok = buffer.withUnsafeMutableBytes { raw -> Bool in
+                    let slice = UnsafeMutableRawBufferPointer(rebasing: raw[0..<length])
+                    guard (try? reader.read(at: manifest.offset(ofChunk: index), into: slice)) == length else { return false }
+                    return manifest.verify(chunk: index, bytes: UnsafeRawBufferPointer(slice))
+                }
+                if ok { verified.insert(index) }
+            }
+        }
+        self.map = Mutex(verified)
+        // Rewrite the map as verified, and keep the manifest beside it.
+        let bytes = verified.bytes
+        _ = bytes.withUnsafeBytes { pwrite(haveFD, $0.baseAddress, $0.count, 0) }
+        _ = ftruncate(haveFD, off_t(bytes.count))
+        _ = FileManager.default.createFile(atPath: manifestPath, contents: Data(manifest.canonicalBytes))
+    }
+
+    deinit {
+        close(fd)
+        close(haveFD)
+    }
+
+    /// The chunks verified and written.
+    public var have: ChunkMap { map.withLock { $0 } }
+
+    /// Writes verified chunk `index` and records it. The bytes must already be verified.
+    public func write(chunk index: Int, bytes: UnsafeRawBufferPointer) throws(StorageError) {
+        let offset = manifest.offset(ofChunk: index)
+        var written = 0
+        while written < bytes.count {
+            let n = pwrite(fd, bytes.baseAddress! + written, bytes.count - written, off_t(offset) + off_t(written))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .writeFailed(path: dataPath, offset: offset + UInt64(written), errno: errno)
+            }
+            written += n
+        }
+        // Flip the chunk's bit: one byte, written after the data.
+        let byte: UInt8 = map.withLock { map in
+            map.insert(index)
+            return map.bytes[index / 8]
+        }
+        var value = byte
+        if pwrite(haveFD, &value, 1, off_t(index / 8)) != 1 {
+            throw .writeFailed(path: havePath, offset: UInt64(index / 8), errno: errno)
+        }
+    }
+
+    /// A reader of the verified chunks (for serving them to others).
+    public var reader: FileChunkReader { FileChunkReader(fd: fd, path: dataPath, size: manifest.fileSize) }
+
+    /// Checks the whole file's content id, then renames it to `destination`
+    /// (atomically: the name shows the whole file or nothing) and removes the
+    /// resume state. If `destination` exists with the same content, keeps it.
+    public func finish(as destination: String) throws -> Manifest {
+        guard fsync(fd) == 0 else { throw StorageError.writeFailed(path: dataPath, offset: 0, errno: errno) }
+        let rebuilt = try ManifestBuilder().build(fileSize: manifest.fileSize, chunkSize: manifest.chunkSize, reader: reader)
+        guard rebuilt.contentID == manifest.contentID else {
+            throw ManifestError.contentIDMismatch(expected: manifest.contentID, actual: rebuilt.contentID)
+        }
+        if FileManager.default.fileExists(atPath: destination) {
+            let existing = try? ManifestBuilder().build(path: destination, chunkSize: manifest.chunkSize)
+            guard existing?.contentID == manifest.contentID else { throw StorageError.nameTaken(path: destination) }
+            discard()
+            return manifest
+        }
+        guard rename(dataPath, destination) == 0 else { throw StorageError.cannotWrite(path: destination, errno: errno) }
+        unlink(havePath)
+        unlink(manifestPath)
+        return manifest
+    }
+
+    /// Removes the resume state and the partial data.
+    public func discard() {
+        unlink(dataPath)
+        unlink(havePath)
+        unlink(manifestPath)
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import Logging
+import ShoalCore
+import ShoalNet
+import ShoalWire
+
+/// A running peer: its folder, the server that shares it, and its session
+/// with the tracker. Starting one scans the folder (hashing new files),
+/// serves it, logs in and announces it; ``download(name:progress:)`` fetches
+/// a file into the folder; ``stop()`` logs out and stops serving.
+public final class Peer: Sendable {
+    public let folder: SharedFolder
+    public let library: ChunkLibrary
+    public let server: PeerServer
+    public let session: TrackerSession
+    public let logger: Logger
+    public let downloadConfiguration: Downloader.Configuration
+
+    private init(folder: SharedFolder, library: ChunkLibrary, server: PeerServer, session: TrackerSession, logger: Logger, downloadConfiguration: Downloader.Configuration) {
+        self.folder = folder
+        self.library = library
+        self.server = server
+        self.session = session
+        self.logger = logger
+        self.downloadConfiguration = downloadConfiguration
+    }
+
+    /// Scans `directory`, starts serving it on `port` (0: any free port), logs
+    /// in to the tracker and announces the folder.
+    public static func start(
+        directory: String, tracker: Endpoint, user: String, password: String,
+        host: String = "127.0.0.1", port: Int = 0, compression: CompressionPolicy = CompressionPolicy(),
+        downloadConfiguration: Downloader.Configuration = Downloader.Configuration(),
+        logger: Logger, hashing: (@Sendable (String) -> Void)? = nil
+    ) async throws -> Peer {
+        let folder = try SharedFolder(path: directory)
+        let library = ChunkLibrary()
+        let entries = try folder.scan(progress: hashing)
+        for entry in entries { try library.add(entry) }
+        let server = try await PeerServer.start(host: host, port: port, library: library, compression: compression, logger: logger)
+        let session: TrackerSession
+        do {
+            session = try await TrackerSession.login(endpoint: tracker, user: user, password: password, servePort: server.port, logger: logger)
+        } catch {
+            await server.stop()
+            throw error
+        }
+        let peer = Peer(folder: folder, library: library, server: server, session: session, logger: logger, downloadConfiguration: downloadConfiguration)
+        try await session.setAnnouncement { [folder, library] in Self.announcement(folder: folder, library: library) }
+        return peer
+    }
+
+    /// Everything this peer shares, as a full announce: the folder's files
+    /// (rescanned) and the verified chunks of downloads in progress.
+    static func announcement(folder: SharedFolder, library: ChunkLibrary) -> [AnnouncedFile] {
+        if let entries = try? folder.scan() { try? library.replaceFiles(with: entries) }
+        return library.announcement()
+    }
+
+    /// Downloads `name` into the folder.
+    public func download(name: String, progress: @escaping @Sendable (DownloadProgress) -> Void = { _ in }) async throws -> DownloadResult {
+        try await Downloader(folder: folder, library: library, session: session, logger: logger, configuration: downloadConfiguration)
+            .download(name: name, progress: progress)
+    }
+
+    /// Rescans the folder and announces it again.
+    public func reannounce() async throws {
+        try await session.announceAll()
+    }
+
+    /// Logs out and stops serving.
+    public func stop() async {
+        await session.logout()
+        await server.stop()
+    }
+}

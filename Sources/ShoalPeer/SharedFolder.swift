@@ -1,0 +1,120 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import ShoalCore
+
+/// A peer's folder: the regular files directly inside it that have valid
+/// names, each with its manifest. Shoal's own state lives in the hidden
+/// `.shoal/` subfolder (never shared): the manifest cache, partial downloads.
+///
+/// Only names are ever taken from the network, and only names that pass
+/// ``FileName`` (no `/`, no `..`, no hidden files): every path is the folder
+/// joined with such a name, so nothing outside the folder is ever read or
+/// written. Symbolic links are not followed or shared.
+public final class SharedFolder: Sendable {
+    /// The folder's absolute path.
+    public let path: String
+    /// `.shoal/` inside it.
+    public var stateDirectory: String { path + "/.shoal" }
+    /// Where partial downloads live.
+    public var partialDirectory: String { stateDirectory + "/partial" }
+
+    /// A shared file.
+    public struct Entry: Sendable, Equatable {
+        public var name: FileName
+        public var manifest: Manifest
+        public var path: String
+    }
+
+    /// Opens `path`, creating `.shoal/` in it; throws if it is not a writable folder.
+    public init(path: String) throws(StorageError) {
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        var info = stat()
+        guard stat(absolute, &info) == 0 else { throw .cannotOpen(path: absolute, errno: errno) }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else { throw .notAFolder(path: absolute) }
+        self.path = absolute
+        for dir in [absolute + "/.shoal", absolute + "/.shoal/partial"] {
+            if mkdir(dir, 0o755) != 0 && errno != EEXIST { throw .cannotWrite(path: dir, errno: errno) }
+        }
+    }
+
+    /// The path of `name` inside the folder.
+    public func file(_ name: FileName) -> String { path + "/" + name.value }
+
+    /// Scans the folder and returns its shareable files with their manifests,
+    /// hashing only files that are new or changed since the last scan.
+    public func scan(progress: (@Sendable (String) -> Void)? = nil) throws -> [Entry] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        var cache = ManifestCache.load(from: stateDirectory + "/manifests.json")
+        var entries: [Entry] = []
+        var seen = Set<String>()
+        for raw in names.sorted() {
+            guard let name = try? FileName(raw) else { continue }
+            let full = file(name)
+            var info = stat()
+            guard lstat(full, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
+            let stamp = ManifestCache.Stamp(size: UInt64(info.st_size), modified: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9)
+            seen.insert(raw)
+            if let manifest = cache.manifest(for: raw, stamp: stamp) {
+                entries.append(Entry(name: name, manifest: manifest, path: full))
+                continue
+            }
+            progress?(raw)
+            let manifest = try ManifestBuilder().build(path: full)
+            cache.store(manifest, for: raw, stamp: stamp)
+            entries.append(Entry(name: name, manifest: manifest, path: full))
+        }
+        cache.keep(only: seen)
+        cache.save(to: stateDirectory + "/manifests.json")
+        return entries
+    }
+}
+
+/// Manifests of the folder's files keyed by name, size and modification time,
+/// so a restart does not hash everything again.
+struct ManifestCache: Codable {
+    struct Stamp: Codable, Equatable {
+        var size: UInt64
+        var modified: Double
+    }
+
+    struct Item: Codable {
+        var stamp: Stamp
+        var contentID: ContentID
+        var fileSize: UInt64
+        var chunkSize: UInt32
+        var digests: String
+    }
+
+    var version = 1
+    var files: [String: Item] = [:]
+
+    static func load(from path: String) -> ManifestCache {
+        guard let data = FileManager.default.contents(atPath: path),
+              let cache = try? JSONDecoder().decode(ManifestCache.self, from: data), cache.version == 1 else { return ManifestCache() }
+        return cache
+    }
+
+    func manifest(for name: String, stamp: Stamp) -> Manifest? {
+        guard let item = files[name], item.stamp == stamp, let bytes = Data(base64Encoded: item.digests) else { return nil }
+        guard let manifest = try? Manifest(fileSize: item.fileSize, chunkSize: item.chunkSize, concatenatedDigests: bytes),
+              manifest.contentID == item.contentID else { return nil }
+        return manifest
+    }
+
+    mutating func store(_ manifest: Manifest, for name: String, stamp: Stamp) {
+        files[name] = Item(stamp: stamp, contentID: manifest.contentID, fileSize: manifest.fileSize, chunkSize: manifest.chunkSize,
+                           digests: Data(manifest.concatenatedDigests).base64EncodedString())
+    }
+
+    mutating func keep(only names: Set<String>) {
+        files = files.filter { names.contains($0.key) }
+    }
+
+    func save(to path: String) {
+        guard let data = try? JSONEncoder().encode(self) else { return }
+        let temporary = path + ".tmp"
+        if FileManager.default.createFile(atPath: temporary, contents: data) { rename(temporary, path) }
+    }
+}

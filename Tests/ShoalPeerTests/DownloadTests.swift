@@ -1,0 +1,135 @@
+import Foundation
+import ShoalCore
+import ShoalNet
+import ShoalPeer
+import ShoalTestSupport
+import ShoalWire
+import Testing
+
+/// The download engine over real loopback sockets, with a real tracker.
+@Suite("Downloads", .timeLimit(.minutes(3)))
+struct DownloadTests {
+    /// A multi-chunk file from three seeders: each serves some chunks, the file is byte-identical.
+    @Test func threeSeeders() async throws {
+        let swarm = try await TestSwarm()
+        let bytes = randomBytes(3 << 20, seed: 1)   // 12 chunks of 256 KiB
+        for i in 1...3 { _ = try await swarm.peer("seeder\(i)", folder: try swarm.folder("seeder\(i)", files: ["big.bin": bytes])) }
+        let downloader = try await swarm.peer("downloader", folder: try swarm.folder("downloader"))
+        let result = try await downloader.download(name: "big.bin")
+        let path = try swarm.folder("downloader") + "/big.bin"
+        #expect(sha256(ofFile: path) == ChunkDigest(hashing: bytes).hex)
+        #expect(result.fetchedChunks == 12)
+        #expect(result.holders.count == 3)
+        #expect(result.holders.allSatisfy { $0.chunks > 0 }, "\(result.holders.map { ($0.user, $0.chunks) })")
+        // No partial file is left behind, and the downloader now shares the file.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: swarm.folder("downloader") + "/.shoal/partial").isEmpty)
+        let details = try await swarm.peers[0].session.details(name: "big.bin")
+        #expect(details.first?.holders.contains { $0.user == "downloader" } == true)
+        // Each seeder's success was reported.
+        let status = try await swarm.tracker.connect().status()
+        #expect(status.peers.filter { $0.user.hasPrefix("seeder") }.allSatisfy { $0.countDownloads == 1 })
+        await swarm.stop()
+    }
+
+    /// An unknown name, a path-escaping name and a name with no reachable holder give clear errors.
+    @Test func badNames() async throws {
+        let swarm = try await TestSwarm()
+        let peer = try await swarm.peer("alone", folder: try swarm.folder("alone"))
+        for (name, fragment) in [("missing.txt", "no connected peer shares"), ("../../etc/passwd", "cannot download"), ("a/b", "cannot download")] {
+            do {
+                _ = try await peer.download(name: name)
+                Issue.record("\(name) downloaded")
+            } catch {
+                #expect("\(error)".contains(fragment), "\(error)")
+            }
+        }
+        await swarm.stop()
+    }
+}
+
+@Suite("Downloads under faults", .timeLimit(.minutes(3)))
+struct FaultTests {
+    /// A seeder that goes away mid-download: the others finish, the file is byte-identical.
+    @Test func seederKilledMidDownload() async throws {
+        let swarm = try await TestSwarm()
+        let bytes = randomBytes(24 << 20, seed: 2)   // 96 chunks
+        var seeders: [Peer] = []
+        for i in 1...3 { seeders.append(try await swarm.peer("s\(i)", folder: try swarm.folder("s\(i)", files: ["f.bin": bytes]))) }
+        let downloader = try await swarm.peer("d", folder: try swarm.folder("d"))
+        let victim = seeders[0]
+        let killed = ManagedFlag()
+        let result = try await downloader.download(name: "f.bin") { progress in
+            if progress.fraction > 0.25, killed.setOnce() {
+                // Abruptly: the server closes every connection, the tracker session drops.
+                Task { await victim.server.stop() }
+            }
+        }
+        #expect(killed.isSet)
+        #expect(sha256(ofFile: try swarm.folder("d") + "/f.bin") == ChunkDigest(hashing: bytes).hex)
+        #expect(result.fetchedChunks == 96)
+        await swarm.stop()
+    }
+
+    /// A seeder whose file was corrupted on disk after it announced it: its bad
+    /// chunks are caught, it is dropped and reported, and the file is still right.
+    @Test func corruptSeederIsPenalized() async throws {
+        let swarm = try await TestSwarm()
+        let bytes = randomBytes(4 << 20, seed: 3)
+        let badFolder = try swarm.folder("bad", files: ["f.bin": bytes])
+        _ = try await swarm.peer("bad", folder: badFolder)
+        _ = try await swarm.peer("good", folder: try swarm.folder("good", files: ["f.bin": bytes]))
+        // Corrupt every byte on disk, in place, after the announce.
+        let handle = try #require(FileHandle(forWritingAtPath: badFolder + "/f.bin"))
+        try handle.write(contentsOf: Data(bytes.map { $0 ^ 0xFF }))
+        try handle.close()
+        let downloader = try await swarm.peer("d", folder: try swarm.folder("d"))
+        let result = try await downloader.download(name: "f.bin")
+        #expect(sha256(ofFile: try swarm.folder("d") + "/f.bin") == ChunkDigest(hashing: bytes).hex)
+        let bad = try #require(result.holders.first { $0.user == "bad" })
+        #expect(bad.chunks == 0)
+        #expect(bad.failed?.contains("hashes to") == true, "\(bad.failed ?? "not dropped")")
+        let status = try await swarm.tracker.connect().status()
+        #expect(status.peers.first { $0.user == "bad" }?.countFailures == 1)
+        #expect(status.peers.first { $0.user == "good" }?.countDownloads == 1)
+        await swarm.stop()
+    }
+
+    /// A download stopped midway resumes from the verified chunks on disk without fetching them again.
+    @Test func resumeAfterStop() async throws {
+        let swarm = try await TestSwarm()
+        let bytes = randomBytes(16 << 20, seed: 4)   // 64 chunks
+        _ = try await swarm.peer("seed", folder: try swarm.folder("seed", files: ["r.bin": bytes]))
+        let folder = try swarm.folder("d")
+        let first = try await swarm.peer("d", folder: folder)
+        let stopped = ManagedFlag()
+        let task = Task {
+            try await first.download(name: "r.bin") { progress in
+                if progress.fraction > 0.4 { _ = stopped.setOnce() }
+            }
+        }
+        while !stopped.isSet { try await Task.sleep(for: .milliseconds(1)) }
+        task.cancel()
+        do {
+            _ = try await task.value
+            Issue.record("the download finished before it was stopped")
+        } catch is CancellationError {}
+        await first.stop()
+        #expect(!FileManager.default.fileExists(atPath: folder + "/r.bin"), "no partial file under the final name")
+
+        let second = try await swarm.start("d", folder: folder)
+        let result = try await second.download(name: "r.bin")
+        #expect(result.resumedChunks > 0)
+        #expect(result.resumedChunks + result.fetchedChunks == 64)
+        #expect(sha256(ofFile: folder + "/r.bin") == ChunkDigest(hashing: bytes).hex)
+        await swarm.stop()
+    }
+}
+
+/// Set once, read from anywhere.
+final class ManagedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    /// Sets the flag; true only for the first caller.
+    func setOnce() -> Bool { lock.withLock { defer { value = true }; return !value } }
+    var isSet: Bool { lock.withLock { value } }
+}
