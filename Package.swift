@@ -66,10 +66,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Generated sample files for the demo and the benchmarks.
+        .target(name: "ShoalSamples"),
         .executableTarget(
             name: "shoal",
             dependencies: [
-                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker", "ShoalPeer",
+                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker", "ShoalPeer", "ShoalSamples",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -77,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "shoal-bench",
             dependencies: [
-                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalPeer",
+                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalPeer", "ShoalSamples",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -35,12 +35,13 @@ public final class Peer: Sendable {
     ) async throws -> Peer {
         let folder = try SharedFolder(path: directory)
         let library = ChunkLibrary()
-        let entries = try folder.scan(progress: hashing)
-        for entry in entries { try library.add(entry) }
         let server = try await PeerServer.start(host: host, port: port, library: library, compression: compression, logger: logger)
         let session: TrackerSession
         do {
+            // Log in first: a wrong password should not cost hashing the folder.
             session = try await TrackerSession.login(endpoint: tracker, user: user, password: password, servePort: server.port, logger: logger)
+            let entries = try folder.scan(progress: hashing)
+            for entry in entries { try library.add(entry) }
         } catch {
             await server.stop()
             throw error

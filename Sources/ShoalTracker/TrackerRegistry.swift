@@ -93,12 +93,16 @@ public struct TrackerRegistry: Sendable {
     /// The token of `user`'s open session, if any.
     public func token(ofUser user: String) -> SessionToken? { tokenByUser[user] }
 
-    /// Opens a session. If `user` already had one, it is closed and returned
-    /// (its connection should be closed: the user logged in elsewhere).
+    /// Opens a session. If `user` already had a serving one and this one
+    /// serves too, the old one is closed and returned (its connection should be
+    /// closed: the user logged in elsewhere).
+    /// Only serving sessions (port > 0) are unique per user: a tool's session
+    /// (port 0, e.g. `shoal list`) never displaces a seeding one.
     public mutating func login(token: SessionToken, peer: Peer) -> (SessionToken, Peer)? {
+        sessions[token] = peer
+        guard peer.port > 0 else { return nil }
         var replaced: (SessionToken, Peer)?
         if let old = tokenByUser[peer.user], let oldPeer = logout(old) { replaced = (old, oldPeer) }
-        sessions[token] = peer
         tokenByUser[peer.user] = token
         return replaced
     }

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import ShoalCore
 import ShoalPeer
+import ShoalSamples
 import ShoalWire
 
 /// Chunk hashing and compression throughput, beside `openssl dgst -sha256`

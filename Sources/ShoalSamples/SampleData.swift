@@ -1,11 +1,13 @@
 import Foundation
 
-/// Deterministic sample files for benchmarks: incompressible bytes and log-like text.
-enum SampleData {
+/// Deterministic sample files for the demo and the benchmarks: incompressible
+/// bytes and log-like text.
+public enum SampleData {
     /// SplitMix64: fast, seeded, good enough to defeat deflate.
-    struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
+    public struct Generator {
+        public init(state: UInt64) { self.state = state }
+        public var state: UInt64
+        public mutating func next() -> UInt64 {
             state &+= 0x9E37_79B9_7F4A_7C15
             var z = state
             z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -15,7 +17,7 @@ enum SampleData {
     }
 
     /// Writes `size` bytes of random data to `path`.
-    static func writeRandom(path: String, size: Int, seed: UInt64 = 1) throws {
+    public static func writeRandom(path: String, size: Int, seed: UInt64 = 1) throws {
         var generator = Generator(state: seed)
         try write(path: path, size: size) { buffer in
             buffer.withMemoryRebound(to: UInt64.self) { words in
@@ -25,7 +27,7 @@ enum SampleData {
     }
 
     /// Writes `size` bytes of log-like text (timestamps, levels, paths, ids) to `path`.
-    static func writeLogText(path: String, size: Int, seed: UInt64 = 2) throws {
+    public static func writeLogText(path: String, size: Int, seed: UInt64 = 2) throws {
         var generator = Generator(state: seed)
         let levels = ["INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR"]
         let verbs = ["GET", "GET", "POST", "PUT", "DELETE"]

@@ -1,0 +1,101 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ShoalCore
+import ShoalNet
+import ShoalPeer
+
+/// `shoal seed --user U --dir DIR [--port N]`: share a folder until SIGINT/SIGTERM.
+struct SeedCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "seed", abstract: "Log in, share a folder and serve it until SIGINT or SIGTERM, then log out.",
+        discussion: "The first line on stdout is `serving on HOST:PORT`.")
+
+    @OptionGroup var tracker: TrackerOptions
+    @OptionGroup var account: UserOptions
+    @OptionGroup var folder: FolderOptions
+    @Option(help: "Log level on stderr.") var logLevel: Logger.Level = .notice
+
+    func run() async throws {
+        PeerLogging.bootstrap(level: logLevel)
+        let password = try PasswordInput.read()
+        let logger = Logger(label: "shoal.seed")
+        let peer = try await withClearErrors {
+            try await Peer.start(directory: folder.dir, tracker: tracker.tracker, user: account.user, password: password,
+                                 port: folder.port, logger: logger) { name in Output.error("hashing \(name) ...") }
+        }
+        let shared = peer.library.announcement().count
+        Output.line("serving on \(Endpoint(host: peer.server.host, port: peer.server.port))")
+        Output.error("\(account.user) shares \(shared) file\(shared == 1 ? "" : "s") from \(peer.folder.path); stop with Ctrl-C")
+        let stop = AsyncStream<Int32>.makeStream()
+        let signals = TerminationSignals { stop.continuation.yield($0) }
+        for await number in stop.stream {
+            Output.error("received \(TerminationSignals.name(number)); logging out")
+            break
+        }
+        await peer.stop()
+        let served = peer.library.served
+        Output.error("served \(served.chunks) chunks (\(Output.bytes(served.rawBytes)), \(Output.bytes(served.wireBytes)) on the wire)")
+        withExtendedLifetime(signals) {}
+    }
+}
+
+/// `shoal get NAME --user U --dir DIR [--json]`.
+struct GetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "get", abstract: "Log in, download a file into a folder (serving it meanwhile), log out.",
+        discussion: "Exits 0 only when the verified file is in the folder. Progress goes to stderr.")
+
+    @Argument(help: "The name of the file to download.") var name: String
+    @OptionGroup var tracker: TrackerOptions
+    @OptionGroup var account: UserOptions
+    @OptionGroup var folder: FolderOptions
+    @Flag(help: "Print one JSON document with the result (see README).") var json = false
+    @Option(help: "Log level on stderr.") var logLevel: Logger.Level = .warning
+
+    func run() async throws {
+        PeerLogging.bootstrap(level: logLevel)
+        let password = try PasswordInput.read()
+        let logger = Logger(label: "shoal.get")
+        let peer = try await withClearErrors {
+            try await Peer.start(directory: folder.dir, tracker: tracker.tracker, user: account.user, password: password,
+                                 port: folder.port, logger: logger) { name in Output.error("hashing \(name) ...") }
+        }
+        let line = ProgressLine()
+        let outcome: Result<DownloadResult, any Error>
+        do {
+            outcome = .success(try await peer.download(name: name) { line.update($0) })
+        } catch {
+            outcome = .failure(error)
+        }
+        await peer.stop()
+        switch outcome {
+        case .failure(let error):
+            throw CLIError("\(error)")
+        case .success(var result):
+            result.sha256 = FileDigest.sha256(path: result.path)
+            if json {
+                try Output.json(result)
+            } else {
+                Output.line("downloaded \(result.name) (\(Output.bytes(result.size))) to \(result.path)")
+                Output.line(String(format: "  %.1f MB/s over %.2f s from %d peer%@; %d chunks fetched, %d resumed",
+                                   result.megabytesPerSecond, result.seconds, result.holders.count, result.holders.count == 1 ? "" : "s",
+                                   result.fetchedChunks, result.resumedChunks))
+                for holder in result.holders {
+                    Output.line("  \(holder.user): \(holder.chunks) chunks\(holder.failed.map { " (dropped: \($0))" } ?? "")")
+                }
+            }
+        }
+    }
+}
+
+/// SHA-256 of a whole file, streamed.
+enum FileDigest {
+    static func sha256(path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        var hasher = ShoalCore.StreamingSHA256()
+        while let data = try? handle.read(upToCount: 4 << 20), !data.isEmpty { hasher.update(data) }
+        return hasher.finalize()
+    }
+}
