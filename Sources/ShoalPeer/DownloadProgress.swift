@@ -10,6 +10,17 @@ public struct DownloadProgress: Sendable {
     public var chunksByHolder: [String: Int]
     public var holdersInUse: Int
 
+    public init(name: String, totalBytes: UInt64, doneBytes: UInt64, fetchedBytes: UInt64, elapsed: Double,
+                chunksByHolder: [String: Int], holdersInUse: Int) {
+        self.name = name
+        self.totalBytes = totalBytes
+        self.doneBytes = doneBytes
+        self.fetchedBytes = fetchedBytes
+        self.elapsed = elapsed
+        self.chunksByHolder = chunksByHolder
+        self.holdersInUse = holdersInUse
+    }
+
     public var fraction: Double { totalBytes == 0 ? 1 : Double(doneBytes) / Double(totalBytes) }
     public var bytesPerSecond: Double { elapsed > 0 ? Double(fetchedBytes) / elapsed : 0 }
 }

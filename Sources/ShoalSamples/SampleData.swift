@@ -27,6 +27,10 @@ public enum SampleData {
     }
 
     /// Writes `size` bytes of log-like text (timestamps, levels, paths, ids) to `path`.
+    ///
+    /// Lines come from a pool of 4 096 formatted once, each given a running
+    /// sequence number and timestamp, so generating hundreds of MiB takes a
+    /// fraction of a second and zlib still sees varied, realistic text.
     public static func writeLogText(path: String, size: Int, seed: UInt64 = 2) throws {
         var generator = Generator(state: seed)
         let levels = ["INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR"]
@@ -34,27 +38,60 @@ public enum SampleData {
         let paths = ["/api/v1/files", "/api/v1/peers", "/api/v1/chunks", "/health", "/api/v1/users/login", "/static/app.js"]
         let messages = ["request served", "cache miss, fetching from origin", "slow response from upstream",
                         "connection reset by peer", "chunk verified", "session renewed"]
-        var pending = [UInt8]()
+        let pool: [[UInt8]] = (0..<4096).map { _ in
+            let r = generator.next()
+            let line = " \(levels[Int(r >> 16) % levels.count]) [worker-\(Int(r >> 20) % 8)] \(verbs[Int(r >> 24) % verbs.count]) "
+                + "\(paths[Int(r >> 28) % paths.count])?id=\(Int(r >> 32) % 100_000) status=\([200, 200, 200, 304, 404, 500][Int(r >> 40) % 6]) "
+                + "bytes=\(Int(r >> 44) % 65536) \(messages[Int(r >> 50) % messages.count])\n"
+            return Array(line.utf8)
+        }
+        let digits = Array("0123456789".utf8)
+        var sequence = 0
         var second = 0
+        var pending = [UInt8]()
         try write(path: path, size: size) { buffer in
             var filled = 0
             while filled < buffer.count {
                 if pending.isEmpty {
                     let r = generator.next()
-                    second += Int(r % 3)
-                    let line = String(format: "2026-11-27T%02d:%02d:%02d.%03dZ %@ [worker-%d] %@ %@?id=%d status=%d bytes=%d %@\n",
-                                      (second / 3600) % 24, (second / 60) % 60, second % 60, Int(r >> 8 % 1000) % 1000,
-                                      levels[Int(r >> 16) % levels.count], Int(r >> 20) % 8, verbs[Int(r >> 24) % verbs.count],
-                                      paths[Int(r >> 28) % paths.count], Int(r >> 32) % 100_000,
-                                      [200, 200, 200, 304, 404, 500][Int(r >> 40) % 6], Int(r >> 44) % 65536,
-                                      messages[Int(r >> 50) % messages.count])
-                    pending = Array(line.utf8)
+                    second += Int(r & 3) == 0 ? 1 : 0
+                    sequence += 1
+                    // "2026-11-27T HH:MM:SS #sequence" then the pooled line.
+                    var line = Array("2026-11-27T".utf8)
+                    for value in [(second / 3600) % 24, (second / 60) % 60, second % 60] {
+                        line.append(digits[value / 10])
+                        line.append(digits[value % 10])
+                        line.append(UInt8(ascii: ":"))
+                    }
+                    line[line.count - 1] = UInt8(ascii: "Z")
+                    line += Array(" #\(sequence)".utf8)
+                    line += pool[Int(r >> 8) & 4095]
+                    pending = line
                 }
                 let n = min(pending.count, buffer.count - filled)
                 for i in 0..<n { buffer[filled + i] = pending[i] }
                 pending.removeFirst(n)
                 filled += n
             }
+        }
+    }
+
+    /// Writes `size` bytes: the first half log-like text, the second half random.
+    public static func writeMixed(path: String, size: Int, seed: UInt64 = 3) throws {
+        let half = size / 2
+        try writeLogText(path: path, size: half, seed: seed)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        var generator = Generator(state: seed)
+        let block = 1 << 20
+        var words = [UInt64](repeating: 0, count: block / 8)
+        var written = 0
+        while written < size - half {
+            for i in words.indices { words[i] = generator.next() }
+            let n = min(block, size - half - written)
+            try words.withUnsafeBytes { try handle.write(contentsOf: Data(bytes: $0.baseAddress!, count: n)) }
+            written += n
         }
     }
 

@@ -12,6 +12,6 @@ struct ShoalCommand: AsyncParsableCommand {
         both downloads and serves. See README.md and PROTOCOL.md.
         """,
         version: ShoalVersion.current,
-        subcommands: [PeerMenu.self, TrackerCommand.self, RegisterCommand.self, SeedCommand.self, GetCommand.self, ListCommand.self, DetailsCommand.self, ManifestCommand.self]
+        subcommands: [DemoCommand.self, PeerMenu.self, TrackerCommand.self, RegisterCommand.self, SeedCommand.self, GetCommand.self, ListCommand.self, DetailsCommand.self, ManifestCommand.self]
     )
 }

@@ -25,15 +25,23 @@ public final class ShoalProcess: @unchecked Sendable {
     }
 
     /// Starts `shoal ARGUMENTS` with `environment` added to this process's.
-    public init(_ arguments: [String], environment: [String: String] = [:], currentDirectory: String? = nil) throws {
+    public init(_ arguments: [String], environment: [String: String] = [:], currentDirectory: String? = nil, stdin: String? = nil) throws {
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
         process.standardOutput = stdoutPipe
         process.standardError = stderrPipe
-        process.standardInput = FileHandle.nullDevice
+        let input = Pipe()
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
         try process.run()
+        if let stdin {
+            let writer = input.fileHandleForWriting
+            Thread {
+                writer.write(Data(stdin.utf8))
+                try? writer.close()
+            }.start()
+        }
         let out = stdoutPipe.fileHandleForReading
         let err = stderrPipe.fileHandleForReading
         Thread {
