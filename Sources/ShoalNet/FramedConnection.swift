@@ -31,13 +31,19 @@ public final class FramedConnection: Sendable {
         var version = 0
     }
 
-    private let answersProbes: Bool
+    private let answersProbes: Atomic<Bool>
 
     private init(channel: any Channel, outbound: NIOAsyncChannelOutboundWriter<Frame>, remote: String, answersProbes: Bool) {
         self.channel = channel
         self.outbound = outbound
         self.remote = remote
-        self.answersProbes = answersProbes
+        self.answersProbes = Atomic(answersProbes)
+    }
+
+    /// Stops answering `checkActive` from now on: the connection plays dead
+    /// (for fault-injection tests of the other side's liveness checks).
+    public func stopAnsweringProbes() {
+        answersProbes.store(false, ordering: .relaxed)
     }
 
     /// Connects to `host:port` and performs the handshake.
@@ -192,7 +198,7 @@ public final class FramedConnection: Sendable {
         do {
             for try await frame in inbound {
                 if frame.type == .checkActive {
-                    guard answersProbes else { continue }
+                    guard answersProbes.load(ordering: .relaxed) else { continue }
                     // The other side asks whether we are alive: answer at once.
                     if let probe = try? CheckActive(frame: frame), let answer = try? Active(nonce: probe.nonce).frame(requestID: frame.requestID) {
                         try await outbound.write(answer)

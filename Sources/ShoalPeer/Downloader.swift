@@ -79,7 +79,12 @@ public struct Downloader: Sendable {
         let started = ContinuousClock.now
         let destination = folder.file(name)
         let partial: PartialDownload
-        do { partial = try PartialDownload(folder: folder, manifest: manifest, name: name.value) } catch { throw DownloadError.storage(error) }
+        do {
+            // Reopening verifies the chunks already on disk: blocking work.
+            partial = try await BlockingWork.run { [folder] in try PartialDownload(folder: folder, manifest: manifest, name: name.value) }
+        } catch let error as StorageError {
+            throw DownloadError.storage(error)
+        }
         let resumed = partial.have.heldCount
         if resumed > 0 { logger.info("resuming \(name): \(resumed) of \(manifest.chunkCount) chunks already verified on disk") }
         library.add(partial)
@@ -235,7 +240,7 @@ public struct Downloader: Sendable {
         // Whole file: check it, put it in place, share it, report.
         let finished: Manifest
         do {
-            finished = try partial.finish(as: destination)
+            finished = try await BlockingWork.run { try partial.finish(as: destination) }
         } catch let error as StorageError {
             throw DownloadError.storage(error)
         } catch {

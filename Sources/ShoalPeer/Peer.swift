@@ -40,14 +40,16 @@ public final class Peer: Sendable {
         do {
             // Log in first: a wrong password should not cost hashing the folder.
             session = try await TrackerSession.login(endpoint: tracker, user: user, password: password, servePort: server.port, logger: logger)
-            let entries = try folder.scan(progress: hashing)
+            let entries = try await BlockingWork.run { try folder.scan(progress: hashing) }
             for entry in entries { try library.add(entry) }
         } catch {
             await server.stop()
             throw error
         }
         let peer = Peer(folder: folder, library: library, server: server, session: session, logger: logger, downloadConfiguration: downloadConfiguration)
-        try await session.setAnnouncement { [folder, library] in Self.announcement(folder: folder, library: library) }
+        try await session.setAnnouncement { [folder, library] in
+            (try? await BlockingWork.run { Self.announcement(folder: folder, library: library) }) ?? library.announcement()
+        }
         return peer
     }
 

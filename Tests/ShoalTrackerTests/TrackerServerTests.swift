@@ -135,21 +135,37 @@ struct TrackerServerTests {
     /// A peer that stops answering CheckActive is dropped with its holdings; one that answers stays.
     @Test func deadPeerIsDropped() async throws {
         let tracker = try await TestTracker.start { configuration in
-            configuration.probeInterval = 1
-            configuration.probeTimeout = 0.5
+            // Generous: the whole suite runs in parallel on two cores, and a
+            // starved test process must not look dead to the tracker.
+            configuration.probeInterval = 2
+            configuration.probeTimeout = 5
         }
-        let dead = try await tracker.connect(answersProbes: false)
+        let dead = try await tracker.connect()
         let alive = try await tracker.connect()
-        let deadToken = try await dead.signUp("dead")
-        let aliveToken = try await alive.signUp("alive")
-        try await dead.announce(deadToken, [("dead.txt", sampleManifest(6))])
-        try await alive.announce(aliveToken, [("alive.txt", sampleManifest(7))])
-        #expect(try await alive.list(aliveToken).count == 2)
+        let started = ContinuousClock.now
+        func step<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
+            do { return try await body() } catch {
+                Issue.record("\(what) failed after \(ContinuousClock.now - started): \(error); log: \(tracker.log.all.joined(separator: " | "))")
+                throw error
+            }
+        }
+        let deadToken = try await step("dead signUp") { try await dead.signUp("dead") }
+        let aliveToken = try await step("alive signUp") { try await alive.signUp("alive") }
+        try await step("dead announce") { try await dead.announce(deadToken, [("dead.txt", sampleManifest(6))]) }
+        try await step("alive announce") { try await alive.announce(aliveToken, [("alive.txt", sampleManifest(7))]) }
+        #expect(try await step("list") { try await alive.list(aliveToken).count } == 2)
+        // From now on the first peer plays dead: connected, but silent.
+        dead.stopAnsweringProbes()
 
         var names: [String] = []
-        for _ in 0..<50 {
+        for _ in 0..<300 {
             try await Task.sleep(for: .milliseconds(100))
-            names = try await alive.list(aliveToken).map(\.name)
+            do {
+                names = try await alive.list(aliveToken).map(\.name)
+            } catch {
+                Issue.record("alive lost: \(error); log: \(tracker.log.all.joined(separator: " | "))")
+                throw error
+            }
             if names == ["alive.txt"] { break }
         }
         #expect(names == ["alive.txt"])
@@ -157,7 +173,7 @@ struct TrackerServerTests {
         #expect(!dead.isOpen)
         #expect(tracker.log.contains("did not answer CheckActive"))
         #expect(tracker.log.contains("disconnect: dead stopped answering CheckActive; its 1 file withdrawn"))
-        #expect(try await alive.status().connected == 1)
+        #expect(try await step("status") { try await alive.status().connected } == 1)
         alive.close()
         await tracker.stopAndRemove()
     }
