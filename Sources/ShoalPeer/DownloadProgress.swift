@@ -47,7 +47,11 @@ public struct DownloadResult: Sendable, Codable {
     public var resumedChunks: Int
     public var fetchedChunks: Int
     public var fetchedBytes: UInt64
+    /// Bytes of chunk frames received (headers included), compressed or not.
+    public var wireBytes: UInt64
     public var seconds: Double
+    /// The process's peak resident memory at the end, in KiB (filled in by the command line).
+    public var peakMemoryKiB: Int?
     public var holders: [HolderOutcome]
 
     public var megabytesPerSecond: Double { seconds > 0 ? Double(fetchedBytes) / seconds / 1e6 : 0 }

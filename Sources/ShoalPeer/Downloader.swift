@@ -42,7 +42,7 @@ public struct Downloader: Sendable {
     }
 
     private enum Event: Sendable {
-        case received(peer: Int, chunk: Int)
+        case received(peer: Int, chunk: Int, wireBytes: Int)
         case failed(peer: Int, chunk: Int, DownloadPlan.Failure)
         case storage(StorageError)
         case tick
@@ -154,6 +154,7 @@ public struct Downloader: Sendable {
         func now() -> Double { (clock.now - epoch).seconds }
 
         var fetchedBytes: UInt64 = 0
+        var wireBytes: UInt64 = 0
         var fetchedChunks = 0
         var newlyHeld: [Int] = []
         var lastRefresh = 0.0
@@ -178,7 +179,8 @@ public struct Downloader: Sendable {
                     guard let event = await group.next() else { break }
                     running -= 1
                     switch event {
-                    case let .received(peer, chunk):
+                    case let .received(peer, chunk, frameBytes):
+                        wireBytes += UInt64(frameBytes)
                         if plan.received(peer: peer, chunk: chunk, now: now()) == .accepted {
                             fetchedChunks += 1
                             fetchedBytes += UInt64(manifest.length(ofChunk: chunk))
@@ -263,7 +265,7 @@ public struct Downloader: Sendable {
         }
         return DownloadResult(name: name.value, path: destination, contentID: manifest.contentID.hex, size: manifest.fileSize,
                               sha256: nil, resumedChunks: resumed, fetchedChunks: fetchedChunks, fetchedBytes: fetchedBytes,
-                              seconds: seconds, holders: outcomes)
+                              wireBytes: wireBytes, seconds: seconds, peakMemoryKiB: nil, holders: outcomes)
     }
 
     /// Reports every holder that served or failed: success if it delivered verified chunks, failure if it was dropped.
@@ -326,7 +328,7 @@ public struct Downloader: Sendable {
             } catch {
                 return .storage(error)
             }
-            return .received(peer: peer, chunk: index)
+            return .received(peer: peer, chunk: index, wireBytes: FrameHeader.size + reply.payload.readableBytes)
         } catch {
             return .failed(peer: peer, chunk: index, .badData("\(error)"))
         }

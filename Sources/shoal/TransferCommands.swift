@@ -74,6 +74,7 @@ struct GetCommand: AsyncParsableCommand {
             throw CLIError("\(error)")
         case .success(var result):
             result.sha256 = FileDigest.sha256(path: result.path)
+            result.peakMemoryKiB = PeakMemory.kibibytes
             if json {
                 try Output.json(result)
             } else {
@@ -97,5 +98,14 @@ enum FileDigest {
         var hasher = ShoalCore.StreamingSHA256()
         while let data = try? handle.read(upToCount: 4 << 20), !data.isEmpty { hasher.update(data) }
         return hasher.finalize()
+    }
+}
+
+/// This process's peak resident memory.
+enum PeakMemory {
+    static var kibibytes: Int {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return usage.ru_maxrss
     }
 }

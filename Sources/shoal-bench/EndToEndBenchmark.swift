@@ -1,0 +1,163 @@
+import ArgumentParser
+import Foundation
+import ShoalSamples
+
+/// Shoal against the local limit: `cp` + `openssl dgst -sha256` of the same
+/// file, and `shoal get` fetching it from N `shoal seed` processes, for an
+/// incompressible file and a log-like text file.
+struct EndToEndBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "e2e",
+        abstract: "Time cp+openssl against shoal get from N seeders (separate processes) on a random and a text file.",
+        discussion: """
+        Setup a real seeder does once (hashing its files, preparing compressed chunks) happens before \
+        the timer starts: a seeder prints `serving on` only when it is ready. The timed part is the \
+        whole `shoal get` process: start, login, details, download, verification, logout.
+        """)
+
+    @Option(help: "Seeders.") var seeders = 4
+    @Option(name: .customLong("random-mib"), help: "Size of the random file in MiB (0 to skip).") var randomMiB = 1024
+    @Option(name: .customLong("text-mib"), help: "Size of the text file in MiB (0 to skip).") var textMiB = 384
+    @Option(help: "The shoal binary (default: next to this one).") var shoal: String?
+    @Option(help: "Work folder (default: a temporary one, removed afterwards).") var workDir: String?
+    @Option(help: "Runs of each measurement; the best is kept.") var runs = 2
+
+    func run() async throws {
+        let binary = shoal ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("shoal").path
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw ValidationError("no shoal binary at \(binary); build it (swift build -c release) or pass --shoal")
+        }
+        let root = workDir ?? NSTemporaryDirectory() + "shoal-e2e-\(getpid())"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { if workDir == nil { try? FileManager.default.removeItem(atPath: root) } }
+
+        var files: [(label: String, name: String, mib: Int)] = []
+        if randomMiB > 0 { files.append(("random", "random.bin", randomMiB)) }
+        if textMiB > 0 { files.append(("text", "text.log", textMiB)) }
+        say("Shoal end to end: \(seeders) seeders, \(ProcessInfo.processInfo.activeProcessorCount) cores; MB = 10^6 bytes; best of \(runs)")
+        var rows: [String] = []
+        for file in files {
+            let source = root + "/" + file.name
+            if !FileManager.default.fileExists(atPath: source) {
+                say("generating \(file.mib) MiB \(file.label) file ...")
+                if file.label == "random" {
+                    try SampleData.writeRandom(path: source, size: file.mib << 20)
+                } else {
+                    try SampleData.writeLogText(path: source, size: file.mib << 20)
+                }
+            }
+            let size = Double(file.mib << 20)
+            // The local limit: copy the file and hash the copy (page cache warm for both contenders).
+            _ = try Self.shell("cat '\(source)' > /dev/null")
+            var limit = Double.infinity
+            for _ in 0..<runs {
+                try? FileManager.default.removeItem(atPath: root + "/copy")
+                let start = Date()
+                _ = try Self.shell("cp '\(source)' '\(root)/copy' && openssl dgst -sha256 '\(root)/copy' > /dev/null")
+                limit = min(limit, Date().timeIntervalSince(start))
+            }
+            try? FileManager.default.removeItem(atPath: root + "/copy")
+
+            let swarm = try await Swarm.start(binary: binary, root: root + "/swarm-\(file.label)", file: source, name: file.name, seeders: seeders)
+            var best: (seconds: Double, result: [String: Any])?
+            for run in 0..<runs {
+                let folder = root + "/swarm-\(file.label)/downloader-\(run)"
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                let start = Date()
+                let output = try swarm.get(name: file.name, folder: folder)
+                let seconds = Date().timeIntervalSince(start)
+                guard let json = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] else {
+                    throw ValidationError("shoal get printed no result: \(output)")
+                }
+                if best == nil || seconds < best!.seconds { best = (seconds, json) }
+                try? FileManager.default.removeItem(atPath: folder)
+            }
+            await swarm.stop()
+            let (seconds, result) = best!
+            let wire = (result["wireBytes"] as? Double) ?? Double(result["wireBytes"] as? Int ?? 0)
+            let memory = (result["peakMemoryKiB"] as? Int) ?? 0
+            let shoalRate = size / seconds / 1e6
+            let limitRate = size / limit / 1e6
+            rows.append(String(format: "%-7@ %6d MiB  limit %6.0f MB/s   shoal %6.0f MB/s (%3.0f %% of the limit)   wire %5.1f %% of size   downloader peak %4d MiB",
+                               file.label as NSString, file.mib, limitRate, shoalRate, shoalRate / limitRate * 100, wire / size * 100, memory / 1024))
+            say(rows.last!)
+        }
+        say("")
+        for row in rows { say(row) }
+    }
+
+    /// A tracker and N seeders as processes, ready to serve one file.
+    struct Swarm {
+        let binary: String
+        let tracker: Process
+        let seeders: [Process]
+        let address: String
+
+        static func start(binary: String, root: String, file: String, name: String, seeders count: Int) async throws -> Swarm {
+            try? FileManager.default.removeItem(atPath: root)
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            let (tracker, line) = try launch(binary, ["tracker", "--port", "0", "--db", root + "/tracker.sqlite", "--log-level", "warning"], password: nil)
+            guard line.hasPrefix("listening on ") else { throw ValidationError("the tracker did not start: \(line)") }
+            let address = String(line.dropFirst("listening on ".count))
+            for user in (1...count).map({ "seeder\($0)" }) + ["downloader"] {
+                _ = try shell("SHOAL_PASSWORD=pw '\(binary)' register --user \(user) --tracker \(address) > /dev/null")
+            }
+            var seeders: [Process] = []
+            for i in 1...count {
+                let folder = root + "/seeder\(i)"
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                if link(file, folder + "/" + name) != 0 { try FileManager.default.copyItem(atPath: file, toPath: folder + "/" + name) }
+                let (seeder, ready) = try launch(binary, ["seed", "--user", "seeder\(i)", "--dir", folder, "--tracker", address, "--log-level", "warning"], password: "pw")
+                guard ready.hasPrefix("serving on") else { throw ValidationError("seeder\(i) did not start: \(ready)") }
+                seeders.append(seeder)
+            }
+            return Swarm(binary: binary, tracker: tracker, seeders: seeders, address: address)
+        }
+
+        func get(name: String, folder: String) throws -> String {
+            try shell("SHOAL_PASSWORD=pw '\(binary)' get '\(name)' --user downloader --dir '\(folder)' --tracker \(address) --json 2>/dev/null")
+        }
+
+        func stop() async {
+            for process in seeders + [tracker] { kill(process.processIdentifier, SIGTERM) }
+            for process in seeders + [tracker] { process.waitUntilExit() }
+        }
+
+        /// Starts `binary arguments` and returns it with its first stdout line.
+        static func launch(_ binary: String, _ arguments: [String], password: String?) throws -> (Process, String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = arguments
+            var environment = ProcessInfo.processInfo.environment
+            if let password { environment["SHOAL_PASSWORD"] = password }
+            process.environment = environment
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            var line = Data()
+            while true {
+                let byte = pipe.fileHandleForReading.readData(ofLength: 1)
+                if byte.isEmpty || byte.first == 0x0A { break }
+                line.append(byte)
+            }
+            return (process, String(decoding: line, as: UTF8.self))
+        }
+    }
+
+    @discardableResult
+    static func shell(_ command: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", command]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw ValidationError("command failed (\(process.terminationStatus)): \(command)") }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    func say(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+}
