@@ -10,12 +10,12 @@ import Synchronization
 /// it only ever reads files the folder scan or a download put in it.
 public final class ChunkLibrary: Sendable {
     enum Source: Sendable {
-        case file(SharedFolder.Entry, FileChunkReader)
+        case file(SharedFolder.Entry, FileChunkReader, PreparedChunks?)
         case partial(PartialDownload)
 
         var manifest: Manifest {
             switch self {
-            case let .file(entry, _): entry.manifest
+            case let .file(entry, _, _): entry.manifest
             case let .partial(download): download.manifest
             }
         }
@@ -48,12 +48,29 @@ public final class ChunkLibrary: Sendable {
     /// Chunk frames served, and bytes on the wire for them (for statistics).
     private let counters = Mutex<(chunks: Int, rawBytes: UInt64, wireBytes: UInt64)>((0, 0, 0))
 
-    public init() {}
+    /// Where prepared (compressed once) chunks are kept; nil: compress per transfer.
+    private let cacheDirectory: String?
+    private let compression: CompressionPolicy
 
-    /// Shares a complete file of the folder.
+    /// - Parameter cacheDirectory: where to keep chunks compressed once for
+    ///   every transfer (``PreparedChunks``); nil compresses per transfer.
+    public init(cacheDirectory: String? = nil, compression: CompressionPolicy = CompressionPolicy()) {
+        self.cacheDirectory = cacheDirectory
+        self.compression = compression
+        if let cacheDirectory { try? FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true) }
+    }
+
+    /// Shares a complete file of the folder (preparing its chunks: blocking work).
     public func add(_ entry: SharedFolder.Entry) throws {
+        let source = try prepare(entry)
+        sources.withLock { $0[entry.manifest.contentID] = source }
+    }
+
+    private func prepare(_ entry: SharedFolder.Entry) throws -> Source {
         let reader = try FileChunkReader(path: entry.path)
-        sources.withLock { $0[entry.manifest.contentID] = .file(entry, reader) }
+        guard let cacheDirectory, compression.isEnabled else { return .file(entry, reader, nil) }
+        let prepared = try PreparedChunks(manifest: entry.manifest, reader: reader, directory: cacheDirectory, policy: compression)
+        return .file(entry, reader, prepared)
     }
 
     /// Shares the verified chunks of a download in progress (unless the complete file is already shared).
@@ -71,8 +88,15 @@ public final class ChunkLibrary: Sendable {
 
     /// Replaces the complete files shared (after a folder rescan), keeping downloads in progress.
     public func replaceFiles(with entries: [SharedFolder.Entry]) throws {
+        let current = sources.withLock { $0 }
         var readers: [ContentID: Source] = [:]
-        for entry in entries { readers[entry.manifest.contentID] = .file(entry, try FileChunkReader(path: entry.path)) }
+        for entry in entries {
+            if case let .file(existing, _, _)? = current[entry.manifest.contentID], existing == entry {
+                readers[entry.manifest.contentID] = current[entry.manifest.contentID]
+            } else {
+                readers[entry.manifest.contentID] = try prepare(entry)
+            }
+        }
         sources.withLock { sources in
             sources = sources.filter { if case .partial = $0.value { readers[$0.key] == nil } else { false } }
             sources.merge(readers) { _, new in new }
@@ -85,7 +109,7 @@ public final class ChunkLibrary: Sendable {
         sources.withLock { sources in
             sources.map { id, source -> AnnouncedFile in
                 switch source {
-                case let .file(entry, _):
+                case let .file(entry, _, _):
                     return AnnouncedFile(name: entry.name.value, contentID: id, manifest: ManifestPayload(entry.manifest))
                 case let .partial(download):
                     return AnnouncedFile(name: download.name, contentID: id, manifest: ManifestPayload(download.manifest),
@@ -109,7 +133,15 @@ public final class ChunkLibrary: Sendable {
         guard index < manifest.chunkCount else { throw .indexOutOfRange(index: request.index, count: manifest.chunkCount) }
         let reader: FileChunkReader
         switch source {
-        case let .file(_, fileReader):
+        case let .file(_, fileReader, prepared?):
+            do {
+                let frame = try prepared.frame(index: index, contentID: request.contentID, requestID: requestID, file: fileReader, allocator: allocator)
+                count(rawBytes: manifest.length(ofChunk: index), frame: frame)
+                return frame
+            } catch {
+                throw .readFailed("\(error)")
+            }
+        case let .file(_, fileReader, nil):
             reader = fileReader
         case let .partial(download):
             guard download.have.contains(index) else { throw .notYetHeld(index: request.index) }
@@ -131,11 +163,15 @@ public final class ChunkLibrary: Sendable {
             ChunkData.frame(contentID: request.contentID, index: request.index, bytes: bytes, compressor: compressor,
                             requestID: requestID, allocator: allocator)
         }
+        count(rawBytes: length, frame: frame)
+        return frame
+    }
+
+    private func count(rawBytes: Int, frame: Frame) {
         counters.withLock { counters in
             counters.chunks += 1
-            counters.rawBytes += UInt64(length)
+            counters.rawBytes += UInt64(rawBytes)
             counters.wireBytes += UInt64(frame.payload.readableBytes + FrameHeader.size)
         }
-        return frame
     }
 }

@@ -319,15 +319,21 @@ public struct Downloader: Sendable {
             guard data.contentID == manifest.contentID, Int(data.index) == index else {
                 throw WireError.unexpectedChunk(expected: "chunk \(index) of \(manifest.contentID.short)", received: "chunk \(data.index) of \(data.contentID.short)")
             }
-            let length = manifest.length(ofChunk: index)
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(length, 1), alignment: 16)
-            defer { buffer.deallocate() }
-            _ = try data.verify(against: manifest, inflater: Inflater(), into: buffer)
-            do {
-                try partial.write(chunk: index, bytes: UnsafeRawBufferPointer(rebasing: buffer[0..<length]))
-            } catch {
-                return .storage(error)
+            var borrowed: UnsafeMutableRawBufferPointer?
+            defer { if let borrowed { ChunkBuffers.shared.give(borrowed) } }
+            let written: StorageError? = try data.withVerifiedBytes(against: manifest, inflater: Inflater(), scratch: {
+                let buffer = ChunkBuffers.shared.take(size: Int(manifest.chunkSize))
+                borrowed = buffer
+                return buffer
+            }) { bytes -> StorageError? in
+                do throws(StorageError) {
+                    try partial.write(chunk: index, bytes: bytes)
+                    return nil
+                } catch {
+                    return error
+                }
             }
+            if let written { return .storage(written) }
             return .received(peer: peer, chunk: index, wireBytes: FrameHeader.size + reply.payload.readableBytes)
         } catch {
             return .failed(peer: peer, chunk: index, .badData("\(error)"))

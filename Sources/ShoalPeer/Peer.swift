@@ -34,14 +34,16 @@ public final class Peer: Sendable {
         logger: Logger, hashing: (@Sendable (String) -> Void)? = nil
     ) async throws -> Peer {
         let folder = try SharedFolder(path: directory)
-        let library = ChunkLibrary()
+        let library = ChunkLibrary(cacheDirectory: folder.stateDirectory + "/cache", compression: compression)
         let server = try await PeerServer.start(host: host, port: port, library: library, compression: compression, logger: logger)
         let session: TrackerSession
         do {
             // Log in first: a wrong password should not cost hashing the folder.
             session = try await TrackerSession.login(endpoint: tracker, user: user, password: password, servePort: server.port, logger: logger)
-            let entries = try await BlockingWork.run { try folder.scan(progress: hashing) }
-            for entry in entries { try library.add(entry) }
+            // Hash new files and prepare their chunks for the wire: a seeder's one-time setup.
+            try await BlockingWork.run {
+                for entry in try folder.scan(progress: hashing) { try library.add(entry) }
+            }
         } catch {
             await server.stop()
             throw error

@@ -51,6 +51,7 @@ struct GetCommand: AsyncParsableCommand {
     @OptionGroup var account: UserOptions
     @OptionGroup var folder: FolderOptions
     @Flag(help: "Print one JSON document with the result (see README).") var json = false
+    @Flag(help: "Also compute the SHA-256 of the whole file (one more pass over it) and print it.") var sha256 = false
     @Option(help: "Log level on stderr.") var logLevel: Logger.Level = .warning
 
     func run() async throws {
@@ -73,12 +74,13 @@ struct GetCommand: AsyncParsableCommand {
         case .failure(let error):
             throw CLIError("\(error)")
         case .success(var result):
-            result.sha256 = FileDigest.sha256(path: result.path)
+            if sha256 { result.sha256 = FileDigest.sha256(path: result.path) }
             result.peakMemoryKiB = PeakMemory.kibibytes
             if json {
                 try Output.json(result)
             } else {
                 Output.line("downloaded \(result.name) (\(Output.bytes(result.size))) to \(result.path)")
+                Output.line("  content id \(result.contentID)" + (result.sha256.map { ", SHA-256 \($0)" } ?? ""))
                 Output.line(String(format: "  %.1f MB/s over %.2f s from %d peer%@; %d chunks fetched, %d resumed",
                                    result.megabytesPerSecond, result.seconds, result.holders.count, result.holders.count == 1 ? "" : "s",
                                    result.fetchedChunks, result.resumedChunks))

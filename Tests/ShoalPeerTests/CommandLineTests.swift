@@ -78,7 +78,7 @@ struct CommandLineTests {
         #expect(holders?.first?["user"] as? String == "s")
         #expect(holders?.first?["responseTimeMs"] is Double)
 
-        let get = try ShoalProcess(["get", "data set.bin", "--user", "d", "--dir", root.file("b"), "--tracker", address, "--json"], environment: ["SHOAL_PASSWORD": "pw"])
+        let get = try ShoalProcess(["get", "data set.bin", "--user", "d", "--dir", root.file("b"), "--tracker", address, "--json", "--sha256"], environment: ["SHOAL_PASSWORD": "pw"])
         #expect(try await get.waitForExit() == 0, "\(get.errors)")
         let result = try JSONSerialization.jsonObject(with: Data(get.lines.joined().utf8)) as? [String: Any]
         #expect(result?["sha256"] as? String == ChunkDigest(hashing: data).hex)

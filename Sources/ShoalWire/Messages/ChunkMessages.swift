@@ -143,21 +143,54 @@ public struct ChunkData: Hashable, Sendable {
         return length
     }
 
+    /// Verifies the chunk and calls `body` with its raw bytes, copying nothing
+    /// when the chunk travelled stored (the bytes are hashed where they are in
+    /// the frame); a compressed chunk is inflated into `scratch`, which must
+    /// hold the chunk's length.
+    public func withVerifiedBytes<T>(
+        against manifest: Manifest, inflater: Inflater, scratch: () -> UnsafeMutableRawBufferPointer,
+        _ body: (UnsafeRawBufferPointer) throws -> T
+    ) throws -> T {
+        guard !isCompressed else {
+            let buffer = scratch()
+            let length = try verify(against: manifest, inflater: inflater, into: buffer)
+            return try body(UnsafeRawBufferPointer(rebasing: buffer[0..<length]))
+        }
+        try checkHeader(against: manifest)
+        let i = Int(index)
+        let expected = manifest.length(ofChunk: i)
+        return try data.withUnsafeReadableBytes { bytes in
+            guard bytes.count == expected else {
+                throw WireError.chunkLengthMismatch(index: i, expected: expected, declared: bytes.count)
+            }
+            let actual = ChunkDigest(hashing: bytes)
+            guard actual == manifest.digests[i] else {
+                throw WireError.chunkHashMismatch(index: i, expected: manifest.digests[i], actual: actual)
+            }
+            return try body(bytes)
+        }
+    }
+
+    private func checkHeader(against manifest: Manifest) throws(WireError) {
+        guard contentID == manifest.contentID else {
+            throw .unexpectedChunk(expected: "a chunk of \(manifest.contentID.short)", received: "a chunk of \(contentID.short)")
+        }
+        guard Int(index) < manifest.chunkCount else {
+            throw .unexpectedChunk(expected: "a chunk index below \(manifest.chunkCount)", received: "chunk \(index)")
+        }
+        let expected = manifest.length(ofChunk: Int(index))
+        guard Int(rawLength) == expected else {
+            throw .chunkLengthMismatch(index: Int(index), expected: expected, declared: Int(rawLength))
+        }
+    }
+
     private func verify(
         against manifest: Manifest, inflater: Inflater,
         provide: (Int, (UnsafeMutableRawBufferPointer) throws(WireError) -> Void) throws(WireError) -> Void
     ) throws(WireError) {
-        guard contentID == manifest.contentID else {
-            throw .unexpectedChunk(expected: "a chunk of \(manifest.contentID.short)", received: "a chunk of \(contentID.short)")
-        }
+        try checkHeader(against: manifest)
         let i = Int(index)
-        guard i < manifest.chunkCount else {
-            throw .unexpectedChunk(expected: "a chunk index below \(manifest.chunkCount)", received: "chunk \(index)")
-        }
         let expected = manifest.length(ofChunk: i)
-        guard Int(rawLength) == expected else {
-            throw .chunkLengthMismatch(index: i, expected: expected, declared: Int(rawLength))
-        }
         let isCompressed = isCompressed
         let data = data
         try provide(expected) { (output) throws(WireError) in

@@ -1,0 +1,149 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Foundation
+import NIOCore
+import ShoalCore
+import ShoalWire
+
+/// A shared file's chunks prepared once for the wire: each chunk compressed
+/// (when that pays) into `.shoal/cache/<content id>-z<level>.dat` at the
+/// chunk's own offset (a sparse file), with an index saying which chunks are
+/// compressed and how long each is. Serving a chunk is then one `pread` into
+/// the frame: no deflate per transfer, whoever asks and however often.
+///
+/// The cache is keyed by content id and level, so it is reused across restarts
+/// and a changed file (a new content id) gets a new one. Preparing it is the
+/// setup a seeder does once, like hashing its files.
+final class PreparedChunks: @unchecked Sendable {
+    // fd and lengths never change after init.
+    let manifest: Manifest
+    /// Compressed length per chunk; 0 means the chunk travels stored.
+    private let lengths: [UInt32]
+    private let fd: Int32
+    let dataPath: String
+
+    private static let magic = Array("SHOALZI1".utf8)
+
+    /// Loads the cache for `manifest` from `directory`, or builds it from `reader`.
+    init(manifest: Manifest, reader: FileChunkReader, directory: String, policy: CompressionPolicy) throws {
+        self.manifest = manifest
+        let base = directory + "/" + manifest.contentID.hex + "-z\(policy.level)"
+        dataPath = base + ".dat"
+        let indexPath = base + ".idx"
+        if let lengths = Self.loadIndex(indexPath, count: manifest.chunkCount), FileManager.default.fileExists(atPath: dataPath) {
+            self.lengths = lengths
+        } else {
+            self.lengths = try Self.build(manifest: manifest, reader: reader, dataPath: dataPath, indexPath: indexPath, policy: policy)
+        }
+        fd = open(dataPath, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw StorageError.cannotOpen(path: dataPath, errno: errno) }
+    }
+
+    deinit { close(fd) }
+
+    /// Bytes saved on the wire per transfer of the whole file.
+    var compressedChunks: Int { lengths.filter { $0 > 0 }.count }
+
+    /// The `chunkData` frame for chunk `index`: one `pread` into the frame.
+    func frame(index: Int, contentID: ContentID, requestID: UInt32, file: FileChunkReader, allocator: ByteBufferAllocator) throws -> Frame {
+        let rawLength = manifest.length(ofChunk: index)
+        let compressed = Int(lengths[index])
+        let dataLength = compressed > 0 ? compressed : rawLength
+        var payload = allocator.buffer(capacity: ChunkData.headerSize + dataLength)
+        payload.writeBytes(contentID.bytes)
+        payload.writeInteger(UInt32(index))
+        payload.writeInteger(UInt32(rawLength))
+        let got = try payload.writeWithUnsafeMutableBytes(minimumWritableBytes: dataLength) { buffer in
+            let target = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<dataLength])
+            if compressed > 0 {
+                return try Self.readFully(fd: fd, path: dataPath, at: manifest.offset(ofChunk: index), into: target)
+            }
+            return try file.read(at: manifest.offset(ofChunk: index), into: target)
+        }
+        guard got == dataLength else { throw StorageError.readFailed(path: compressed > 0 ? dataPath : file.path, offset: manifest.offset(ofChunk: index), errno: EIO) }
+        return Frame(type: .chunkData, flags: compressed > 0 ? [.compressed] : [], requestID: requestID, payload: payload)
+    }
+
+    private static func readFully(fd: Int32, path: String, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        var filled = 0
+        while filled < buffer.count {
+            let n = pread(fd, buffer.baseAddress! + filled, buffer.count - filled, off_t(offset) + off_t(filled))
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw StorageError.readFailed(path: path, offset: offset, errno: errno) }
+            if n == 0 { break }
+            filled += n
+        }
+        return filled
+    }
+
+    private static func loadIndex(_ path: String, count: Int) -> [UInt32]? {
+        guard let data = FileManager.default.contents(atPath: path), data.count == 12 + 4 * count,
+              Array(data.prefix(8)) == magic else { return nil }
+        let bytes = [UInt8](data)
+        let stored = bytes[8..<12].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        guard stored == UInt32(count) else { return nil }
+        return (0..<count).map { i in bytes[(12 + 4 * i)..<(16 + 4 * i)].reduce(UInt32(0)) { $0 << 8 | UInt32($1) } }
+    }
+
+    /// Compresses every chunk that pays, in parallel, into the sparse data file; writes the index last.
+    private static func build(manifest: Manifest, reader: FileChunkReader, dataPath: String, indexPath: String, policy: CompressionPolicy) throws -> [UInt32] {
+        let temporary = dataPath + ".tmp"
+        let out = open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard out >= 0 else { throw StorageError.cannotWrite(path: temporary, errno: errno) }
+        defer { close(out) }
+        let count = manifest.chunkCount
+        let lengths = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: max(count, 1))
+        lengths.initialize(repeating: 0)
+        defer { lengths.deallocate() }
+        let slots = Slots(lengths)
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, count))
+        let failure = NSLock()
+        nonisolated(unsafe) var firstError: (any Error)?
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let compressor = ChunkCompressor(policy: policy)
+            let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(manifest.chunkSize), alignment: 16)
+            defer { raw.deallocate() }
+            var encoded = ByteBuffer()
+            var index = worker
+            while index < count {
+                do {
+                    let length = manifest.length(ofChunk: index)
+                    let chunk = UnsafeMutableRawBufferPointer(rebasing: raw[0..<length])
+                    guard try reader.read(at: manifest.offset(ofChunk: index), into: chunk) == length else {
+                        throw StorageError.readFailed(path: reader.path, offset: manifest.offset(ofChunk: index), errno: EIO)
+                    }
+                    encoded.clear()
+                    if case let .compressed(size) = compressor.encode(UnsafeRawBufferPointer(chunk), key: nil, into: &encoded) {
+                        let written = encoded.withUnsafeReadableBytes { pwrite(out, $0.baseAddress, size, off_t(manifest.offset(ofChunk: index))) }
+                        guard written == size else { throw StorageError.cannotWrite(path: temporary, errno: errno) }
+                        slots.base[index] = UInt32(size)
+                    }
+                } catch {
+                    failure.withLock { if firstError == nil { firstError = error } }
+                    return
+                }
+                index += workers
+            }
+        }
+        if let firstError { throw firstError }
+        guard rename(temporary, dataPath) == 0 else { throw StorageError.cannotWrite(path: dataPath, errno: errno) }
+        var index = magic
+        for shift in [24, 16, 8, 0] { index.append(UInt8(truncatingIfNeeded: UInt32(count) >> UInt32(shift))) }
+        for length in lengths.prefix(count) {
+            for shift in [24, 16, 8, 0] { index.append(UInt8(truncatingIfNeeded: length >> UInt32(shift))) }
+        }
+        let indexTemporary = indexPath + ".tmp"
+        guard FileManager.default.createFile(atPath: indexTemporary, contents: Data(index)), rename(indexTemporary, indexPath) == 0 else {
+            throw StorageError.cannotWrite(path: indexPath, errno: errno)
+        }
+        return Array(lengths.prefix(count))
+    }
+
+    /// Disjoint slots written by different workers, read after they all joined.
+    private struct Slots: @unchecked Sendable {
+        let base: UnsafeMutableBufferPointer<UInt32>
+        init(_ base: UnsafeMutableBufferPointer<UInt32>) { self.base = base }
+    }
+}
