@@ -41,7 +41,7 @@ public struct ManifestBuilder: Sendable {
         let failure = Mutex<(any Error)?>(nil)
         let hashed = Atomic<UInt64>(0)
 
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+        WorkerThreads.run(count: workers) { worker in
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(chunkSize), alignment: 64)
             defer { buffer.deallocate() }
             var index = worker

@@ -5,6 +5,10 @@ import Synchronization
 /// Probes a quiet connection with `checkActive` and closes it if nothing at
 /// all arrives within the timeout after the probe (the original's CheckActive).
 ///
+/// It starts idle: the server calls ``activate()`` once the handshake is
+/// done, since nothing but the handshake may cross a connection before that
+/// (a deadline of the server's own covers a client that never says hello).
+///
 /// Sits after the frame codec, so it writes ``Frame``s. Any inbound frame
 /// counts as a sign of life, the `active` answer included; the handler lets
 /// every frame through unchanged.
@@ -21,6 +25,8 @@ public final class LivenessHandler: ChannelDuplexHandler, @unchecked Sendable {
     private let droppedFlag = Atomic<Bool>(false)
     private var timer: Scheduled<Void>?
     private var probing = false
+    private var active = false
+    private var context: ChannelHandlerContext?
     private var nonce: UInt32 = 0
     /// Request ids for probes count down from the top, away from the ids a peer uses.
     private var nextRequestID: UInt32 = .max
@@ -39,12 +45,17 @@ public final class LivenessHandler: ChannelDuplexHandler, @unchecked Sendable {
     public var dropped: Bool { droppedFlag.load(ordering: .relaxed) }
 
     public func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { arm(context, after: probeAfter) }
+        self.context = context
     }
 
-    public func channelActive(context: ChannelHandlerContext) {
-        arm(context, after: probeAfter)
-        context.fireChannelActive()
+    /// Starts watching the connection (after the handshake). Safe from any
+    /// thread: the work hops to `eventLoop`, the channel's.
+    public func activate(on eventLoop: any EventLoop) {
+        eventLoop.execute { [self] in
+            guard !active, let context, context.channel.isActive else { return }
+            active = true
+            arm(context, after: probeAfter)
+        }
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
@@ -56,11 +67,14 @@ public final class LivenessHandler: ChannelDuplexHandler, @unchecked Sendable {
     public func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
+        self.context = nil
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        probing = false
-        arm(context, after: probeAfter)
+        if active {
+            probing = false
+            arm(context, after: probeAfter)
+        }
         context.fireChannelRead(data)
     }
 

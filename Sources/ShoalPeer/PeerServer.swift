@@ -49,12 +49,18 @@ public final class PeerServer: Sendable {
 
     private static func serve(_ connection: FramedServer.Connection, library: ChunkLibrary, compression: CompressionPolicy, logger: Logger) async {
         let compressor = ChunkCompressor(policy: compression, memo: library.memo)
-        let allocator = connection.channel.channel.allocator
+        let channel = connection.channel.channel
+        let allocator = channel.allocator
+        let liveness = try? await channel.pipeline.handler(type: LivenessHandler.self).get()
+        let deadline = channel.eventLoop.scheduleTask(in: .seconds(10)) { channel.close(promise: nil) }
+        defer { deadline.cancel() }
         do {
             try await connection.channel.executeThenClose { inbound, outbound in
               do {
                 var iterator = inbound.makeAsyncIterator()
                 _ = try await FramedServer.acceptHandshake(&iterator, outbound: outbound, localRole: "peer")
+                deadline.cancel()
+                liveness?.activate(on: channel.eventLoop)
                 while let frame = try await iterator.next() {
                     switch frame.type {
                     case .chunkRequest:

@@ -101,7 +101,7 @@ final class PreparedChunks: @unchecked Sendable {
         let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, count))
         let failure = NSLock()
         nonisolated(unsafe) var firstError: (any Error)?
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+        WorkerThreads.run(count: workers) { worker in
             let compressor = ChunkCompressor(policy: policy)
             let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(manifest.chunkSize), alignment: 16)
             defer { raw.deallocate() }

@@ -106,6 +106,7 @@ public final class TrackerServer: Sendable {
                 do {
                     _ = try await FramedServer.acceptHandshake(&iterator, outbound: outbound, localRole: "tracker")
                     handshakeDeadline.cancel()
+                    liveness?.activate(on: channel.eventLoop)
                     while let frame = try await iterator.next() {
                         let message: Message
                         do throws(WireError) {

@@ -97,7 +97,7 @@ struct CommandLineTests {
 
     /// `shoal demo` runs with no setup and verifies its download.
     @Test func demo() async throws {
-        let demo = try ShoalProcess(["demo", "--size-mib", "16"])
+        let demo = try ShoalProcess(["demo", "--size-mib", "8"])
         #expect(try await demo.waitForExit(timeout: 120) == 0, "\(demo.errors)")
         let out = demo.lines.joined(separator: "\n")
         #expect(out.contains("Verified: the copy's SHA-256 equals the original's"))

@@ -20,7 +20,7 @@ struct DownloadTests {
         #expect(sha256(ofFile: path) == ChunkDigest(hashing: bytes).hex)
         #expect(result.fetchedChunks == 12)
         #expect(result.holders.count == 3)
-        #expect(result.holders.allSatisfy { $0.chunks > 0 }, "\(result.holders.map { ($0.user, $0.chunks) })")
+        #expect(result.holders.allSatisfy { $0.chunks > 0 }, "\(result.holders.map { ($0.user, $0.chunks, $0.failed ?? "") })")
         // No partial file is left behind, and the downloader now shares the file.
         #expect(try FileManager.default.contentsOfDirectory(atPath: swarm.folder("downloader") + "/.shoal/partial").isEmpty)
         let details = try await swarm.peers[0].session.details(name: "big.bin")
@@ -52,7 +52,7 @@ struct FaultTests {
     /// A seeder that goes away mid-download: the others finish, the file is byte-identical.
     @Test func seederKilledMidDownload() async throws {
         let swarm = try await TestSwarm()
-        let bytes = randomBytes(24 << 20, seed: 2)   // 96 chunks
+        let bytes = randomBytes(10 << 20, seed: 2)   // 40 chunks
         var seeders: [Peer] = []
         for i in 1...3 { seeders.append(try await swarm.peer("s\(i)", folder: try swarm.folder("s\(i)", files: ["f.bin": bytes]))) }
         let downloader = try await swarm.peer("d", folder: try swarm.folder("d"))
@@ -66,7 +66,7 @@ struct FaultTests {
         }
         #expect(killed.isSet)
         #expect(sha256(ofFile: try swarm.folder("d") + "/f.bin") == ChunkDigest(hashing: bytes).hex)
-        #expect(result.fetchedChunks == 96)
+        #expect(result.fetchedChunks == 40)
         await swarm.stop()
     }
 
@@ -77,13 +77,16 @@ struct FaultTests {
         let bytes = randomBytes(4 << 20, seed: 3)
         let badFolder = try swarm.folder("bad", files: ["f.bin": bytes])
         _ = try await swarm.peer("bad", folder: badFolder)
-        _ = try await swarm.peer("good", folder: try swarm.folder("good", files: ["f.bin": bytes]))
         // Corrupt every byte on disk, in place, after the announce.
         let handle = try #require(FileHandle(forWritingAtPath: badFolder + "/f.bin"))
         try handle.write(contentsOf: Data(bytes.map { $0 ^ 0xFF }))
         try handle.close()
+        // The download starts with the bad holder alone, so it is surely asked;
+        // the good one arrives while it runs and is found by the holder refresh.
         let downloader = try await swarm.peer("d", folder: try swarm.folder("d"))
-        let result = try await downloader.download(name: "f.bin")
+        let download = Task { try await downloader.download(name: "f.bin") }
+        _ = try await swarm.peer("good", folder: try swarm.folder("good", files: ["f.bin": bytes]))
+        let result = try await download.value
         #expect(sha256(ofFile: try swarm.folder("d") + "/f.bin") == ChunkDigest(hashing: bytes).hex)
         let bad = try #require(result.holders.first { $0.user == "bad" })
         #expect(bad.chunks == 0)
@@ -97,7 +100,7 @@ struct FaultTests {
     /// A download stopped midway resumes from the verified chunks on disk without fetching them again.
     @Test func resumeAfterStop() async throws {
         let swarm = try await TestSwarm()
-        let bytes = randomBytes(16 << 20, seed: 4)   // 64 chunks
+        let bytes = randomBytes(8 << 20, seed: 4)   // 32 chunks
         _ = try await swarm.peer("seed", folder: try swarm.folder("seed", files: ["r.bin": bytes]))
         let folder = try swarm.folder("d")
         let first = try await swarm.peer("d", folder: folder)
@@ -119,7 +122,7 @@ struct FaultTests {
         let second = try await swarm.start("d", folder: folder)
         let result = try await second.download(name: "r.bin")
         #expect(result.resumedChunks > 0)
-        #expect(result.resumedChunks + result.fetchedChunks == 64)
+        #expect(result.resumedChunks + result.fetchedChunks == 32)
         #expect(sha256(ofFile: folder + "/r.bin") == ChunkDigest(hashing: bytes).hex)
         await swarm.stop()
     }

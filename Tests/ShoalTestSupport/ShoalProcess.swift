@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 
 /// The `shoal` executable run as a real process, for tests of the command line.
@@ -42,12 +45,12 @@ public final class ShoalProcess: @unchecked Sendable {
                 try? writer.close()
             }.start()
         }
-        let out = stdoutPipe.fileHandleForReading
-        let err = stderrPipe.fileHandleForReading
+        let out = stdoutPipe.fileHandleForReading.fileDescriptor
+        let err = stderrPipe.fileHandleForReading.fileDescriptor
         Thread {
             var pending = Data()
             while true {
-                let data = out.availableData
+                let data = Self.read(out)
                 if data.isEmpty { break }
                 pending.append(data)
                 while let newline = pending.firstIndex(of: 0x0A) {
@@ -59,11 +62,23 @@ public final class ShoalProcess: @unchecked Sendable {
         }.start()
         Thread {
             while true {
-                let data = err.availableData
+                let data = Self.read(err)
                 if data.isEmpty { break }
                 self.lock.withLock { self.stderrText += String(decoding: data, as: UTF8.self) }
             }
         }.start()
+    }
+
+    /// Reads what is available from `fd`, retrying when a signal (a child
+    /// exiting) interrupts the call; empty at end of file.
+    private static func read(_ fd: Int32) -> Data {
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n > 0 { return Data(buffer[0..<n]) }
+            if n < 0 && errno == EINTR { continue }
+            return Data()
+        }
     }
 
     /// Lines printed on stdout so far.

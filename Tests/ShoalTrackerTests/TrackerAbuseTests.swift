@@ -98,10 +98,10 @@ struct TrackerAbuseTests {
     @Test func idleConnectionsAreBounded() async throws {
         let tracker = try await TestTracker.start { configuration in
             configuration.maximumConnections = 40
-            configuration.handshakeTimeout = 1
+            configuration.handshakeTimeout = 4
         }
         var sockets: [RawSocket] = []
-        for _ in 0..<60 { sockets.append(try RawSocket(port: tracker.port, timeout: 10)) }
+        for _ in 0..<60 { sockets.append(try RawSocket(port: tracker.port, timeout: 20)) }
         var busy = 0
         var closed = 0
         await withTaskGroup(of: (Bool, Bool).self) { group in

@@ -140,8 +140,6 @@ struct TrackerServerTests {
             configuration.probeInterval = 2
             configuration.probeTimeout = 5
         }
-        let dead = try await tracker.connect()
-        let alive = try await tracker.connect()
         let started = ContinuousClock.now
         func step<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
             do { return try await body() } catch {
@@ -149,6 +147,8 @@ struct TrackerServerTests {
                 throw error
             }
         }
+        let dead = try await step("dead connect") { try await tracker.connect() }
+        let alive = try await step("alive connect") { try await tracker.connect() }
         let deadToken = try await step("dead signUp") { try await dead.signUp("dead") }
         let aliveToken = try await step("alive signUp") { try await alive.signUp("alive") }
         try await step("dead announce") { try await dead.announce(deadToken, [("dead.txt", sampleManifest(6))]) }
