@@ -66,12 +66,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // prctl and friends: variadic C calls Swift cannot make.
+        .target(name: "CShoalSystem"),
         // Generated sample files for the demo and the benchmarks.
         .target(name: "ShoalSamples"),
         .executableTarget(
             name: "shoal",
             dependencies: [
-                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker", "ShoalPeer", "ShoalSamples",
+                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker", "ShoalPeer", "ShoalSamples", "CShoalSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -111,6 +113,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Large-file transfers with shoal tracker, seed and get as separate processes.
+        .testTarget(name: "ShoalTransferTests", dependencies: ["ShoalCore", "ShoalTestSupport"]),
         .testTarget(
             name: "ShoalTrackerTests",
             dependencies: [

@@ -1,8 +1,20 @@
 import ArgumentParser
+import CShoalSystem
+import Foundation
 import ShoalWire
 
-/// The `shoal` executable: a thin layer that parses arguments and calls the libraries.
+/// The entry point: with `SHOAL_EXIT_WITH_PARENT=1` in the environment the
+/// process ends when whatever started it ends (test runs, supervisors), then
+/// the command line is parsed and run.
 @main
+enum ShoalMain {
+    static func main() async {
+        if ProcessInfo.processInfo.environment["SHOAL_EXIT_WITH_PARENT"] == "1" { _ = shoal_exit_with_parent() }
+        await ShoalCommand.main()
+    }
+}
+
+/// The `shoal` executable: a thin layer that parses arguments and calls the libraries.
 struct ShoalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shoal",

@@ -12,13 +12,13 @@ struct DownloadTests {
     /// A multi-chunk file from three seeders: each serves some chunks, the file is byte-identical.
     @Test func threeSeeders() async throws {
         let swarm = try await TestSwarm()
-        let bytes = randomBytes(3 << 20, seed: 1)   // 12 chunks of 256 KiB
+        let bytes = randomBytes(12 << 20, seed: 1)   // 48 chunks of 256 KiB
         for i in 1...3 { _ = try await swarm.peer("seeder\(i)", folder: try swarm.folder("seeder\(i)", files: ["big.bin": bytes])) }
         let downloader = try await swarm.peer("downloader", folder: try swarm.folder("downloader"))
         let result = try await downloader.download(name: "big.bin")
         let path = try swarm.folder("downloader") + "/big.bin"
         #expect(sha256(ofFile: path) == ChunkDigest(hashing: bytes).hex)
-        #expect(result.fetchedChunks == 12)
+        #expect(result.fetchedChunks == 48)
         #expect(result.holders.count == 3)
         #expect(result.holders.allSatisfy { $0.chunks > 0 }, "\(result.holders.map { ($0.user, $0.chunks, $0.failed ?? "") })")
         // No partial file is left behind, and the downloader now shares the file.

@@ -31,7 +31,8 @@ public final class ShoalProcess: @unchecked Sendable {
     public init(_ arguments: [String], environment: [String: String] = [:], currentDirectory: String? = nil, stdin: String? = nil) throws {
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        // Children end with the test run, even one that crashes.
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }.merging(["SHOAL_EXIT_WITH_PARENT": "1"]) { $1 }
         if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
         process.standardOutput = stdoutPipe
         process.standardError = stderrPipe

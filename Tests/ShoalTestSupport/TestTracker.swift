@@ -52,7 +52,8 @@ public final class TestTracker: Sendable {
 
     /// A new client connection to this tracker.
     public func connect(answersProbes: Bool = true) async throws -> FramedConnection {
-        try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", timeout: .seconds(5), answersProbes: answersProbes)
+        // Generous: a parallel test run on two cores can be slow to answer.
+        try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", timeout: .seconds(30), answersProbes: answersProbes)
     }
 }
 

@@ -1,0 +1,137 @@
+import Foundation
+import ShoalCore
+
+/// `shoal tracker`, `shoal seed` and `shoal get` as separate processes on
+/// loopback, each peer with its own folder under one temporary directory.
+public final class ProcessSwarm: @unchecked Sendable {
+    public let root: TemporaryDirectory
+    public private(set) var tracker: ShoalProcess
+    public private(set) var trackerPort: Int
+    public var address: String { "127.0.0.1:\(trackerPort)" }
+    private var seeders: [String: ShoalProcess] = [:]
+    private let lock = NSLock()
+
+    public init() async throws {
+        root = try TemporaryDirectory("shoal-transfer")
+        (tracker, trackerPort) = try await Self.startTracker(root: root, port: 0)
+    }
+
+    private static func startTracker(root: TemporaryDirectory, port: Int) async throws -> (ShoalProcess, Int) {
+        let process = try ShoalProcess(["tracker", "--port", "\(port)", "--db", root.file("tracker.sqlite"), "--password-rounds", "1000",
+                                        "--probe-interval", "5", "--probe-timeout", "10"])
+        guard let line = try await process.waitForLine({ _ in true }), let bound = ShoalProcess.port(fromListeningLine: line) else {
+            throw POSIXError(.EIO)
+        }
+        return (process, bound)
+    }
+
+    /// Kills the tracker (SIGKILL) and starts it again on the same port and database.
+    public func restartTracker() async throws {
+        _ = try await tracker.stop(signal: SIGKILL)
+        (tracker, _) = try await Self.startTracker(root: root, port: trackerPort)
+    }
+
+    /// A folder for `user`, with `files`.
+    public func folder(_ user: String, files: [String: [UInt8]] = [:]) throws -> String {
+        let path = root.file(user)
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        for (name, bytes) in files { FileManager.default.createFile(atPath: path + "/" + name, contents: Data(bytes)) }
+        return path
+    }
+
+    public func register(_ user: String) async throws {
+        let process = try ShoalProcess(["register", "--user", user, "--tracker", address], environment: ["SHOAL_PASSWORD": "pw-\(user)"])
+        guard try await process.waitForExit() == 0 else { throw POSIXError(.EIO) }
+    }
+
+    /// Registers `user` and starts `shoal seed` on its folder; returns once it serves.
+    @discardableResult
+    public func seed(_ user: String, register: Bool = true) async throws -> ShoalProcess {
+        if register { try await self.register(user) }
+        let process = try ShoalProcess(["seed", "--user", user, "--dir", try folder(user), "--tracker", address], environment: ["SHOAL_PASSWORD": "pw-\(user)"])
+        guard try await process.waitForLine(timeout: 120, { $0.hasPrefix("serving on") }) != nil else {
+            throw POSIXError(.EIO)
+        }
+        lock.withLock { seeders[user] = process }
+        return process
+    }
+
+    /// Starts `shoal get NAME --json` for `user` (registered already).
+    public func get(_ name: String, user: String) throws -> ShoalProcess {
+        try ShoalProcess(["get", name, "--user", user, "--dir", try folder(user), "--tracker", address, "--json"], environment: ["SHOAL_PASSWORD": "pw-\(user)"])
+    }
+
+    /// The result document of a finished `get`.
+    public static func result(_ process: ShoalProcess) -> [String: Any]? {
+        try? JSONSerialization.jsonObject(with: Data(process.lines.joined(separator: "\n").utf8)) as? [String: Any]
+    }
+
+    /// The fraction of chunks a download in `user`'s folder has verified so far (from its resume map).
+    public func progress(of user: String) -> Double {
+        let partial = root.file(user) + "/.shoal/partial"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: partial),
+              let have = names.first(where: { $0.hasSuffix(".have") }),
+              let manifestName = names.first(where: { $0.hasSuffix(".manifest") }),
+              let bits = FileManager.default.contents(atPath: partial + "/" + have),
+              let manifestBytes = FileManager.default.contents(atPath: partial + "/" + manifestName),
+              let manifest = try? Manifest(canonicalBytes: [UInt8](manifestBytes)), manifest.chunkCount > 0 else { return 0 }
+        let held = bits.reduce(0) { $0 + $1.nonzeroBitCount }
+        return Double(held) / Double(manifest.chunkCount)
+    }
+
+    /// Waits until `user`'s download has at least `fraction` of its chunks (or the timeout passes).
+    public func waitForProgress(of user: String, atLeast fraction: Double, timeout: Double = 60) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if progress(of: user) >= fraction { return true }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        return false
+    }
+
+    /// The tracker's status document.
+    public func status() async throws -> [String: Any] {
+        let process = try ShoalProcess(["tracker", "status", "--tracker", address, "--json"])
+        _ = try await process.waitForExit()
+        return (try? JSONSerialization.jsonObject(with: Data(process.lines.joined(separator: "\n").utf8)) as? [String: Any]) ?? [:]
+    }
+
+    public func seeder(_ user: String) -> ShoalProcess? { lock.withLock { seeders[user] } }
+
+    /// Stops everything and removes the folders.
+    public func stop() async {
+        for process in lock.withLock({ Array(seeders.values) }) { _ = try? await process.stop() }
+        _ = try? await tracker.stop()
+        root.remove()
+    }
+}
+
+/// SHA-256 of a file's bytes, hex; nil if unreadable.
+public func fileSHA256(_ path: String) -> String? {
+    guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+    defer { try? handle.close() }
+    var hasher = StreamingSHA256()
+    while let data = try? handle.read(upToCount: 4 << 20), !data.isEmpty { hasher.update(data) }
+    return hasher.finalize()
+}
+
+/// Deterministic bytes: random, or log-like text.
+public enum TestData {
+    public static func random(_ count: Int, seed: UInt64) -> [UInt8] {
+        var generator = SeededGenerator(seed: seed)
+        var words = [UInt64](repeating: 0, count: (count + 7) / 8)
+        for i in words.indices { words[i] = generator.next() }
+        return words.withUnsafeBytes { Array($0.prefix(count)) }
+    }
+
+    public static func text(_ count: Int) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(count)
+        var i = 0
+        while out.count < count {
+            out += Array("2026-11-27T12:\(String(format: "%02d", i / 60 % 60)):\(String(format: "%02d", i % 60))Z INFO [worker-\(i % 8)] GET /api/v1/files?id=\(i * 7919 % 100_000) status=200 bytes=\(i * 31 % 65536)\n".utf8)
+            i += 1
+        }
+        return Array(out.prefix(count))
+    }
+}
