@@ -17,13 +17,7 @@ struct SeedCommand: AsyncParsableCommand {
     @Option(help: "Log level on stderr.") var logLevel: Logger.Level = .notice
 
     func run() async throws {
-        PeerLogging.bootstrap(level: logLevel)
-        let password = try PasswordInput.read()
-        let logger = Logger(label: "shoal.seed")
-        let peer = try await withClearErrors {
-            try await Peer.start(directory: folder.dir, tracker: tracker.tracker, user: account.user, password: password,
-                                 port: folder.port, logger: logger) { name in Output.error("hashing \(name) ...") }
-        }
+        let peer = try await startPeer(tracker: tracker, account: account, folder: folder, logLevel: logLevel, label: "shoal.seed")
         let shared = peer.library.announcement().count
         Output.line("serving on \(Endpoint(host: peer.server.host, port: peer.server.port))")
         Output.error("\(account.user) shares \(shared) file\(shared == 1 ? "" : "s") from \(peer.folder.path); stop with Ctrl-C")
@@ -55,13 +49,7 @@ struct GetCommand: AsyncParsableCommand {
     @Option(help: "Log level on stderr.") var logLevel: Logger.Level = .warning
 
     func run() async throws {
-        PeerLogging.bootstrap(level: logLevel)
-        let password = try PasswordInput.read()
-        let logger = Logger(label: "shoal.get")
-        let peer = try await withClearErrors {
-            try await Peer.start(directory: folder.dir, tracker: tracker.tracker, user: account.user, password: password,
-                                 port: folder.port, logger: logger) { name in Output.error("hashing \(name) ...") }
-        }
+        let peer = try await startPeer(tracker: tracker, account: account, folder: folder, logLevel: logLevel, label: "shoal.get")
         let line = ProgressLine()
         let outcome: Result<DownloadResult, any Error>
         do {
@@ -109,5 +97,15 @@ enum PeakMemory {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return usage.ru_maxrss
+    }
+}
+
+/// Logging, the password, then a running peer sharing the folder: what `seed` and `get` start with.
+func startPeer(tracker: TrackerOptions, account: UserOptions, folder: FolderOptions, logLevel: Logger.Level, label: String) async throws -> Peer {
+    PeerLogging.bootstrap(level: logLevel)
+    let password = try PasswordInput.read()
+    return try await withClearErrors {
+        try await Peer.start(directory: folder.dir, tracker: tracker.tracker, user: account.user, password: password,
+                             port: folder.port, logger: Logger(label: label)) { name in Output.error("hashing \(name) ...") }
     }
 }
