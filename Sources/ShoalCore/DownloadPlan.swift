@@ -88,6 +88,8 @@ public struct DownloadPlan: Sendable {
     private var owners: [Int: [PeerID]] = [:]
     private var bytesInFlight = 0
     private let lengthOf: @Sendable (Int) -> Int
+    /// How many active holders have each chunk; rebuilt only when holders change.
+    private var rarityCache: [Int]?
 
     /// A plan for a file of `chunkCount` chunks; `have` are those already verified (resume).
     public init(manifest: Manifest, have: ChunkMap? = nil, configuration: Configuration = Configuration()) {
@@ -118,6 +120,7 @@ public struct DownloadPlan: Sendable {
 
     /// A holder joins (or its chunk map is refreshed).
     public mutating func addPeer(id: PeerID, name: String, score: PeerScore, available: ChunkMap?) {
+        rarityCache = nil
         if var existing = peers[id] {
             existing.available = available
             existing.refused = []
@@ -130,7 +133,8 @@ public struct DownloadPlan: Sendable {
     /// The requests to make now to fill every active holder's window.
     public mutating func nextRequests(now: Double) -> [Request] {
         var requests: [Request] = []
-        let rarity = availability()
+        if rarityCache == nil { rarityCache = availability() }
+        let rarity = rarityCache!
         let order = peers.values.filter(\.isActive).sorted {
             $0.score.value(chunkSize: chunkSize) < $1.score.value(chunkSize: chunkSize)
         }.map(\.id)
@@ -209,6 +213,7 @@ public struct DownloadPlan: Sendable {
     /// Drops a holder: its requests go back to the pool.
     public mutating func drop(peer id: PeerID, reason: String) {
         guard var peer = peers[id], peer.isActive else { return }
+        rarityCache = nil
         for chunk in peer.inFlight.keys {
             bytesInFlight -= lengthOf(chunk)
             owners[chunk]?.removeAll { $0 == id }

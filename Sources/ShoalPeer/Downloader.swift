@@ -158,6 +158,7 @@ public struct Downloader: Sendable {
         var fetchedChunks = 0
         var newlyHeld: [Int] = []
         var lastRefresh = 0.0
+        var lastProgress = 0.0
         var lastAnnounce = 0.0
         var waitingSince: Double?
         var storageFailure: StorageError?
@@ -185,7 +186,12 @@ public struct Downloader: Sendable {
                             fetchedChunks += 1
                             fetchedBytes += UInt64(manifest.length(ofChunk: chunk))
                             newlyHeld.append(chunk)
-                            progress(snapshot(name, manifest, plan, fetchedBytes, now(), holders))
+                            // Progress at most every 50 ms: a snapshot walks the whole chunk map.
+                            let t = now()
+                            if t - lastProgress >= 0.05 {
+                                lastProgress = t
+                                progress(snapshot(name, manifest, plan, fetchedBytes, t, holders))
+                            }
                         }
                     case let .failed(peer, chunk, failure):
                         let wasActive = plan.peers[peer]?.isActive == true
