@@ -66,6 +66,23 @@ public final class ChunkLibrary: Sendable {
         sources.withLock { $0[entry.manifest.contentID] = source }
     }
 
+    /// Shares a file just downloaded: at once, compressing per transfer,
+    /// while its chunks are prepared for the wire in the background (the
+    /// download is done; nobody should wait for that).
+    public func addDownloaded(_ entry: SharedFolder.Entry) throws {
+        let reader = try FileChunkReader(path: entry.path)
+        sources.withLock { $0[entry.manifest.contentID] = .file(entry, reader, nil) }
+        guard cacheDirectory != nil, compression.isEnabled else { return }
+        Task.detached { [self] in
+            guard let prepared = try? await BlockingWork.run({ try self.prepare(entry) }) else { return }
+            sources.withLock { sources in
+                if case let .file(current, _, nil)? = sources[entry.manifest.contentID], current == entry {
+                    sources[entry.manifest.contentID] = prepared
+                }
+            }
+        }
+    }
+
     private func prepare(_ entry: SharedFolder.Entry) throws -> Source {
         let reader = try FileChunkReader(path: entry.path)
         guard let cacheDirectory, compression.isEnabled else { return .file(entry, reader, nil) }

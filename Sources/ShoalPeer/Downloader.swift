@@ -257,7 +257,9 @@ public struct Downloader: Sendable {
             throw DownloadError.corrupt("\(error)")
         }
         library.remove(manifest.contentID)
-        if let entry = try? SharedFolder.Entry(name: name, manifest: finished, path: destination) { try? library.add(entry) }
+        let entry = SharedFolder.Entry(name: name, manifest: finished, path: destination)
+        try? library.addDownloaded(entry)
+        folder.remember(entry)
         try? await session.announce([AnnouncedFile(name: name.value, contentID: manifest.contentID, manifest: ManifestPayload(manifest))])
         await reportHolders(plan, holders, unreachable, manifest)
         let seconds = (ContinuousClock.now - started).seconds

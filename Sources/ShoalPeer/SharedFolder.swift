@@ -71,6 +71,19 @@ public final class SharedFolder: Sendable {
     }
 }
 
+extension SharedFolder {
+    /// Records a file's manifest (a download just finished), so the next scan does not hash it again.
+    public func remember(_ entry: Entry) {
+        var info = stat()
+        guard stat(entry.path, &info) == 0 else { return }
+        let path = stateDirectory + "/manifests.json"
+        var cache = ManifestCache.load(from: path)
+        let stamp = ManifestCache.Stamp(size: UInt64(info.st_size), modified: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9)
+        cache.store(entry.manifest, for: entry.name.value, stamp: stamp)
+        cache.save(to: path)
+    }
+}
+
 /// Manifests of the folder's files keyed by name, size and modification time,
 /// so a restart does not hash everything again.
 struct ManifestCache: Codable {
