@@ -2,6 +2,10 @@ import CZlib
 
 /// A reusable zlib (RFC 1950) decompressor that never writes past a bound.
 ///
+/// It checks the stream's 2-byte header and requires its 4-byte trailer, but
+/// inflates the deflate data in between raw, without zlib's Adler-32 check:
+/// the caller verifies the output's SHA-256, which Adler-32 cannot add to.
+///
 /// The caller gives the exact size the data must inflate to (a chunk's
 /// declared length, itself checked against the manifest). Inflating stops at
 /// that many bytes: a stream that would produce more is refused as soon as it
@@ -20,6 +24,20 @@ public final class Inflater {
     /// exactly the declared size. Throws if the stream is corrupt, ends early,
     /// or has more to give once `output` is full.
     public func inflate(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws(WireError) {
+        // RFC 1950: CMF (method 8, window up to 32 KiB), FLG (check bits, no preset dictionary), ..., Adler-32.
+        guard input.count >= 6 else {
+            throw .corruptCompressedData(reason: "the zlib stream is truncated (\(input.count) bytes)")
+        }
+        let cmf = input[0], flg = input[1]
+        guard cmf & 0x0F == 8, cmf >> 4 <= 7, (UInt16(cmf) << 8 | UInt16(flg)) % 31 == 0 else {
+            throw .corruptCompressedData(reason: "incorrect header check")
+        }
+        guard flg & 0x20 == 0 else { throw .corruptCompressedData(reason: "a preset dictionary is not allowed") }
+        try inflateRaw(UnsafeRawBufferPointer(rebasing: input[2...]), into: output)
+    }
+
+    /// Inflates raw deflate data that must be followed by exactly the 4-byte trailer.
+    private func inflateRaw(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws(WireError) {
         inflateReset(&stream)
         defer {
             stream.next_in = nil
@@ -50,8 +68,12 @@ public final class Inflater {
             guard produced == output.count else {
                 throw .inflatedShort(declared: output.count, actual: produced)
             }
-            guard stream.avail_in == 0 else {
-                throw .corruptCompressedData(reason: "\(stream.avail_in) bytes follow the end of the zlib stream")
+            // What is left must be the Adler-32 trailer, and only that.
+            guard stream.avail_in == 4 else {
+                if stream.avail_in < 4 {
+                    throw .corruptCompressedData(reason: "the zlib stream is truncated: its checksum is missing")
+                }
+                throw .corruptCompressedData(reason: "\(stream.avail_in - 4) bytes follow the end of the zlib stream")
             }
         case Z_BUF_ERROR:
             // Input ran out before the stream ended.
