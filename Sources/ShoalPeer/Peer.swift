@@ -40,11 +40,17 @@ public final class Peer: Sendable {
         do {
             // Log in first: a wrong password should not cost hashing the folder.
             session = try await TrackerSession.login(endpoint: tracker, user: user, password: password, servePort: server.port, logger: logger)
+        } catch {
+            await server.stop()
+            throw error
+        }
+        do {
             // Hash new files and prepare their chunks for the wire: a seeder's one-time setup.
             try await BlockingWork.run {
                 for entry in try folder.scan(progress: hashing) { try library.add(entry) }
             }
         } catch {
+            await session.logout()
             await server.stop()
             throw error
         }
