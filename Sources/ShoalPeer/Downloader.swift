@@ -159,6 +159,7 @@ public struct Downloader: Sendable {
         var newlyHeld: [Int] = []
         var lastRefresh = 0.0
         var lastProgress = 0.0
+        var lastProgressChunks = 0
         var lastAnnounce = 0.0
         var waitingSince: Double?
         var storageFailure: StorageError?
@@ -186,10 +187,12 @@ public struct Downloader: Sendable {
                             fetchedChunks += 1
                             fetchedBytes += UInt64(manifest.length(ofChunk: chunk))
                             newlyHeld.append(chunk)
-                            // Progress at most every 50 ms: a snapshot walks the whole chunk map.
+                            // Progress every 1 % of the chunks or 50 ms, whichever comes
+                            // first: a snapshot walks the whole chunk map.
                             let t = now()
-                            if t - lastProgress >= 0.05 {
+                            if t - lastProgress >= 0.05 || (fetchedChunks - lastProgressChunks) * 100 >= manifest.chunkCount {
                                 lastProgress = t
+                                lastProgressChunks = fetchedChunks
                                 progress(snapshot(name, manifest, plan, fetchedBytes, t, holders))
                             }
                         }
