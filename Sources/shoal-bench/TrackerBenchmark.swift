@@ -186,6 +186,3 @@ actor LatencyRecorder {
     func count(_ names: [String]) -> Int { names.reduce(0) { $0 + (byName[$1]?.count ?? 0) } }
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}

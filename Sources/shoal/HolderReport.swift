@@ -67,8 +67,7 @@ struct HolderReport: Codable {
         defer { connection.close() }
         let start = ContinuousClock.now
         guard (try? await connection.request(.checkActive(CheckActive(nonce: 7)), timeout: .seconds(3))) != nil else { return nil }
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return (ContinuousClock.now - start).seconds
     }
 
     func print() {
