@@ -67,12 +67,12 @@ public final class ChunkLibrary: Sendable {
     }
 
     /// Shares a file just downloaded: at once, compressing per transfer,
-    /// while its chunks are prepared for the wire in the background (the
-    /// download is done; nobody should wait for that).
-    public func addDownloaded(_ entry: SharedFolder.Entry) throws {
+    /// while its chunks are prepared for the wire in the background if
+    /// `prepare` (the download is done; nobody should wait for that).
+    public func addDownloaded(_ entry: SharedFolder.Entry, prepare: Bool = true) throws {
         let reader = try FileChunkReader(path: entry.path)
         sources.withLock { $0[entry.manifest.contentID] = .file(entry, reader, nil) }
-        guard cacheDirectory != nil, compression.isEnabled else { return }
+        guard prepare, cacheDirectory != nil, compression.isEnabled else { return }
         Task.detached { [self] in
             guard let prepared = try? await BlockingWork.run({ try self.prepare(entry) }) else { return }
             sources.withLock { sources in

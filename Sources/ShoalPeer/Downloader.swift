@@ -24,6 +24,13 @@ public struct Downloader: Sendable {
         public var refreshInterval: Double = 3
         /// How long to wait for holders when none is left before giving up.
         public var patience: Double = 15
+        /// Whether the peer goes on serving once the download is done (`shoal
+        /// seed`, the menu) rather than exit (`shoal get`). A peer that goes
+        /// on prepares the file's chunks for the wire and flushes it to disk
+        /// in the background. One that exits does neither: its exit would
+        /// wait for the disk (a thread inside fdatasync cannot be stopped),
+        /// and the kernel writes the file out anyway.
+        public var servesAfterwards = true
         public init() {}
     }
 
@@ -248,10 +255,13 @@ public struct Downloader: Sendable {
             throw DownloadError.holdersGone(name: name.value, missing: plan.missingCount)
         }
 
-        // Whole file: check it, put it in place, share it, report.
+        // Whole file: check it, put it in place, share it, report. Where a
+        // restart of the machine can be told afterwards, the file reaches the
+        // disk in the background instead of before the download is done.
+        let boot = BootID.current
         let finished: Manifest
         do {
-            finished = try await BlockingWork.run { try partial.finish(as: destination) }
+            finished = try await BlockingWork.run { try partial.finish(as: destination, flush: boot == nil) }
         } catch let error as StorageError {
             throw DownloadError.storage(error)
         } catch {
@@ -261,8 +271,17 @@ public struct Downloader: Sendable {
         }
         library.remove(manifest.contentID)
         let entry = SharedFolder.Entry(name: name, manifest: finished, path: destination)
-        try? library.addDownloaded(entry)
-        folder.remember(entry)
+        try? library.addDownloaded(entry, prepare: configuration.servesAfterwards)
+        folder.remember(entry, unflushedIn: boot)
+        if boot != nil && configuration.servesAfterwards {
+            Task.detached { [folder, logger] in
+                do {
+                    try await BlockingWork.run { try folder.flush(entry) }
+                } catch {
+                    logger.warning("\(name) is downloaded but could not be flushed to disk: \(error)")
+                }
+            }
+        }
         try? await session.announce([AnnouncedFile(name: name.value, contentID: manifest.contentID, manifest: ManifestPayload(manifest))])
         await reportHolders(plan, holders, unreachable, manifest)
         let seconds = (ContinuousClock.now - started).seconds

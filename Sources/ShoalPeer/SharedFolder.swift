@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import ShoalCore
+import Synchronization
 
 /// A peer's folder: the regular files directly inside it that have valid
 /// names, each with its manifest. Shoal's own state lives in the hidden
@@ -19,6 +20,9 @@ public final class SharedFolder: Sendable {
     public var stateDirectory: String { path + "/.shoal" }
     /// Where partial downloads live.
     public var partialDirectory: String { stateDirectory + "/partial" }
+    private var cachePath: String { stateDirectory + "/manifests.json" }
+    /// One reader-modifier-writer of the manifest cache at a time.
+    private let cacheLock = Mutex(())
 
     /// A shared file.
     public struct Entry: Sendable, Equatable {
@@ -43,10 +47,15 @@ public final class SharedFolder: Sendable {
     public func file(_ name: FileName) -> String { path + "/" + name.value }
 
     /// Scans the folder and returns its shareable files with their manifests,
-    /// hashing only files that are new or changed since the last scan.
+    /// hashing only files that are new or changed since the last scan, or
+    /// downloaded but perhaps not on disk before the machine restarted.
     public func scan(progress: (@Sendable (String) -> Void)? = nil) throws -> [Entry] {
+        try cacheLock.withLock { _ in try scanLocked(progress: progress) }
+    }
+
+    private func scanLocked(progress: (@Sendable (String) -> Void)?) throws -> [Entry] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-        var cache = ManifestCache.load(from: stateDirectory + "/manifests.json")
+        var cache = ManifestCache.load(from: cachePath)
         var entries: [Entry] = []
         var seen = Set<String>()
         for raw in names.sorted() {
@@ -56,7 +65,7 @@ public final class SharedFolder: Sendable {
             guard lstat(full, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
             let stamp = ManifestCache.Stamp(size: UInt64(info.st_size), modified: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9)
             seen.insert(raw)
-            if let manifest = cache.manifest(for: raw, stamp: stamp) {
+            if let manifest = cache.manifest(for: raw, stamp: stamp, boot: BootID.current) {
                 entries.append(Entry(name: name, manifest: manifest, path: full))
                 continue
             }
@@ -66,21 +75,37 @@ public final class SharedFolder: Sendable {
             entries.append(Entry(name: name, manifest: manifest, path: full))
         }
         cache.keep(only: seen)
-        cache.save(to: stateDirectory + "/manifests.json")
+        cache.save(to: cachePath)
         return entries
     }
 }
 
 extension SharedFolder {
-    /// Records a file's manifest (a download just finished), so the next scan does not hash it again.
-    public func remember(_ entry: Entry) {
+    /// Records a file's manifest (a download just finished), so the next scan
+    /// does not hash it again.
+    ///
+    /// - Parameter boot: the ``BootID`` the file was written in, if it may not
+    ///   be on disk yet: after the machine restarts, the next scan hashes it
+    ///   again rather than trust this record. Nil once it is flushed.
+    public func remember(_ entry: Entry, unflushedIn boot: String? = nil) {
         var info = stat()
         guard stat(entry.path, &info) == 0 else { return }
-        let path = stateDirectory + "/manifests.json"
-        var cache = ManifestCache.load(from: path)
         let stamp = ManifestCache.Stamp(size: UInt64(info.st_size), modified: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9)
-        cache.store(entry.manifest, for: entry.name.value, stamp: stamp)
-        cache.save(to: path)
+        cacheLock.withLock { _ in
+            var cache = ManifestCache.load(from: cachePath)
+            cache.store(entry.manifest, for: entry.name.value, stamp: stamp, unflushedIn: boot)
+            cache.save(to: cachePath)
+        }
+    }
+
+    /// Waits until `entry`'s bytes are on disk, then records that its
+    /// manifest holds whatever happens to the machine.
+    public func flush(_ entry: Entry) throws(StorageError) {
+        let fd = open(entry.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .cannotOpen(path: entry.path, errno: errno) }
+        defer { close(fd) }
+        guard fdatasync(fd) == 0 else { throw .writeFailed(path: entry.path, offset: 0, errno: errno) }
+        remember(entry)
     }
 }
 
@@ -98,6 +123,8 @@ struct ManifestCache: Codable {
         var fileSize: UInt64
         var chunkSize: UInt32
         var digests: String
+        /// The boot the file was written in, while it may not be on disk yet.
+        var unflushedIn: String?
     }
 
     var version = 1
@@ -109,16 +136,19 @@ struct ManifestCache: Codable {
         return cache
     }
 
-    func manifest(for name: String, stamp: Stamp) -> Manifest? {
+    /// The manifest recorded for `name`, if the file is as recorded and,
+    /// were it not flushed to disk, the machine has not restarted since.
+    func manifest(for name: String, stamp: Stamp, boot: String?) -> Manifest? {
         guard let item = files[name], item.stamp == stamp, let bytes = Data(base64Encoded: item.digests) else { return nil }
+        if let unflushed = item.unflushedIn, unflushed != boot { return nil }
         guard let manifest = try? Manifest(fileSize: item.fileSize, chunkSize: item.chunkSize, concatenatedDigests: bytes),
               manifest.contentID == item.contentID else { return nil }
         return manifest
     }
 
-    mutating func store(_ manifest: Manifest, for name: String, stamp: Stamp) {
+    mutating func store(_ manifest: Manifest, for name: String, stamp: Stamp, unflushedIn boot: String? = nil) {
         files[name] = Item(stamp: stamp, contentID: manifest.contentID, fileSize: manifest.fileSize, chunkSize: manifest.chunkSize,
-                           digests: Data(manifest.concatenatedDigests).base64EncodedString())
+                           digests: Data(manifest.concatenatedDigests).base64EncodedString(), unflushedIn: boot)
     }
 
     mutating func keep(only names: Set<String>) {

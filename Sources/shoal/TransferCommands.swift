@@ -49,7 +49,11 @@ struct GetCommand: AsyncParsableCommand {
     @Option(help: "Log level on stderr.") var logLevel: Logger.Level = .warning
 
     func run() async throws {
-        let peer = try await startPeer(tracker: tracker, account: account, folder: folder, logLevel: logLevel, label: "shoal.get")
+        // This peer exits once the file is in: no background work after it.
+        var afterwards = Downloader.Configuration()
+        afterwards.servesAfterwards = false
+        let peer = try await startPeer(tracker: tracker, account: account, folder: folder, logLevel: logLevel, label: "shoal.get",
+                                       downloadConfiguration: afterwards)
         let line = ProgressLine()
         let outcome: Result<DownloadResult, any Error>
         do {
@@ -101,11 +105,12 @@ enum PeakMemory {
 }
 
 /// Logging, the password, then a running peer sharing the folder: what `seed` and `get` start with.
-func startPeer(tracker: TrackerOptions, account: UserOptions, folder: FolderOptions, logLevel: Logger.Level, label: String) async throws -> Peer {
+func startPeer(tracker: TrackerOptions, account: UserOptions, folder: FolderOptions, logLevel: Logger.Level, label: String,
+               downloadConfiguration: Downloader.Configuration = Downloader.Configuration()) async throws -> Peer {
     PeerLogging.bootstrap(level: logLevel)
     let password = try PasswordInput.read()
     return try await withClearErrors {
         try await Peer.start(directory: folder.dir, tracker: tracker.tracker, user: account.user, password: password,
-                             port: folder.port, logger: Logger(label: label)) { name in Output.error("hashing \(name) ...") }
+                             port: folder.port, downloadConfiguration: downloadConfiguration, logger: Logger(label: label)) { name in Output.error("hashing \(name) ...") }
     }
 }
