@@ -7,16 +7,30 @@ import NIOCore
 /// ``FrameHeader``), so an oversized length, an unknown type or a wrong version
 /// is refused before any payload is buffered. Decompression and payload
 /// decoding are later, separate steps.
+///
+/// A large payload that arrives over many reads (a chunk: up to 4 MiB, read
+/// 64 KiB at a time) is assembled in a buffer of its own, allocated once at
+/// its full size, taking each read's bytes as they come. Left to the generic cumulation, it would
+/// grow a buffer by doubling (reallocating and copying as it goes), slide
+/// the next frame's first bytes down to its front after every frame, and pin
+/// twice the payload's size in memory while the chunk waits to be verified.
 public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
     public typealias InboundOut = Frame
+
+    /// Payloads longer than this, when not already whole in the stream, are
+    /// assembled in their own buffer.
+    public static let assemblyThreshold = 64 * 1024
 
     private enum State {
         case waitingForHeader
         case waitingForPayload(FrameHeader)
+        /// A large payload part-way in: `payload` holds what has arrived.
+        case assembling(FrameHeader, payload: ByteBuffer)
     }
 
     private var state = State.waitingForHeader
     private let limit: @Sendable (MessageType) -> Int
+    private let allocator = ByteBufferAllocator()
 
     /// A decoder refusing payloads over `maximumPayloadLength` (at most the protocol's limit).
     public init(maximumPayloadLength: Int = FrameHeader.maximumPayloadLength) {
@@ -43,6 +57,8 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
             throw WireError.truncatedFrame(expected: FrameHeader.size, received: buffer.readableBytes)
         case let .waitingForPayload(header):
             throw WireError.truncatedFrame(expected: FrameHeader.size + Int(header.length), received: FrameHeader.size + buffer.readableBytes)
+        case let .assembling(header, payload):
+            throw WireError.truncatedFrame(expected: FrameHeader.size + Int(header.length), received: FrameHeader.size + payload.readableBytes)
         default:
             return nil
         }
@@ -50,15 +66,41 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
 
     /// Typed-throwing core shared by both entry points.
     public mutating func decodeFrame(_ buffer: inout ByteBuffer) throws(WireError) -> Frame? {
-        if case .waitingForHeader = state {
+        switch state {
+        case .waitingForHeader:
             guard let header = try FrameHeader.read(from: &buffer, maximumPayloadLength: limit) else {
                 return nil
             }
             state = .waitingForPayload(header)
+            return takePayload(header, from: &buffer)
+        case let .waitingForPayload(header):
+            return takePayload(header, from: &buffer)
+        case .assembling(let header, var payload):
+            // Out of the state first, so that appending does not copy it.
+            state = .waitingForHeader
+            let wanted = Int(header.length) - payload.readableBytes
+            var part = buffer.readSlice(length: min(wanted, buffer.readableBytes))!
+            payload.writeBuffer(&part)
+            guard payload.readableBytes == Int(header.length) else {
+                state = .assembling(header, payload: payload)
+                return nil
+            }
+            return Frame(header: header, payload: payload)
         }
-        guard case let .waitingForPayload(header) = state,
-              let payload = buffer.readSlice(length: Int(header.length)) else { return nil }
-        state = .waitingForHeader
-        return Frame(header: header, payload: payload)
+    }
+
+    /// The payload of `header`: a slice of `buffer` if it is all there, or
+    /// (for a large one) the start of its assembly.
+    private mutating func takePayload(_ header: FrameHeader, from buffer: inout ByteBuffer) -> Frame? {
+        let length = Int(header.length)
+        if let payload = buffer.readSlice(length: length) {
+            state = .waitingForHeader
+            return Frame(header: header, payload: payload)
+        }
+        guard length > Self.assemblyThreshold else { return nil }
+        var payload = allocator.buffer(capacity: length)
+        payload.writeBuffer(&buffer)
+        state = .assembling(header, payload: payload)
+        return nil
     }
 }

@@ -41,6 +41,37 @@ struct FrameDecoderTests {
         }
     }
 
+    /// A chunk-sized payload arriving 64 KiB at a time is assembled in a
+    /// buffer of its own, and the frame after it decodes as usual;
+    /// cut short, it is a truncated frame that says how much arrived.
+    @Test func largePayloadsAreAssembledInTheirOwnBuffer() throws {
+        var generator = SeededGenerator(seed: 5)
+        let big = Frame(type: .chunkData, requestID: 7, payload: ByteBuffer(bytes: generator.bytes((1 << 20) + 40)))
+        let small = try CheckActive(nonce: 9).frame(requestID: 8)
+        var stream = ByteBuffer()
+        big.write(to: &stream)
+        small.write(to: &stream)
+
+        var decoder = FrameDecoder()
+        var decoded: [Frame] = []
+        var input = ByteBuffer()
+        while stream.readableBytes > 0 {
+            var piece = stream.readSlice(length: min(65_536, stream.readableBytes))!
+            input.writeBuffer(&piece)
+            while let frame = try decoder.decode(buffer: &input) { decoded.append(frame) }
+        }
+        #expect(decoded == [big, small])
+        #expect(decoded.first?.payload.readableBytes == big.payload.readableBytes)
+
+        var cut = big.encoded()
+        cut.moveWriterIndex(to: 300_000)
+        var truncating = FrameDecoder()
+        while try truncating.decode(buffer: &cut) != nil {}
+        #expect(throws: WireError.truncatedFrame(expected: FrameHeader.size + (1 << 20) + 40, received: 300_000)) {
+            try truncating.decodeLast(buffer: &cut, seenEOF: true)
+        }
+    }
+
     /// NIO's own verifier: byte by byte and in batches, the same frames come out.
     @Test func nioDecoderVerifier() throws {
         // Small frames: the verifier tries many splittings of its input.
