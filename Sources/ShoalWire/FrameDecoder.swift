@@ -10,10 +10,11 @@ import NIOCore
 ///
 /// A large payload that arrives over many reads (a chunk: up to 4 MiB, read
 /// 64 KiB at a time) is assembled in a buffer of its own, allocated once at
-/// its full size, taking each read's bytes as they come. Left to the generic cumulation, it would
-/// grow a buffer by doubling (reallocating and copying as it goes), slide
-/// the next frame's first bytes down to its front after every frame, and pin
-/// twice the payload's size in memory while the chunk waits to be verified.
+/// its full size, taking each read's bytes as they come. Left to the generic
+/// cumulation, it would grow a buffer by doubling (reallocating and copying
+/// as it goes), slide the next frame's first bytes down to its front after
+/// every frame, and pin twice the payload's size in memory while the chunk
+/// waits to be verified.
 public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
     public typealias InboundOut = Frame
 
