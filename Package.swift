@@ -102,6 +102,7 @@ let package = Package(
             dependencies: [
                 "ShoalWire", "ShoalCore", "ShoalTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]
         ),

@@ -16,7 +16,7 @@ public final class FramedConnection: Sendable {
     /// The protocol version agreed in the handshake.
     public var version: Int { state.withLock { $0.version } }
     private let channel: any Channel
-    private let outbound: NIOAsyncChannelOutboundWriter<Frame>
+    private let outbound: NIOAsyncChannelOutboundWriter<OutgoingFrame>
     private let state = Mutex(State())
 
     private struct Pending {
@@ -33,7 +33,7 @@ public final class FramedConnection: Sendable {
 
     private let answersProbes: Atomic<Bool>
 
-    private init(channel: any Channel, outbound: NIOAsyncChannelOutboundWriter<Frame>, remote: String, answersProbes: Bool) {
+    private init(channel: any Channel, outbound: NIOAsyncChannelOutboundWriter<OutgoingFrame>, remote: String, answersProbes: Bool) {
         self.channel = channel
         self.outbound = outbound
         self.remote = remote
@@ -59,7 +59,7 @@ public final class FramedConnection: Sendable {
         maximumPayloadLength: Int = FrameHeader.maximumPayloadLength,
         answersProbes: Bool = true
     ) async throws -> FramedConnection {
-        let asyncChannel: NIOAsyncChannel<Frame, Frame>
+        let asyncChannel: NIOAsyncChannel<Frame, OutgoingFrame>
         do {
             asyncChannel = try await ClientBootstrap(group: group)
                 .connectTimeout(timeout)

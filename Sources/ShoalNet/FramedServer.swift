@@ -13,7 +13,7 @@ import Synchronization
 public final class FramedServer: Sendable {
     /// An accepted connection, framed.
     public struct Connection: Sendable {
-        public let channel: NIOAsyncChannel<Frame, Frame>
+        public let channel: NIOAsyncChannel<Frame, OutgoingFrame>
         /// `host:port` of the other side.
         public let remote: String
         /// The other side's IP address, as the tracker records it.
@@ -23,11 +23,11 @@ public final class FramedServer: Sendable {
     /// Where the server listens (with the real port when 0 was asked for).
     public let host: String
     public let port: Int
-    private let listener: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>
+    private let listener: NIOAsyncChannel<NIOAsyncChannel<Frame, OutgoingFrame>, Never>
     private let maximumConnections: Int
     private let open = Mutex<[ObjectIdentifier: any Channel]>([:])
 
-    private init(listener: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>, host: String, port: Int, maximumConnections: Int) {
+    private init(listener: NIOAsyncChannel<NIOAsyncChannel<Frame, OutgoingFrame>, Never>, host: String, port: Int, maximumConnections: Int) {
         self.listener = listener
         self.host = host
         self.port = port
@@ -55,7 +55,7 @@ public final class FramedServer: Sendable {
         maximumConnections: Int = 1024,
         setup: @escaping @Sendable () -> ConnectionSetup = { ConnectionSetup() }
     ) async throws -> FramedServer {
-        let listener: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>
+        let listener: NIOAsyncChannel<NIOAsyncChannel<Frame, OutgoingFrame>, Never>
         do {
             listener = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -114,7 +114,7 @@ public final class FramedServer: Sendable {
         for channel in channels { channel.close(promise: nil) }
     }
 
-    private static func refuseBusy(_ child: NIOAsyncChannel<Frame, Frame>) async {
+    private static func refuseBusy(_ child: NIOAsyncChannel<Frame, OutgoingFrame>) async {
         try? await child.executeThenClose { _, outbound in
             let reply = ErrorReply(code: .busy, message: "the server is serving its maximum number of connections; retry later")
             if let frame = try? reply.frame(requestID: 0) { try await outbound.write(frame) }
@@ -128,7 +128,7 @@ extension FramedServer {
     /// and throws. Any frame before `hello` fails the connection.
     public static func acceptHandshake(
         _ iterator: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
-        outbound: NIOAsyncChannelOutboundWriter<Frame>,
+        outbound: NIOAsyncChannelOutboundWriter<OutgoingFrame>,
         localRole: String
     ) async throws -> Int {
         var machine = HandshakeStateMachine(role: .responder, localRole: localRole, software: ShoalVersion.software)

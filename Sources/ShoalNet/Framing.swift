@@ -3,20 +3,21 @@ import ShoalWire
 
 /// The pipeline every Shoal connection uses: frames in, frames out.
 public enum Framing {
-    /// Adds the frame decoder and encoder to `channel` and wraps it as an
-    /// async channel of frames. Call on the channel's event loop.
+    /// Adds the frame decoder and writer to `channel` and wraps it as an
+    /// async channel: frames in, ``OutgoingFrame``s out. Call on the
+    /// channel's event loop.
     public static func configure(
         _ channel: any Channel,
         limit: @escaping @Sendable (MessageType) -> Int = { _ in FrameHeader.maximumPayloadLength },
         extraHandlers: [any ChannelHandler & Sendable] = []
-    ) throws -> NIOAsyncChannel<Frame, Frame> {
+    ) throws -> NIOAsyncChannel<Frame, OutgoingFrame> {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(ByteToMessageHandler(FrameDecoder(limit: limit)))
-        try sync.addHandler(MessageToByteHandler(FrameEncoder()))
+        try sync.addHandler(FrameWriter())
         for handler in extraHandlers { try sync.addHandler(handler) }
         return try NIOAsyncChannel(
             wrappingChannelSynchronously: channel,
-            configuration: .init(inboundType: Frame.self, outboundType: Frame.self)
+            configuration: .init(inboundType: Frame.self, outboundType: OutgoingFrame.self)
         )
     }
 
@@ -27,5 +28,12 @@ public enum Framing {
             return address.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)"
         }
         return "\(address)"
+    }
+}
+
+extension NIOAsyncChannelOutboundWriter where OutboundOut == OutgoingFrame {
+    /// Sends a frame held in memory.
+    public func write(_ frame: Frame) async throws {
+        try await write(.frame(frame))
     }
 }

@@ -17,7 +17,7 @@ public final class LivenessHandler: ChannelDuplexHandler, @unchecked Sendable {
     public typealias InboundIn = Frame
     public typealias InboundOut = Frame
     public typealias OutboundIn = Frame
-    public typealias OutboundOut = Frame
+    public typealias OutboundOut = OutgoingFrame
 
     private let probeAfter: TimeAmount
     private let timeout: TimeAmount
@@ -99,7 +99,7 @@ public final class LivenessHandler: ChannelDuplexHandler, @unchecked Sendable {
         let id = nextRequestID
         nextRequestID &-= 1
         if let frame = try? CheckActive(nonce: nonce).frame(requestID: id) {
-            context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.frame(frame)), promise: nil)
         }
         arm(context, after: timeout)
     }

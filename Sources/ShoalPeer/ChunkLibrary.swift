@@ -142,8 +142,11 @@ public final class ChunkLibrary: Sendable {
     /// Totals served so far: chunk frames, raw bytes, bytes on the wire.
     public var served: (chunks: Int, rawBytes: UInt64, wireBytes: UInt64) { counters.withLock { $0 } }
 
-    /// The `chunkData` frame answering `request`, compressed by `compressor` when that pays.
-    public func frame(for request: ChunkRequest, requestID: UInt32, compressor: ChunkCompressor, allocator: ByteBufferAllocator) throws(Refusal) -> Frame {
+    /// The `chunkData` frame answering `request`: from prepared chunks, a
+    /// region of a file sent through `files`; otherwise read into memory and
+    /// compressed by `compressor` when that pays.
+    func frame(for request: ChunkRequest, requestID: UInt32, compressor: ChunkCompressor, files: ConnectionFiles,
+               allocator: ByteBufferAllocator) throws(Refusal) -> OutgoingFrame {
         guard let source = sources.withLock({ $0[request.contentID] }) else { throw .unknownContent(request.contentID) }
         let manifest = source.manifest
         let index = Int(request.index)
@@ -151,9 +154,10 @@ public final class ChunkLibrary: Sendable {
         let reader: FileChunkReader
         switch source {
         case let .file(_, fileReader, prepared?):
-            do {
-                let frame = try prepared.frame(index: index, contentID: request.contentID, requestID: requestID, file: fileReader, allocator: allocator)
-                count(rawBytes: manifest.length(ofChunk: index), frame: frame)
+            do throws(StorageError) {
+                let frame = try prepared.frame(index: index, contentID: request.contentID, requestID: requestID, file: fileReader,
+                                               files: files, allocator: allocator)
+                count(rawBytes: manifest.length(ofChunk: index), wireBytes: frame.wireBytes)
                 return frame
             } catch {
                 throw .readFailed("\(error)")
@@ -180,15 +184,15 @@ public final class ChunkLibrary: Sendable {
             ChunkData.frame(contentID: request.contentID, index: request.index, bytes: bytes, compressor: compressor,
                             requestID: requestID, allocator: allocator)
         }
-        count(rawBytes: length, frame: frame)
-        return frame
+        count(rawBytes: length, wireBytes: FrameHeader.size + frame.payload.readableBytes)
+        return .frame(frame)
     }
 
-    private func count(rawBytes: Int, frame: Frame) {
+    private func count(rawBytes: Int, wireBytes: Int) {
         counters.withLock { counters in
             counters.chunks += 1
             counters.rawBytes += UInt64(rawBytes)
-            counters.wireBytes += UInt64(frame.payload.readableBytes + FrameHeader.size)
+            counters.wireBytes += UInt64(wireBytes)
         }
     }
 }

@@ -9,7 +9,7 @@ import ShoalCore
 /// The reader owns its descriptor and closes it when released.
 public final class FileChunkReader: ChunkReader, @unchecked Sendable {
     // `pread` on one descriptor is thread-safe; `fd` never changes after init.
-    private let fd: Int32
+    let fd: Int32
     private let ownsDescriptor: Bool
     /// The file's path, for messages.
     public let path: String

@@ -52,6 +52,8 @@ public final class PeerServer: Sendable {
         let channel = connection.channel.channel
         let allocator = channel.allocator
         let liveness = try? await channel.pipeline.handler(type: LivenessHandler.self).get()
+        let files = ConnectionFiles()
+        defer { files.closeAll() }
         let deadline = channel.eventLoop.scheduleTask(in: .seconds(10)) { channel.close(promise: nil) }
         defer { deadline.cancel() }
         do {
@@ -64,16 +66,17 @@ public final class PeerServer: Sendable {
                 while let frame = try await iterator.next() {
                     switch frame.type {
                     case .chunkRequest:
-                        let reply: Frame
+                        let reply: OutgoingFrame
                         do throws(WireError) {
                             let request = try ChunkRequest(frame: frame)
                             do throws(ChunkLibrary.Refusal) {
-                                reply = try library.frame(for: request, requestID: frame.requestID, compressor: compressor, allocator: allocator)
+                                reply = try library.frame(for: request, requestID: frame.requestID, compressor: compressor, files: files,
+                                                          allocator: allocator)
                             } catch {
-                                reply = try error.reply.frame(requestID: frame.requestID)
+                                reply = .frame(try error.reply.frame(requestID: frame.requestID))
                             }
                         } catch {
-                            reply = (try? error.reply.frame(requestID: frame.requestID)) ?? frame
+                            reply = .frame((try? error.reply.frame(requestID: frame.requestID)) ?? frame)
                         }
                         try await outbound.write(reply)
                     case .checkActive:
@@ -95,5 +98,8 @@ public final class PeerServer: Sendable {
         } catch {
             logger.debug("peer connection from \(connection.remote) ended: \(error)")
         }
+        // Writes still pending hold file regions: close the files once they are done or failed.
+        channel.close(promise: nil)
+        try? await channel.closeFuture.get()
     }
 }

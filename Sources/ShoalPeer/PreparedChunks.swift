@@ -10,8 +10,10 @@ import ShoalWire
 /// A shared file's chunks prepared once for the wire: each chunk compressed
 /// (when that pays) into `.shoal/cache/<content id>-z<level>.dat` at the
 /// chunk's own offset (a sparse file), with an index saying which chunks are
-/// compressed and how long each is. Serving a chunk is then one `pread` into
-/// the frame: no deflate per transfer, whoever asks and however often.
+/// compressed and how long each is. Serving a chunk then costs no deflate and
+/// no copy through the process, whoever asks and however often: its frame is
+/// 52 bytes from memory and a region of the cache or of the file itself,
+/// which the kernel sends from the page cache (`sendfile`).
 ///
 /// The cache is keyed by content id and level, so it is reused across restarts
 /// and a changed file (a new content id) gets a new one. Preparing it is the
@@ -21,7 +23,7 @@ final class PreparedChunks: @unchecked Sendable {
     let manifest: Manifest
     /// Compressed length per chunk; 0 means the chunk travels stored.
     private let lengths: [UInt32]
-    private let fd: Int32
+    let fd: Int32
     let dataPath: String
 
     private static let magic = Array("SHOALZI1".utf8)
@@ -46,36 +48,20 @@ final class PreparedChunks: @unchecked Sendable {
     /// Bytes saved on the wire per transfer of the whole file.
     var compressedChunks: Int { lengths.filter { $0 > 0 }.count }
 
-    /// The `chunkData` frame for chunk `index`: one `pread` into the frame.
-    func frame(index: Int, contentID: ContentID, requestID: UInt32, file: FileChunkReader, allocator: ByteBufferAllocator) throws -> Frame {
+    /// The `chunkData` frame for chunk `index`, its data a region of the
+    /// cache (compressed) or of `file` (stored), sent through `files`.
+    func frame(index: Int, contentID: ContentID, requestID: UInt32, file: FileChunkReader, files: ConnectionFiles,
+               allocator: ByteBufferAllocator) throws(StorageError) -> OutgoingFrame {
         let rawLength = manifest.length(ofChunk: index)
         let compressed = Int(lengths[index])
-        let dataLength = compressed > 0 ? compressed : rawLength
-        var payload = allocator.buffer(capacity: ChunkData.headerSize + dataLength)
-        payload.writeBytes(contentID.bytes)
-        payload.writeInteger(UInt32(index))
-        payload.writeInteger(UInt32(rawLength))
-        let got = try payload.writeWithUnsafeMutableBytes(minimumWritableBytes: dataLength) { buffer in
-            let target = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<dataLength])
-            if compressed > 0 {
-                return try Self.readFully(fd: fd, path: dataPath, at: manifest.offset(ofChunk: index), into: target)
-            }
-            return try file.read(at: manifest.offset(ofChunk: index), into: target)
-        }
-        guard got == dataLength else { throw StorageError.readFailed(path: compressed > 0 ? dataPath : file.path, offset: manifest.offset(ofChunk: index), errno: EIO) }
-        return Frame(type: .chunkData, flags: compressed > 0 ? [.compressed] : [], requestID: requestID, payload: payload)
-    }
-
-    private static func readFully(fd: Int32, path: String, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        var filled = 0
-        while filled < buffer.count {
-            let n = pread(fd, buffer.baseAddress! + filled, buffer.count - filled, off_t(offset) + off_t(filled))
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw StorageError.readFailed(path: path, offset: offset, errno: errno) }
-            if n == 0 { break }
-            filled += n
-        }
-        return filled
+        let offset = manifest.offset(ofChunk: index)
+        let region = compressed > 0
+            ? try files.region(of: self, fd: fd, path: dataPath, offset: offset, length: compressed)
+            : try files.region(of: file, fd: file.fd, path: file.path, offset: offset, length: rawLength)
+        var start = allocator.buffer(capacity: ChunkData.headerSize)
+        ChunkData.writeHeader(contentID: contentID, index: UInt32(index), rawLength: UInt32(rawLength), to: &start)
+        return .fileBacked(FileBackedFrame(type: .chunkData, flags: compressed > 0 ? [.compressed] : [], requestID: requestID,
+                                           start: start, rest: region))
     }
 
     private static func loadIndex(_ path: String, count: Int) -> [UInt32]? {

@@ -14,6 +14,7 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case writeFailed(path: String, offset: UInt64, errno: Int32)
     case nameTaken(path: String)
     case corruptResumeState(path: String, reason: String)
+    case fileShrank(path: String, size: UInt64, needed: UInt64)
 
     public var description: String {
         switch self {
@@ -33,6 +34,8 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
             return "a different file already exists at \(path); move it away or rename it, then download again"
         case let .corruptResumeState(path, reason):
             return "the resume state \(path) is unusable (\(reason)); it was discarded and the download starts over"
+        case let .fileShrank(path, size, needed):
+            return "\(path) is \(size) bytes now, shorter than the \(needed) its manifest needs: it changed on disk since it was shared; rescan the folder to share it as it is"
         }
     }
 

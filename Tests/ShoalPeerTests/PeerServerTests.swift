@@ -44,6 +44,31 @@ struct PeerServerTests {
         await swarm.stop()
     }
 
+    /// Chunks go out from the file itself (sendfile). A file that shrank on
+    /// disk after it was shared gets a clear refusal for the chunks it lost,
+    /// not a connection that waits forever; the chunks still there are served.
+    @Test func aFileThatShrankIsRefusedClearly() async throws {
+        let swarm = try await TestSwarm()
+        let bytes = randomBytes(600_000, seed: 41)
+        let folder = try swarm.folder("s", files: ["data.bin": bytes])
+        let peer = try await swarm.peer("s", folder: folder)
+        let manifest = try ManifestBuilder().build(path: folder + "/data.bin")
+        #expect(manifest.chunkCount == 3)
+        let client = try await FramedConnection.connect(host: "127.0.0.1", port: peer.server.port, role: "peer")
+
+        #expect(truncate(folder + "/data.bin", 300_000) == 0)
+        let message = await refusalMessage { _ = try await client.request(.chunkRequest(ChunkRequest(contentID: manifest.contentID, index: 2))) }
+        #expect(message?.contains("changed on disk") == true, "\(message ?? "no refusal")")
+        guard case let .chunkData(data) = try await client.request(.chunkRequest(ChunkRequest(contentID: manifest.contentID, index: 0)), timeout: .seconds(10)) else {
+            Issue.record("no chunk")
+            return
+        }
+        #expect(!data.isCompressed, "random bytes travel stored")
+        #expect(try data.verifiedBytes(against: manifest, inflater: Inflater()) == Array(bytes[0..<manifest.length(ofChunk: 0)]))
+        client.close()
+        await swarm.stop()
+    }
+
     /// Only regular files directly in the folder with valid names are shared:
     /// no hidden files, no symbolic links out of the folder, no subfolders.
     @Test func onlyTheFolderIsShared() async throws {

@@ -122,6 +122,18 @@ public func refusalCode(_ body: () async throws -> Void) async -> String? {
     }
 }
 
+/// The message of the `error` reply `body` gets, or nil if it succeeds.
+public func refusalMessage(_ body: () async throws -> Void) async -> String? {
+    do {
+        try await body()
+        return nil
+    } catch let NetError.wire(.remote(_, message)) {
+        return message
+    } catch {
+        return "unexpected: \(error)"
+    }
+}
+
 /// A small manifest for tests, from bytes made of `seed`.
 public func sampleManifest(_ seed: UInt8, size: Int = 40_000, chunkSize: UInt32 = 16 * 1024) -> Manifest {
     let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) }

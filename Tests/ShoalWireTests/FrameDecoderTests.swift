@@ -1,4 +1,5 @@
 import NIOCore
+import NIOEmbedded
 import NIOTestUtils
 import ShoalCore
 import ShoalTestSupport
@@ -80,11 +81,22 @@ struct FrameDecoderTests {
         try ByteToMessageDecoderVerifier.verifyDecoder(inputOutputPairs: pairs) { FrameDecoder() }
     }
 
-    /// Encoding through the channel encoder gives the same bytes as `write(to:)`.
-    @Test func encoderMatchesWrite() throws {
+    /// The channel's frame writer puts the same bytes on the wire as
+    /// `write(to:)`: small frames as one buffer, large ones as header and
+    /// payload side by side (the payload itself, not a copy).
+    @Test func writerMatchesWrite() throws {
+        let channel = EmbeddedChannel(handler: FrameWriter())
+        defer { _ = try? channel.finish() }
         for frame in Self.sampleFrames() {
+            try channel.writeOutbound(OutgoingFrame.frame(frame))
             var out = ByteBuffer()
-            try FrameEncoder().encode(data: frame, out: &out)
+            while let part = try channel.readOutbound(as: IOData.self) {
+                guard case var .byteBuffer(bytes) = part else {
+                    Issue.record("a frame in memory was written as a file region")
+                    continue
+                }
+                out.writeBuffer(&bytes)
+            }
             #expect(out == frame.encoded())
             #expect(out.readableBytes == FrameHeader.size + frame.payload.readableBytes)
         }

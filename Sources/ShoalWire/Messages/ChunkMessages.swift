@@ -77,15 +77,20 @@ public struct ChunkData: Hashable, Sendable {
         self.data = data
     }
 
+    /// Writes the 40 bytes in front of the data.
+    public static func writeHeader(contentID: ContentID, index: UInt32, rawLength: UInt32, to buffer: inout ByteBuffer) {
+        buffer.writeBytes(contentID.bytes)
+        buffer.writeInteger(index)
+        buffer.writeInteger(rawLength)
+    }
+
     /// Encodes `bytes` as chunk `index`, compressing through `compressor` when that pays.
     public static func frame(
         contentID: ContentID, index: UInt32, bytes: UnsafeRawBufferPointer,
         compressor: ChunkCompressor, requestID: UInt32, allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) -> Frame {
         var buffer = allocator.buffer(capacity: headerSize + bytes.count)
-        buffer.writeBytes(contentID.bytes)
-        buffer.writeInteger(index)
-        buffer.writeInteger(UInt32(bytes.count))
+        writeHeader(contentID: contentID, index: index, rawLength: UInt32(bytes.count), to: &buffer)
         let outcome = compressor.encode(bytes, key: .init(contentID: contentID, index: index), into: &buffer)
         return Frame(type: .chunkData, flags: outcome == .stored ? [] : [.compressed], requestID: requestID, payload: buffer)
     }
@@ -94,9 +99,7 @@ public struct ChunkData: Hashable, Sendable {
     /// cached by a seeder).
     public func frame(requestID: UInt32, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> Frame {
         var buffer = allocator.buffer(capacity: Self.headerSize + data.readableBytes)
-        buffer.writeBytes(contentID.bytes)
-        buffer.writeInteger(index)
-        buffer.writeInteger(rawLength)
+        Self.writeHeader(contentID: contentID, index: index, rawLength: rawLength, to: &buffer)
         var data = data
         buffer.writeBuffer(&data)
         return Frame(type: .chunkData, flags: isCompressed ? [.compressed] : [], requestID: requestID, payload: buffer)

@@ -1,0 +1,52 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOCore
+
+/// The files one peer connection sends chunks from with `sendfile`, each
+/// through a descriptor of its own: a `FileRegion` needs an `NIOFileHandle`,
+/// and NIO lets one user at a time hold each. The descriptor is a duplicate
+/// of the shared file's own, so it reads the very file that was hashed, even
+/// if another has taken its name since.
+///
+/// Used by one connection's task only; ``closeAll()`` once the connection has
+/// closed (its pending writes failed or done).
+final class ConnectionFiles {
+    private struct Open {
+        /// Kept alive so its identity is not reused while this entry stands.
+        let owner: AnyObject
+        let handle: NIOFileHandle
+        let fd: Int32
+    }
+
+    private var open: [ObjectIdentifier: Open] = [:]
+
+    /// `length` bytes at `offset` of the file behind `fd` (which `owner`
+    /// keeps open), checked to be there: `sendfile` past the end of a file
+    /// that shrank would send nothing, again and again.
+    func region(of owner: AnyObject, fd: Int32, path: String, offset: UInt64, length: Int) throws(StorageError) -> FileRegion {
+        let key = ObjectIdentifier(owner)
+        let file: Open
+        if let known = open[key] {
+            file = known
+        } else {
+            let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+            guard copy >= 0 else { throw .cannotOpen(path: path, errno: errno) }
+            file = Open(owner: owner, handle: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: copy), fd: copy)
+            open[key] = file
+        }
+        var info = stat()
+        guard fstat(file.fd, &info) == 0 else { throw .readFailed(path: path, offset: offset, errno: errno) }
+        let needed = offset + UInt64(length)
+        guard UInt64(info.st_size) >= needed else { throw .fileShrank(path: path, size: UInt64(info.st_size), needed: needed) }
+        return FileRegion(fileHandle: file.handle, readerIndex: Int(offset), endIndex: Int(needed))
+    }
+
+    /// Closes every descriptor.
+    func closeAll() {
+        for file in open.values { try? file.handle.close() }
+        open = [:]
+    }
+}
