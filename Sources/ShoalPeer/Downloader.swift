@@ -349,12 +349,12 @@ public struct Downloader: Sendable {
             guard data.contentID == manifest.contentID, Int(data.index) == index else {
                 throw WireError.unexpectedChunk(expected: "chunk \(index) of \(manifest.contentID.short)", received: "chunk \(data.index) of \(data.contentID.short)")
             }
-            var borrowed: UnsafeMutableRawBufferPointer?
-            defer { if let borrowed { ChunkBuffers.shared.give(borrowed) } }
-            let written: StorageError? = try data.withVerifiedBytes(against: manifest, inflater: Inflater(), scratch: {
-                let buffer = ChunkBuffers.shared.take(size: Int(manifest.chunkSize))
-                borrowed = buffer
-                return buffer
+            var borrowed: VerifyScratch?
+            defer { if let borrowed { VerifyScratch.give(borrowed) } }
+            let written: StorageError? = try data.withVerifiedBytes(against: manifest, scratch: {
+                let scratch = VerifyScratch.take(size: Int(manifest.chunkSize))
+                borrowed = scratch
+                return (scratch.buffer, scratch.inflater)
             }) { bytes -> StorageError? in
                 do throws(StorageError) {
                     try partial.write(chunk: index, bytes: bytes)

@@ -148,14 +148,14 @@ public struct ChunkData: Hashable, Sendable {
 
     /// Verifies the chunk and calls `body` with its raw bytes, copying nothing
     /// when the chunk travelled stored (the bytes are hashed where they are in
-    /// the frame); a compressed chunk is inflated into `scratch`, which must
-    /// hold the chunk's length.
+    /// the frame); a compressed chunk is inflated into the buffer `scratch`
+    /// gives (which must hold the chunk's length) with the inflater it gives.
     public func withVerifiedBytes<T>(
-        against manifest: Manifest, inflater: Inflater, scratch: () -> UnsafeMutableRawBufferPointer,
+        against manifest: Manifest, scratch: () -> (UnsafeMutableRawBufferPointer, Inflater),
         _ body: (UnsafeRawBufferPointer) throws -> T
     ) throws -> T {
         guard !isCompressed else {
-            let buffer = scratch()
+            let (buffer, inflater) = scratch()
             let length = try verify(against: manifest, inflater: inflater, into: buffer)
             return try body(UnsafeRawBufferPointer(rebasing: buffer[0..<length]))
         }
