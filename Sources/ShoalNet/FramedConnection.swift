@@ -51,12 +51,16 @@ public final class FramedConnection: Sendable {
     /// - Parameters:
     ///   - role: what this side says it is (`"peer"` or `"tool"`).
     ///   - maximumPayloadLength: the largest frame accepted from the other side.
+    ///   - preallocationLimit: how large a payload may be allocated whole as
+    ///     soon as its header arrives (replies this side asked for, such as
+    ///     chunks); larger ones grow as their bytes come.
     ///   - answersProbes: whether to answer `checkActive` (tests turn it off to play a dead peer).
     public static func connect(
         host: String, port: Int, role: String,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         timeout: TimeAmount = .seconds(10),
         maximumPayloadLength: Int = FrameHeader.maximumPayloadLength,
+        preallocationLimit: Int = FrameDecoder.assemblyThreshold,
         answersProbes: Bool = true
     ) async throws -> FramedConnection {
         let asyncChannel: NIOAsyncChannel<Frame, OutgoingFrame>
@@ -66,7 +70,7 @@ public final class FramedConnection: Sendable {
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try Framing.configure(channel, limit: { _ in maximumPayloadLength })
+                        try Framing.configure(channel, limit: { _ in maximumPayloadLength }, preallocationLimit: preallocationLimit)
                     }
                 }
         } catch {

@@ -9,10 +9,11 @@ public enum Framing {
     public static func configure(
         _ channel: any Channel,
         limit: @escaping @Sendable (MessageType) -> Int = { _ in FrameHeader.maximumPayloadLength },
+        preallocationLimit: Int = FrameDecoder.assemblyThreshold,
         extraHandlers: [any ChannelHandler & Sendable] = []
     ) throws -> NIOAsyncChannel<Frame, OutgoingFrame> {
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(ByteToMessageHandler(FrameDecoder(limit: limit)))
+        try sync.addHandler(ByteToMessageHandler(FrameDecoder(limit: limit, preallocationLimit: preallocationLimit)))
         try sync.addHandler(FrameWriter())
         for handler in extraHandlers { try sync.addHandler(handler) }
         return try NIOAsyncChannel(

@@ -112,8 +112,11 @@ public struct Downloader: Sendable {
                 for holder in fresh {
                     group.addTask {
                         let start = ContinuousClock.now
+                        // Chunk replies: allocated whole when their header comes (they were asked for, and are bounded).
+                        let chunkFrame = Int(manifest.chunkSize) + 4096
                         guard let connection = try? await FramedConnection.connect(host: holder.host, port: holder.port, role: "peer",
-                                                                                   timeout: .seconds(5), maximumPayloadLength: Int(manifest.chunkSize) + 4096) else {
+                                                                                   timeout: .seconds(5), maximumPayloadLength: chunkFrame,
+                                                                                   preallocationLimit: chunkFrame) else {
                             return (holder, nil, 0)
                         }
                         // Time a CheckActive round trip: the response time of the original.

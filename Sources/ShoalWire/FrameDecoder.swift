@@ -15,6 +15,11 @@ import NIOCore
 /// as it goes), slide the next frame's first bytes down to its front after
 /// every frame, and pin twice the payload's size in memory while the chunk
 /// waits to be verified.
+///
+/// The buffer is allocated at full size only up to `preallocationLimit`:
+/// a server must not let a bare header make it allocate megabytes. Past
+/// that, it grows as the bytes arrive. A client raises the limit to the
+/// replies it asked for (a downloader: its chunks).
 public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
     public typealias InboundOut = Frame
 
@@ -31,19 +36,29 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
 
     private var state = State.waitingForHeader
     private let limit: @Sendable (MessageType) -> Int
+    private let preallocationLimit: Int
     private let allocator = ByteBufferAllocator()
 
     /// A decoder refusing payloads over `maximumPayloadLength` (at most the protocol's limit).
-    public init(maximumPayloadLength: Int = FrameHeader.maximumPayloadLength) {
+    public init(maximumPayloadLength: Int = FrameHeader.maximumPayloadLength, preallocationLimit: Int = FrameDecoder.assemblyThreshold) {
         let limit = min(maximumPayloadLength, FrameHeader.maximumPayloadLength)
         self.limit = { _ in limit }
+        self.preallocationLimit = preallocationLimit
     }
 
     /// A decoder whose limit depends on the message type (and may change over
     /// the connection's life, e.g. large announces only once logged in). The
     /// protocol's limit always applies on top.
-    public init(limit: @escaping @Sendable (MessageType) -> Int) {
+    public init(limit: @escaping @Sendable (MessageType) -> Int, preallocationLimit: Int = FrameDecoder.assemblyThreshold) {
         self.limit = { min(limit($0), FrameHeader.maximumPayloadLength) }
+        self.preallocationLimit = preallocationLimit
+    }
+
+    /// Bytes set aside for a payload being assembled (0 when none): what a
+    /// frame received in part costs in memory.
+    public var reservedBytes: Int {
+        if case let .assembling(_, payload) = state { return payload.capacity }
+        return 0
     }
 
     public mutating func decode(buffer: inout ByteBuffer) throws -> Frame? {
@@ -99,7 +114,7 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
             return Frame(header: header, payload: payload)
         }
         guard length > Self.assemblyThreshold else { return nil }
-        var payload = allocator.buffer(capacity: length)
+        var payload = allocator.buffer(capacity: max(min(length, preallocationLimit), buffer.readableBytes))
         payload.writeBuffer(&buffer)
         state = .assembling(header, payload: payload)
         return nil

@@ -53,16 +53,29 @@ struct FrameDecoderTests {
         big.write(to: &stream)
         small.write(to: &stream)
 
-        var decoder = FrameDecoder()
+        var decoder = FrameDecoder(preallocationLimit: 2 << 20)
         var decoded: [Frame] = []
         var input = ByteBuffer()
         while stream.readableBytes > 0 {
             var piece = stream.readSlice(length: min(65_536, stream.readableBytes))!
             input.writeBuffer(&piece)
             while let frame = try decoder.decode(buffer: &input) { decoded.append(frame) }
+            if decoded.isEmpty && input.readableBytes == 0 {
+                #expect(decoder.reservedBytes >= big.payload.readableBytes, "a client allocates the chunk it asked for at once")
+            }
         }
         #expect(decoded == [big, small])
         #expect(decoded.first?.payload.readableBytes == big.payload.readableBytes)
+
+        // By default (a server), a bare header does not allocate its payload:
+        // the buffer grows with the bytes that actually arrive.
+        var header = ByteBuffer()
+        FrameHeader(type: .announce, length: 16 << 20, requestID: 3).write(to: &header)
+        header.writeRepeatingByte(0x20, count: 70_000)
+        var server = FrameDecoder()
+        #expect(try server.decode(buffer: &header) == nil)
+        #expect(header.readableBytes == 0, "the received part was taken into the assembly")
+        #expect(server.reservedBytes >= 70_000 && server.reservedBytes <= 256 << 10, "reserved \(server.reservedBytes) bytes")
 
         var cut = big.encoded()
         cut.moveWriterIndex(to: 300_000)
