@@ -66,14 +66,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // prctl and friends: variadic C calls Swift cannot make.
-        .target(name: "CShoalSystem"),
         // Generated sample files for the demo and the benchmarks.
         .target(name: "ShoalSamples"),
         .executableTarget(
             name: "shoal",
             dependencies: [
-                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker", "ShoalPeer", "ShoalSamples", "CShoalSystem",
+                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker", "ShoalPeer", "ShoalSamples",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

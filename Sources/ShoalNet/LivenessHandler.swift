@@ -9,14 +9,14 @@ import Synchronization
 /// done, since nothing but the handshake may cross a connection before that
 /// (a deadline of the server's own covers a client that never says hello).
 ///
-/// Sits after the frame codec, so it writes ``Frame``s. Any inbound frame
+/// Sits after the frame codec, so it writes ``OutgoingFrame``s. Any inbound frame
 /// counts as a sign of life, the `active` answer included; the handler lets
 /// every frame through unchanged.
 public final class LivenessHandler: ChannelDuplexHandler, @unchecked Sendable {
     // All state is touched on the channel's event loop only.
     public typealias InboundIn = Frame
     public typealias InboundOut = Frame
-    public typealias OutboundIn = Frame
+    public typealias OutboundIn = OutgoingFrame
     public typealias OutboundOut = OutgoingFrame
 
     private let probeAfter: TimeAmount

@@ -6,10 +6,12 @@ import Foundation
 ///
 /// A file written but not yet flushed to disk is safe for as long as the
 /// kernel that holds its pages runs: even if Shoal stops, the kernel writes
-/// them out. Only a crash or power loss of the whole machine can lose them,
-/// and that means a new boot. So a finished download need not wait for its
-/// fsync: the folder notes the boot it was written in, and after a restart
-/// hashes such a file again instead of trusting its cached manifest.
+/// them out. What loses them is a crash or power loss of the whole machine,
+/// which means a new boot (a failing disk or a full network filesystem can
+/// too, and then nothing short of an fsync would have saved the file either).
+/// So a finished download need not wait for its fsync: the folder notes the
+/// boot it was written in, and after a restart checks such a file again
+/// instead of trusting its cached manifest.
 public enum BootID {
     /// The current boot's id, or nil where the system does not say (then
     /// downloads flush before they finish).

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import NIOCore
+import Synchronization
 
 /// The files one peer connection sends chunks from with `sendfile`, each
 /// through a descriptor of its own: a `FileRegion` needs an `NIOFileHandle`,
@@ -13,7 +14,18 @@ import NIOCore
 ///
 /// Used by one connection's task only; ``closeAll()`` once the connection has
 /// closed (its pending writes failed or done).
+///
+/// Descriptors are bounded, since anyone may connect and ask for chunks of
+/// every shared file: at most ``connectionLimit`` per connection and
+/// ``processLimit`` in all. Past either, ``region(of:fd:path:offset:length:)``
+/// returns nil and the chunk goes out from memory instead.
 final class ConnectionFiles {
+    /// Files one connection sends from with descriptors of its own, at most.
+    static let connectionLimit = 8
+    /// Such descriptors over every connection of the process, at most.
+    static let processLimit = 256
+    private static let openCount = Atomic<Int>(0)
+
     private struct Open {
         /// Kept alive so its identity is not reused while this entry stands.
         let owner: AnyObject
@@ -26,14 +38,23 @@ final class ConnectionFiles {
     /// `length` bytes at `offset` of the file behind `fd` (which `owner`
     /// keeps open), checked to be there: `sendfile` past the end of a file
     /// that shrank would send nothing, again and again.
-    func region(of owner: AnyObject, fd: Int32, path: String, offset: UInt64, length: Int) throws(StorageError) -> FileRegion {
+    /// Nil when no descriptor may be opened for it.
+    func region(of owner: AnyObject, fd: Int32, path: String, offset: UInt64, length: Int) throws(StorageError) -> FileRegion? {
         let key = ObjectIdentifier(owner)
         let file: Open
         if let known = open[key] {
             file = known
         } else {
+            guard open.count < Self.connectionLimit else { return nil }
+            guard Self.openCount.wrappingAdd(1, ordering: .relaxed).newValue <= Self.processLimit else {
+                Self.openCount.wrappingSubtract(1, ordering: .relaxed)
+                return nil
+            }
             let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
-            guard copy >= 0 else { throw .cannotOpen(path: path, errno: errno) }
+            guard copy >= 0 else {
+                Self.openCount.wrappingSubtract(1, ordering: .relaxed)
+                throw .cannotOpen(path: path, errno: errno)
+            }
             file = Open(owner: owner, handle: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: copy), fd: copy)
             open[key] = file
         }
@@ -47,6 +68,7 @@ final class ConnectionFiles {
     /// Closes every descriptor.
     func closeAll() {
         for file in open.values { try? file.handle.close() }
+        Self.openCount.wrappingSubtract(open.count, ordering: .relaxed)
         open = [:]
     }
 }

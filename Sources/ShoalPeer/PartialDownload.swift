@@ -155,6 +155,19 @@ public final class PartialDownload: @unchecked Sendable {
         return manifest
     }
 
+    /// Turns a complete file back into the partial download of `manifest`
+    /// (a download whose bytes did not all reach the disk before the machine
+    /// restarted): it moves under `.shoal/partial/` with `have` as its chunk
+    /// map, so that fetching it again re-verifies those chunks and fetches
+    /// only the others. Replaces any partial download of the same content.
+    static func restore(file: String, manifest: Manifest, name: String, have: ChunkMap, folder: SharedFolder) throws(StorageError) {
+        let base = folder.partialDirectory + "/" + manifest.contentID.hex
+        for (path, bytes) in [(base + ".manifest", manifest.canonicalBytes), (base + ".have", have.bytes)] {
+            guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { throw .cannotWrite(path: path, errno: errno) }
+        }
+        guard rename(file, base + ".part") == 0 else { throw .cannotWrite(path: base + ".part", errno: errno) }
+    }
+
     /// Removes the resume state and the partial data.
     public func discard() {
         unlink(dataPath)

@@ -47,7 +47,7 @@ public final class Peer: Sendable {
         do {
             // Hash new files and prepare their chunks for the wire: a seeder's one-time setup.
             try await BlockingWork.run {
-                for entry in try folder.scan(progress: hashing) { try library.add(entry) }
+                for entry in try folder.scan(progress: hashing, notice: { logger.warning("\($0)") }) { try library.add(entry) }
             }
         } catch {
             await session.logout()
@@ -55,16 +55,16 @@ public final class Peer: Sendable {
             throw error
         }
         let peer = Peer(folder: folder, library: library, server: server, session: session, logger: logger, downloadConfiguration: downloadConfiguration)
-        try await session.setAnnouncement { [folder, library] in
-            (try? await BlockingWork.run { Self.announcement(folder: folder, library: library) }) ?? library.announcement()
+        try await session.setAnnouncement { [folder, library, logger] in
+            (try? await BlockingWork.run { Self.announcement(folder: folder, library: library, logger: logger) }) ?? library.announcement()
         }
         return peer
     }
 
     /// Everything this peer shares, as a full announce: the folder's files
     /// (rescanned) and the verified chunks of downloads in progress.
-    static func announcement(folder: SharedFolder, library: ChunkLibrary) -> [AnnouncedFile] {
-        if let entries = try? folder.scan() { try? library.replaceFiles(with: entries) }
+    static func announcement(folder: SharedFolder, library: ChunkLibrary, logger: Logger) -> [AnnouncedFile] {
+        if let entries = try? folder.scan(notice: { logger.warning("\($0)") }) { try? library.replaceFiles(with: entries) }
         return library.announcement()
     }
 

@@ -34,7 +34,7 @@ final class PreparedChunks: @unchecked Sendable {
         let base = directory + "/" + manifest.contentID.hex + "-z\(policy.level)"
         dataPath = base + ".dat"
         let indexPath = base + ".idx"
-        if let lengths = Self.loadIndex(indexPath, count: manifest.chunkCount), FileManager.default.fileExists(atPath: dataPath) {
+        if let lengths = Self.loadIndex(indexPath, manifest: manifest, dataPath: dataPath) {
             self.lengths = lengths
         } else {
             self.lengths = try Self.build(manifest: manifest, reader: reader, dataPath: dataPath, indexPath: indexPath, policy: policy)
@@ -49,28 +49,59 @@ final class PreparedChunks: @unchecked Sendable {
     var compressedChunks: Int { lengths.filter { $0 > 0 }.count }
 
     /// The `chunkData` frame for chunk `index`, its data a region of the
-    /// cache (compressed) or of `file` (stored), sent through `files`.
+    /// cache (compressed) or of `file` (stored), sent through `files`; read
+    /// into memory if `files` has no descriptor to spare.
     func frame(index: Int, contentID: ContentID, requestID: UInt32, file: FileChunkReader, files: ConnectionFiles,
                allocator: ByteBufferAllocator) throws(StorageError) -> OutgoingFrame {
         let rawLength = manifest.length(ofChunk: index)
         let compressed = Int(lengths[index])
         let offset = manifest.offset(ofChunk: index)
+        let flags: FrameFlags = compressed > 0 ? [.compressed] : []
         let region = compressed > 0
             ? try files.region(of: self, fd: fd, path: dataPath, offset: offset, length: compressed)
             : try files.region(of: file, fd: file.fd, path: file.path, offset: offset, length: rawLength)
-        var start = allocator.buffer(capacity: ChunkData.headerSize)
-        ChunkData.writeHeader(contentID: contentID, index: UInt32(index), rawLength: UInt32(rawLength), to: &start)
-        return .fileBacked(FileBackedFrame(type: .chunkData, flags: compressed > 0 ? [.compressed] : [], requestID: requestID,
-                                           start: start, rest: region))
+        if let region {
+            var start = allocator.buffer(capacity: ChunkData.headerSize)
+            ChunkData.writeHeader(contentID: contentID, index: UInt32(index), rawLength: UInt32(rawLength), to: &start)
+            return .fileBacked(FileBackedFrame(type: .chunkData, flags: flags, requestID: requestID, start: start, rest: region))
+        }
+        let source = compressed > 0 ? FileChunkReader(fd: fd, path: dataPath, size: 0) : file
+        let dataLength = compressed > 0 ? compressed : rawLength
+        var payload = allocator.buffer(capacity: ChunkData.headerSize + dataLength)
+        ChunkData.writeHeader(contentID: contentID, index: UInt32(index), rawLength: UInt32(rawLength), to: &payload)
+        let got: Int
+        do {
+            got = try payload.writeWithUnsafeMutableBytes(minimumWritableBytes: dataLength) { buffer in
+                try source.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<dataLength]))
+            }
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw .readFailed(path: source.path, offset: offset, errno: EIO)
+        }
+        guard got == dataLength else { throw .fileShrank(path: source.path, size: offset + UInt64(got), needed: offset + UInt64(dataLength)) }
+        return .frame(Frame(type: .chunkData, flags: flags, requestID: requestID, payload: payload))
     }
 
-    private static func loadIndex(_ path: String, count: Int) -> [UInt32]? {
+    /// The index at `path`, if it belongs to `manifest` and agrees with the
+    /// data file: every compressed length shorter than its chunk and inside
+    /// the data file. Anything else (a cache from a crash, a damaged one) is
+    /// nil, and the cache is built again.
+    private static func loadIndex(_ path: String, manifest: Manifest, dataPath: String) -> [UInt32]? {
+        let count = manifest.chunkCount
         guard let data = FileManager.default.contents(atPath: path), data.count == 12 + 4 * count,
               Array(data.prefix(8)) == magic else { return nil }
         let bytes = [UInt8](data)
         let stored = bytes[8..<12].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
         guard stored == UInt32(count) else { return nil }
-        return (0..<count).map { i in bytes[(12 + 4 * i)..<(16 + 4 * i)].reduce(UInt32(0)) { $0 << 8 | UInt32($1) } }
+        let lengths = (0..<count).map { i in bytes[(12 + 4 * i)..<(16 + 4 * i)].reduce(UInt32(0)) { $0 << 8 | UInt32($1) } }
+        var info = stat()
+        guard stat(dataPath, &info) == 0 else { return nil }
+        for (index, length) in lengths.enumerated() where length > 0 {
+            guard Int(length) < manifest.length(ofChunk: index),
+                  manifest.offset(ofChunk: index) + UInt64(length) <= UInt64(info.st_size) else { return nil }
+        }
+        return lengths
     }
 
     /// Compresses every chunk that pays, in parallel, into the sparse data file; writes the index last.
@@ -114,6 +145,9 @@ final class PreparedChunks: @unchecked Sendable {
             }
         }
         if let firstError { throw firstError }
+        // On disk before the index that vouches for it: an index is only
+        // ever found beside the data it describes, whatever crashed.
+        guard fsync(out) == 0 else { throw StorageError.writeFailed(path: temporary, offset: 0, errno: errno) }
         guard rename(temporary, dataPath) == 0 else { throw StorageError.cannotWrite(path: dataPath, errno: errno) }
         var index = magic
         for shift in [24, 16, 8, 0] { index.append(UInt8(truncatingIfNeeded: UInt32(count) >> UInt32(shift))) }
@@ -121,9 +155,13 @@ final class PreparedChunks: @unchecked Sendable {
             for shift in [24, 16, 8, 0] { index.append(UInt8(truncatingIfNeeded: length >> UInt32(shift))) }
         }
         let indexTemporary = indexPath + ".tmp"
-        guard FileManager.default.createFile(atPath: indexTemporary, contents: Data(index)), rename(indexTemporary, indexPath) == 0 else {
-            throw StorageError.cannotWrite(path: indexPath, errno: errno)
+        guard FileManager.default.createFile(atPath: indexTemporary, contents: Data(index)) else {
+            throw StorageError.cannotWrite(path: indexTemporary, errno: errno)
         }
+        let indexFD = open(indexTemporary, O_RDONLY | O_CLOEXEC)
+        let synced = indexFD >= 0 && fsync(indexFD) == 0
+        if indexFD >= 0 { close(indexFD) }
+        guard synced, rename(indexTemporary, indexPath) == 0 else { throw StorageError.cannotWrite(path: indexPath, errno: errno) }
         return Array(lengths.prefix(count))
     }
 

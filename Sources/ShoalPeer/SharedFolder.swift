@@ -47,15 +47,26 @@ public final class SharedFolder: Sendable {
     public func file(_ name: FileName) -> String { path + "/" + name.value }
 
     /// Scans the folder and returns its shareable files with their manifests,
-    /// hashing only files that are new or changed since the last scan, or
-    /// downloaded but perhaps not on disk before the machine restarted.
-    public func scan(progress: (@Sendable (String) -> Void)? = nil) throws -> [Entry] {
-        try cacheLock.withLock { _ in try scanLocked(progress: progress) }
+    /// hashing only files that are new or changed since the last scan.
+    ///
+    /// A download that may not have reached the disk before the machine
+    /// restarted (see ``BootID``) is checked against the manifest it was
+    /// downloaded for. Whole, it is shared as before; damaged, it is not
+    /// shared: it goes back to `.shoal/partial/` with the chunks that still
+    /// verify, so fetching it again fetches only the lost ones, and `notice`
+    /// says so.
+    ///
+    /// - Parameters:
+    ///   - progress: called with each file's name before it is hashed.
+    ///   - notice: called with what the user should know.
+    public func scan(progress: (@Sendable (String) -> Void)? = nil, notice: (@Sendable (String) -> Void)? = nil) throws -> [Entry] {
+        try cacheLock.withLock { _ in try scanLocked(progress: progress, notice: notice) }
     }
 
-    private func scanLocked(progress: (@Sendable (String) -> Void)?) throws -> [Entry] {
+    private func scanLocked(progress: (@Sendable (String) -> Void)?, notice: (@Sendable (String) -> Void)?) throws -> [Entry] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         var cache = ManifestCache.load(from: cachePath)
+        let boot = BootID.current
         var entries: [Entry] = []
         var seen = Set<String>()
         for raw in names.sorted() {
@@ -63,13 +74,27 @@ public final class SharedFolder: Sendable {
             let full = file(name)
             var info = stat()
             guard lstat(full, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
-            let stamp = ManifestCache.Stamp(size: UInt64(info.st_size), modified: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9)
+            let stamp = ManifestCache.Stamp(info)
             seen.insert(raw)
-            if let manifest = cache.manifest(for: raw, stamp: stamp, boot: BootID.current) {
+            if let manifest = cache.manifest(for: raw, stamp: stamp, boot: boot) {
                 entries.append(Entry(name: name, manifest: manifest, path: full))
                 continue
             }
             progress?(raw)
+            if let expected = cache.unflushedAfterRestart(raw, boot: boot), expected.fileSize == stamp.size {
+                let found = try ManifestBuilder().build(path: full, chunkSize: expected.chunkSize)
+                if found.contentID == expected.contentID {
+                    cache.store(expected, for: raw, stamp: stamp)
+                    entries.append(Entry(name: name, manifest: expected, path: full))
+                } else {
+                    var have = ChunkMap(count: expected.chunkCount)
+                    for index in 0..<expected.chunkCount where found.digests[index] == expected.digests[index] { have.insert(index) }
+                    try PartialDownload.restore(file: full, manifest: expected, name: raw, have: have, folder: self)
+                    seen.remove(raw)
+                    notice?("\(raw) lost \(expected.chunkCount - have.heldCount) of its \(expected.chunkCount) chunks when the machine restarted before they reached the disk; it is no longer shared, and downloading it again fetches only those")
+                }
+                continue
+            }
             let manifest = try ManifestBuilder().build(path: full)
             cache.store(manifest, for: raw, stamp: stamp)
             entries.append(Entry(name: name, manifest: manifest, path: full))
@@ -85,27 +110,34 @@ extension SharedFolder {
     /// does not hash it again.
     ///
     /// - Parameter boot: the ``BootID`` the file was written in, if it may not
-    ///   be on disk yet: after the machine restarts, the next scan hashes it
+    ///   be on disk yet: after the machine restarts, the next scan checks it
     ///   again rather than trust this record. Nil once it is flushed.
     public func remember(_ entry: Entry, unflushedIn boot: String? = nil) {
         var info = stat()
         guard stat(entry.path, &info) == 0 else { return }
-        let stamp = ManifestCache.Stamp(size: UInt64(info.st_size), modified: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9)
         cacheLock.withLock { _ in
             var cache = ManifestCache.load(from: cachePath)
-            cache.store(entry.manifest, for: entry.name.value, stamp: stamp, unflushedIn: boot)
+            cache.store(entry.manifest, for: entry.name.value, stamp: ManifestCache.Stamp(info), unflushedIn: boot)
             cache.save(to: cachePath)
         }
     }
 
     /// Waits until `entry`'s bytes are on disk, then records that its
-    /// manifest holds whatever happens to the machine.
+    /// manifest holds whatever happens to the machine, if the file is still
+    /// the one recorded (it may have been replaced meanwhile).
     public func flush(_ entry: Entry) throws(StorageError) {
         let fd = open(entry.path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .cannotOpen(path: entry.path, errno: errno) }
         defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .cannotOpen(path: entry.path, errno: errno) }
         guard fdatasync(fd) == 0 else { throw .writeFailed(path: entry.path, offset: 0, errno: errno) }
-        remember(entry)
+        let stamp = ManifestCache.Stamp(info)
+        cacheLock.withLock { _ in
+            var cache = ManifestCache.load(from: cachePath)
+            guard cache.markFlushed(entry.name.value, stamp: stamp, contentID: entry.manifest.contentID) else { return }
+            cache.save(to: cachePath)
+        }
     }
 }
 
@@ -115,6 +147,11 @@ struct ManifestCache: Codable {
     struct Stamp: Codable, Equatable {
         var size: UInt64
         var modified: Double
+
+        init(_ info: stat) {
+            size = UInt64(info.st_size)
+            modified = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+        }
     }
 
     struct Item: Codable {
@@ -125,25 +162,50 @@ struct ManifestCache: Codable {
         var digests: String
         /// The boot the file was written in, while it may not be on disk yet.
         var unflushedIn: String?
+
+        var manifest: Manifest? {
+            guard let bytes = Data(base64Encoded: digests),
+                  let manifest = try? Manifest(fileSize: fileSize, chunkSize: chunkSize, concatenatedDigests: bytes),
+                  manifest.contentID == contentID else { return nil }
+            return manifest
+        }
     }
 
-    var version = 1
+    /// 2 since items may be marked `unflushedIn`: a version-1 reader would
+    /// trust them after a restart, so it must not read this format. Version 1
+    /// files read fine (none of their items is marked).
+    var version = 2
     var files: [String: Item] = [:]
 
     static func load(from path: String) -> ManifestCache {
         guard let data = FileManager.default.contents(atPath: path),
-              let cache = try? JSONDecoder().decode(ManifestCache.self, from: data), cache.version == 1 else { return ManifestCache() }
+              var cache = try? JSONDecoder().decode(ManifestCache.self, from: data), cache.version == 1 || cache.version == 2 else { return ManifestCache() }
+        cache.version = 2
         return cache
     }
 
     /// The manifest recorded for `name`, if the file is as recorded and,
     /// were it not flushed to disk, the machine has not restarted since.
     func manifest(for name: String, stamp: Stamp, boot: String?) -> Manifest? {
-        guard let item = files[name], item.stamp == stamp, let bytes = Data(base64Encoded: item.digests) else { return nil }
+        guard let item = files[name], item.stamp == stamp else { return nil }
         if let unflushed = item.unflushedIn, unflushed != boot { return nil }
-        guard let manifest = try? Manifest(fileSize: item.fileSize, chunkSize: item.chunkSize, concatenatedDigests: bytes),
-              manifest.contentID == item.contentID else { return nil }
-        return manifest
+        return item.manifest
+    }
+
+    /// The manifest `name` was downloaded for, if it was recorded before it
+    /// reached the disk and the machine has restarted since.
+    func unflushedAfterRestart(_ name: String, boot: String?) -> Manifest? {
+        guard let item = files[name], let unflushed = item.unflushedIn, unflushed != boot else { return nil }
+        return item.manifest
+    }
+
+    /// Clears the mark of `name` if its record still matches `stamp` and
+    /// `contentID`; returns whether it changed anything.
+    mutating func markFlushed(_ name: String, stamp: Stamp, contentID: ContentID) -> Bool {
+        guard var item = files[name], item.stamp == stamp, item.contentID == contentID, item.unflushedIn != nil else { return false }
+        item.unflushedIn = nil
+        files[name] = item
+        return true
     }
 
     mutating func store(_ manifest: Manifest, for name: String, stamp: Stamp, unflushedIn boot: String? = nil) {

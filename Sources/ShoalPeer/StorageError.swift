@@ -35,7 +35,7 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .corruptResumeState(path, reason):
             return "the resume state \(path) is unusable (\(reason)); it was discarded and the download starts over"
         case let .fileShrank(path, size, needed):
-            return "\(path) is \(size) bytes now, shorter than the \(needed) its manifest needs: it changed on disk since it was shared; rescan the folder to share it as it is"
+            return "\(path) is \(size) bytes now, shorter than the \(needed) needed: it changed on disk since this peer opened it; restart the peer to share it as it is now"
         }
     }
 

@@ -1,5 +1,4 @@
 import ArgumentParser
-import CShoalSystem
 import Foundation
 import ShoalWire
 
@@ -9,7 +8,7 @@ import ShoalWire
 @main
 enum ShoalMain {
     static func main() async {
-        if ProcessInfo.processInfo.environment["SHOAL_EXIT_WITH_PARENT"] == "1" { _ = shoal_exit_with_parent() }
+        ParentWatch.startIfAsked()
         await ShoalCommand.main()
     }
 }

@@ -20,7 +20,7 @@ public final class ProcessSwarm: @unchecked Sendable {
         let process = try ShoalProcess(["tracker", "--port", "\(port)", "--db", root.file("tracker.sqlite"), "--password-rounds", "1000",
                                         "--probe-interval", "5", "--probe-timeout", "10"])
         guard let line = try await process.waitForLine({ _ in true }), let bound = ShoalProcess.port(fromListeningLine: line) else {
-            throw POSIXError(.EIO)
+            throw SwarmError(step: "the tracker did not start", errors: process.errors)
         }
         return (process, bound)
     }
@@ -41,7 +41,8 @@ public final class ProcessSwarm: @unchecked Sendable {
 
     public func register(_ user: String) async throws {
         let process = try ShoalProcess(["register", "--user", user, "--tracker", address], environment: ["SHOAL_PASSWORD": "pw-\(user)"])
-        guard try await process.waitForExit() == 0 else { throw POSIXError(.EIO) }
+        let status = try await process.waitForExit()
+        guard status == 0 else { throw SwarmError(step: "registering \(user) ended with \(status.map(String.init) ?? "a timeout")", errors: process.errors) }
     }
 
     /// Registers `user` and starts `shoal seed` on its folder; returns once it serves.
@@ -50,7 +51,7 @@ public final class ProcessSwarm: @unchecked Sendable {
         if register { try await self.register(user) }
         let process = try ShoalProcess(["seed", "--user", user, "--dir", try folder(user), "--tracker", address], environment: ["SHOAL_PASSWORD": "pw-\(user)"])
         guard try await process.waitForLine(timeout: 120, { $0.hasPrefix("serving on") }) != nil else {
-            throw POSIXError(.EIO)
+            throw SwarmError(step: "\(user) did not start serving", errors: process.errors)
         }
         lock.withLock { seeders[user] = process }
         return process
@@ -134,4 +135,11 @@ public enum TestData {
         }
         return Array(out.prefix(count))
     }
+}
+
+/// A step of a swarm's setup that failed, with what the process said.
+public struct SwarmError: Error, CustomStringConvertible {
+    public let step: String
+    public let errors: String
+    public var description: String { "\(step); its stderr:\n\(errors)" }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOTestUtils
@@ -113,6 +114,34 @@ struct FrameDecoderTests {
             #expect(out == frame.encoded())
             #expect(out.readableBytes == FrameHeader.size + frame.payload.readableBytes)
         }
+    }
+
+    /// A file-backed frame goes out as one buffer (header and start of the
+    /// payload) then the file region itself, and the header counts both.
+    @Test func writerSendsFileBackedFramesAsHeaderThenRegion() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("shoal-writer-\(getpid())").path
+        FileManager.default.createFile(atPath: path, contents: Data(repeating: 7, count: 100_000))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let handle = try NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: open(path, O_RDONLY))
+        defer { try? handle.close() }
+        let start = ByteBuffer(bytes: [1, 2, 3])
+        let frame = FileBackedFrame(type: .chunkData, flags: [], requestID: 42, start: start,
+                                    rest: FileRegion(fileHandle: handle, readerIndex: 1_000, endIndex: 51_000))
+        #expect(OutgoingFrame.fileBacked(frame).wireBytes == FrameHeader.size + 3 + 50_000)
+
+        let channel = EmbeddedChannel(handler: FrameWriter())
+        defer { _ = try? channel.finish() }
+        try channel.writeOutbound(OutgoingFrame.fileBacked(frame))
+        guard case var .byteBuffer(head)? = try channel.readOutbound(as: IOData.self),
+              case let .fileRegion(region)? = try channel.readOutbound(as: IOData.self) else {
+            Issue.record("expected a buffer then a file region")
+            return
+        }
+        #expect(try channel.readOutbound(as: IOData.self) == nil)
+        let header = try #require(try FrameHeader.read(from: &head, maximumPayloadLength: FrameHeader.maximumPayloadLength))
+        #expect(header.type == .chunkData && header.requestID == 42 && header.length == 50_003)
+        #expect(head.readableBytesView.elementsEqual([1, 2, 3]))
+        #expect(region.readerIndex == 1_000 && region.endIndex == 51_000)
     }
 
     private func decodeAll(_ bytes: [UInt8], limit: Int = FrameHeader.maximumPayloadLength) throws -> [Frame] {
