@@ -31,11 +31,11 @@ public struct DownloadPlan: Sendable {
         public var initialWindow = 2
         /// Queue about this many seconds of a holder's throughput.
         public var targetQueueSeconds = 0.25
-        /// Bytes of requested chunks in flight over all holders, at most: the
-        /// downloader's memory bound. 16 MiB keeps a 1 GiB download from four
-        /// local seeders as fast as 32 did (the chunks in flight on loopback
-        /// last milliseconds) with a peak 10 MiB lower, and covers 320 MB/s
-        /// at a 50 ms round trip.
+        /// Bytes of requested chunks in flight over all holders, at most: what
+        /// bounds the downloader's memory. 16 MiB kept a 1 GiB download from
+        /// four local seeders as fast as 32 did (a chunk in flight on
+        /// loopback lasts milliseconds) with a peak 11 MiB lower, and covers
+        /// 320 MB/s at a 50 ms round trip.
         public var maximumBytesInFlight = 16 * 1024 * 1024
         /// Holders asked for the same chunk in the endgame, at most.
         public var endgameCopies = 2
