@@ -13,8 +13,11 @@
 /// - **Best holders first.** Free window slots are filled in ``PeerScore``
 ///   order, so fast, reliable holders get more of the file.
 /// - **Rarest first.** Among the chunks a holder has, the one fewest active
-///   holders have is asked first (ties: lowest index), so a chunk only a
-///   leaving peer has is fetched while it can be.
+///   holders have is asked first, so a chunk only a leaving peer has is
+///   fetched while it can be. Ties go to the first in file order from a
+///   starting chunk each download draws at random
+///   (``Configuration/firstChunk``): downloaders that start together then
+///   hold different chunks early, and have something to give each other.
 /// - **Endgame.** When every missing chunk is already in flight, an idle
 ///   holder may ask for one of them too (at most two holders per chunk, never
 ///   twice the same holder), so one slow holder cannot hold the download at 99 %.
@@ -39,6 +42,9 @@ public struct DownloadPlan: Sendable {
         public var maximumBytesInFlight = 16 * 1024 * 1024
         /// Holders asked for the same chunk in the endgame, at most.
         public var endgameCopies = 2
+        /// Where ties in rarity start (wrapping around the file): nil draws
+        /// it at random; tests pin it.
+        public var firstChunk: Int?
         public init() {}
     }
 
@@ -94,6 +100,8 @@ public struct DownloadPlan: Sendable {
     private let lengthOf: @Sendable (Int) -> Int
     /// How many active holders have each chunk; rebuilt only when holders change.
     private var rarityCache: [Int]?
+    /// Where ties in rarity start (see ``Configuration/firstChunk``).
+    public let firstChunk: Int
 
     /// A plan for a file of `chunkCount` chunks; `have` are those already verified (resume).
     public init(manifest: Manifest, have: ChunkMap? = nil, configuration: Configuration = Configuration()) {
@@ -104,6 +112,8 @@ public struct DownloadPlan: Sendable {
         let size = manifest.fileSize
         let chunk = UInt64(manifest.chunkSize)
         self.lengthOf = { index in Int(min(chunk, size - UInt64(index) * chunk)) }
+        let count = max(manifest.chunkCount, 1)
+        self.firstChunk = ((configuration.firstChunk ?? Int.random(in: 0..<count)) % count + count) % count
     }
 
     // MARK: State
@@ -260,7 +270,9 @@ public struct DownloadPlan: Sendable {
     private func pick(for peer: Peer, rarity: [Int]) -> Int? {
         var best: Int?
         var endgame: Int?
-        for index in 0..<chunkCount where !have.contains(index) && peer.has(index) {
+        for offset in 0..<chunkCount {
+            let index = (firstChunk + offset) % chunkCount
+            guard !have.contains(index) && peer.has(index) else { continue }
             if let askers = owners[index] {
                 // Endgame candidate: in flight elsewhere, not with this holder.
                 if endgame == nil, !askers.contains(peer.id), askers.count < configuration.endgameCopies { endgame = index }

@@ -20,8 +20,10 @@ public struct Downloader: Sendable {
         public var plan = DownloadPlan.Configuration()
         /// A chunk request unanswered this long fails its holder.
         public var requestTimeout: Double = 10
-        /// How often to ask the tracker for new holders (partial ones appear as others download).
-        public var refreshInterval: Double = 3
+        /// How often to ask the tracker for new holders and for what partial
+        /// holders have now (they announce new chunks every 0.5 s): one small
+        /// request, so that downloaders that start together find each other.
+        public var refreshInterval: Double = 1
         /// How long to wait for holders when none is left before giving up.
         public var patience: Double = 15
         /// Whether the peer goes on serving once the download is done (`shoal

@@ -75,18 +75,34 @@ struct DownloadPlanTests {
         #expect(first.filter { $0.peer == 1 }.allSatisfy { $0.chunk < 4 })
     }
 
+    /// Ties in rarity go in file order from the plan's first chunk, wrapping
+    /// around; each plan draws its own, so downloaders that start together
+    /// fetch different chunks first.
+    @Test func tiesStartAtTheFirstChunkAndWrap() {
+        var configuration = DownloadPlan.Configuration()
+        configuration.firstChunk = 18
+        configuration.initialWindow = 4
+        var plan = DownloadPlan(manifest: manifest(chunks: 20), configuration: configuration)
+        plan.addPeer(id: 0, name: "seeder", score: PeerScore(responseTime: 0.001), available: nil)
+        #expect(plan.nextRequests(now: 0).map(\.chunk) == [18, 19, 0, 1])
+
+        let starts = Set((0..<20).map { _ in DownloadPlan(manifest: manifest(chunks: 1000)).firstChunk })
+        #expect(starts.count > 10, "random first chunks: \(starts.sorted())")
+    }
+
     /// Windows grow with measured throughput, within the bounds.
     @Test func windowGrowsWithThroughput() {
         var plan = DownloadPlan(manifest: manifest(chunks: 200))
         plan.addPeer(id: 0, name: "fast", score: PeerScore(responseTime: 0.001), available: nil)
-        #expect(plan.nextRequests(now: 0).count == 2)
+        let first = plan.nextRequests(now: 0)
+        #expect(first.count == 2)
         // 16 KiB every 0.1 ms = 160 MB/s: a 0.25 s queue is far over the maximum.
-        _ = plan.received(peer: 0, chunk: 0, now: 0.0001)
+        #expect(plan.received(peer: 0, chunk: first[0].chunk, now: 0.0001) == .accepted)
         #expect(plan.peers[0]!.window == 16)
         var slow = DownloadPlan(manifest: manifest(chunks: 200))
         slow.addPeer(id: 0, name: "slow", score: PeerScore(responseTime: 0.001), available: nil)
-        _ = slow.nextRequests(now: 0)
-        _ = slow.received(peer: 0, chunk: 0, now: 1)   // 16 KiB/s
+        let asked = slow.nextRequests(now: 0)
+        #expect(slow.received(peer: 0, chunk: asked[0].chunk, now: 1) == .accepted)   // 16 KiB/s
         #expect(slow.peers[0]!.window == 2)
     }
 
