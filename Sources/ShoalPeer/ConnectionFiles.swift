@@ -37,7 +37,9 @@ final class ConnectionFiles {
 
     /// `length` bytes at `offset` of the file behind `fd` (which `owner`
     /// keeps open), checked to be there: `sendfile` past the end of a file
-    /// that shrank would send nothing, again and again.
+    /// that shrank would send nothing, again and again. (A file cut between
+    /// this check and the write still can; the downloader's request timeout,
+    /// 10 s, then closes the connection, which ends it.)
     /// Nil when no descriptor may be opened for it.
     func region(of owner: AnyObject, fd: Int32, path: String, offset: UInt64, length: Int) throws(StorageError) -> FileRegion? {
         let key = ObjectIdentifier(owner)
