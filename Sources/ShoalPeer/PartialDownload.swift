@@ -160,7 +160,7 @@ public final class PartialDownload: @unchecked Sendable {
     /// restarted): it moves under `.shoal/partial/` with `have` as its chunk
     /// map, so that fetching it again re-verifies those chunks and fetches
     /// only the others. Replaces any partial download of the same content.
-    static func restore(file: String, manifest: Manifest, name: String, have: ChunkMap, folder: SharedFolder) throws(StorageError) {
+    static func restore(file: String, manifest: Manifest, have: ChunkMap, folder: SharedFolder) throws(StorageError) {
         let base = folder.partialDirectory + "/" + manifest.contentID.hex
         for (path, bytes) in [(base + ".manifest", manifest.canonicalBytes), (base + ".have", have.bytes)] {
             guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { throw .cannotWrite(path: path, errno: errno) }

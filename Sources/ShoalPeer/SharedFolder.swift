@@ -89,7 +89,7 @@ public final class SharedFolder: Sendable {
                 } else {
                     var have = ChunkMap(count: expected.chunkCount)
                     for index in 0..<expected.chunkCount where found.digests[index] == expected.digests[index] { have.insert(index) }
-                    try PartialDownload.restore(file: full, manifest: expected, name: raw, have: have, folder: self)
+                    try PartialDownload.restore(file: full, manifest: expected, have: have, folder: self)
                     seen.remove(raw)
                     notice?("\(raw) lost \(expected.chunkCount - have.heldCount) of its \(expected.chunkCount) chunks when the machine restarted before they reached the disk; it is no longer shared, and downloading it again fetches only those")
                 }
