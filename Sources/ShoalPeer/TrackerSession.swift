@@ -99,23 +99,32 @@ public actor TrackerSession {
 
     /// Reports a holder's outcome; if the tracker is away, the report waits for it.
     /// Returns the holder's counters after the report, when the tracker answered.
+    ///
+    /// The tracker takes reports only about holders it has listed to this
+    /// session. One that restarted since has listed nobody yet: a refusal of
+    /// that kind is answered by asking it for the file's holders once, then
+    /// reporting again.
     @discardableResult
     public func report(contentID: ContentID, holder: String, succeeded: Bool, bytes: UInt64) async -> Reported? {
         let report = Report(token: "", contentID: contentID, holder: holder, outcome: succeeded ? .success : .failure, bytes: bytes)
-        do {
-            guard case let .reported(reply) = try await request(timeout: .seconds(30), { token in
-                var report = report
-                report.token = token
-                return .report(report)
-            }) else { return nil }
-            return reply
-        } catch NetError.wire(.remote(let code, let message)) {
-            logger.notice("the tracker refused a report about \(holder) (\(code)): \(message)")
-            return nil
-        } catch {
-            pendingReports.append(report)
-            return nil
+        for attempt in 1...2 {
+            do {
+                guard case let .reported(reply) = try await request(timeout: .seconds(30), { token in
+                    var report = report
+                    report.token = token
+                    return .report(report)
+                }) else { return nil }
+                return reply
+            } catch NetError.wire(.remote(let code, let message)) {
+                if attempt == 1, code == ErrorCode.notAllowed.rawValue, (try? await details(contentID: contentID)) != nil { continue }
+                logger.notice("the tracker refused a report about \(holder) (\(code)): \(message)")
+                return nil
+            } catch {
+                pendingReports.append(report)
+                return nil
+            }
         }
+        return nil
     }
 
     /// Logs out and closes the connection; no reconnection after this.

@@ -143,3 +143,27 @@ final class NoticeLog: @unchecked Sendable {
     func add(_ notice: String) { lock.withLock { notices.append(notice) } }
     var all: [String] { lock.withLock { notices } }
 }
+
+/// Reports to a tracker that has not listed the holder to this session yet
+/// (it restarted since the download began, say).
+@Suite("Reports", .timeLimit(.minutes(2)))
+struct ReportTests {
+    /// A report about a real holder the tracker has not listed to this
+    /// session is retried once after asking for the file's holders, and
+    /// counts; a report about someone who holds nothing is still refused.
+    @Test func aReportAfterTheTrackerForgotIsRetried() async throws {
+        let swarm = try await TestSwarm()
+        let bytes = randomBytes(300_000, seed: 9)
+        let seeder = try await swarm.peer("s", folder: try swarm.folder("s", files: ["r.bin": bytes]))
+        let reporter = try await swarm.peer("r", folder: try swarm.folder("r"))
+        let manifest = try ManifestBuilder().build(path: try swarm.folder("s") + "/r.bin")
+
+        // No details asked: the tracker has listed nobody to this session.
+        let reply = await reporter.session.report(contentID: manifest.contentID, holder: "s", succeeded: true, bytes: 300_000)
+        #expect(reply?.countDownloads == 1)
+        let refused = await reporter.session.report(contentID: manifest.contentID, holder: "nobody", succeeded: true, bytes: 1)
+        #expect(refused == nil)
+        _ = seeder
+        await swarm.stop()
+    }
+}
