@@ -17,7 +17,7 @@ import Synchronization
 ///
 /// Descriptors are bounded, since anyone may connect and ask for chunks of
 /// every shared file: at most ``connectionLimit`` per connection and
-/// ``processLimit`` in all. Past either, ``region(of:fd:path:offset:length:)``
+/// ``processLimit`` in all. Past either, ``region(of:offset:length:)``
 /// returns nil and the chunk goes out from memory instead.
 final class ConnectionFiles {
     /// Files one connection sends from with descriptors of its own, at most.
@@ -28,21 +28,22 @@ final class ConnectionFiles {
 
     private struct Open {
         /// Kept alive so its identity is not reused while this entry stands.
-        let owner: AnyObject
+        let reader: FileChunkReader
         let handle: NIOFileHandle
         let fd: Int32
     }
 
     private var open: [ObjectIdentifier: Open] = [:]
 
-    /// `length` bytes at `offset` of the file behind `fd` (which `owner`
-    /// keeps open), checked to be there: `sendfile` past the end of a file
+    /// `length` bytes at `offset` of the file `reader` has open, checked to
+    /// be there: `sendfile` past the end of a file
     /// that shrank would send nothing, again and again. (A file cut between
     /// this check and the write still can; the downloader's request timeout,
     /// 10 s, then closes the connection, which ends it.)
     /// Nil when no descriptor may be opened for it.
-    func region(of owner: AnyObject, fd: Int32, path: String, offset: UInt64, length: Int) throws(StorageError) -> FileRegion? {
-        let key = ObjectIdentifier(owner)
+    func region(of reader: FileChunkReader, offset: UInt64, length: Int) throws(StorageError) -> FileRegion? {
+        let key = ObjectIdentifier(reader)
+        let path = reader.path
         let file: Open
         if let known = open[key] {
             file = known
@@ -52,12 +53,12 @@ final class ConnectionFiles {
                 Self.openCount.wrappingSubtract(1, ordering: .relaxed)
                 return nil
             }
-            let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+            let copy = fcntl(reader.fd, F_DUPFD_CLOEXEC, 0)
             guard copy >= 0 else {
                 Self.openCount.wrappingSubtract(1, ordering: .relaxed)
                 throw .cannotOpen(path: path, errno: errno)
             }
-            file = Open(owner: owner, handle: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: copy), fd: copy)
+            file = Open(reader: reader, handle: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: copy), fd: copy)
             open[key] = file
         }
         var info = stat()

@@ -19,11 +19,12 @@ import ShoalWire
 /// and a changed file (a new content id) gets a new one. Preparing it is the
 /// setup a seeder does once, like hashing its files.
 final class PreparedChunks: @unchecked Sendable {
-    // fd and lengths never change after init.
+    // data and lengths never change after init.
     let manifest: Manifest
     /// Compressed length per chunk; 0 means the chunk travels stored.
     private let lengths: [UInt32]
-    let fd: Int32
+    /// The cache's data file.
+    let data: FileChunkReader
     let dataPath: String
 
     private static let magic = Array("SHOALZI1".utf8)
@@ -39,11 +40,8 @@ final class PreparedChunks: @unchecked Sendable {
         } else {
             self.lengths = try Self.build(manifest: manifest, reader: reader, dataPath: dataPath, indexPath: indexPath, policy: policy)
         }
-        fd = open(dataPath, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw StorageError.cannotOpen(path: dataPath, errno: errno) }
+        data = try FileChunkReader(path: dataPath)
     }
-
-    deinit { close(fd) }
 
     /// Bytes saved on the wire per transfer of the whole file.
     var compressedChunks: Int { lengths.filter { $0 > 0 }.count }
@@ -58,14 +56,14 @@ final class PreparedChunks: @unchecked Sendable {
         let offset = manifest.offset(ofChunk: index)
         let flags: FrameFlags = compressed > 0 ? [.compressed] : []
         let region = compressed > 0
-            ? try files.region(of: self, fd: fd, path: dataPath, offset: offset, length: compressed)
-            : try files.region(of: file, fd: file.fd, path: file.path, offset: offset, length: rawLength)
+            ? try files.region(of: data, offset: offset, length: compressed)
+            : try files.region(of: file, offset: offset, length: rawLength)
         if let region {
             var start = allocator.buffer(capacity: ChunkData.headerSize)
             ChunkData.writeHeader(contentID: contentID, index: UInt32(index), rawLength: UInt32(rawLength), to: &start)
             return .fileBacked(FileBackedFrame(type: .chunkData, flags: flags, requestID: requestID, start: start, rest: region))
         }
-        let source = compressed > 0 ? FileChunkReader(fd: fd, path: dataPath, size: 0) : file
+        let source = compressed > 0 ? data : file
         let dataLength = compressed > 0 ? compressed : rawLength
         var payload = allocator.buffer(capacity: ChunkData.headerSize + dataLength)
         ChunkData.writeHeader(contentID: contentID, index: UInt32(index), rawLength: UInt32(rawLength), to: &payload)

@@ -97,6 +97,16 @@ public final class ProcessSwarm: @unchecked Sendable {
         return (try? JSONSerialization.jsonObject(with: Data(process.lines.joined(separator: "\n").utf8)) as? [String: Any]) ?? [:]
     }
 
+    /// The counter `key` (`countDownloads`, `countFailures`) of each connected
+    /// user whose name starts with `prefix`, from the tracker's status.
+    public func counters(_ key: String, ofUsersStartingWith prefix: String = "") async throws -> [String: Int] {
+        let peers = try await status()["peers"] as? [[String: Any]] ?? []
+        return Dictionary(peers.compactMap { peer in
+            guard let user = peer["user"] as? String, user.hasPrefix(prefix), let count = peer[key] as? Int else { return nil }
+            return (user, count)
+        }, uniquingKeysWith: max)
+    }
+
     public func seeder(_ user: String) -> ShoalProcess? { lock.withLock { seeders[user] } }
 
     /// Stops everything and removes the folders.

@@ -88,8 +88,8 @@ struct TransferTests {
         try await swarm.seed("seeder2")
         #expect(try await get.waitForExit(timeout: 120) == 0, "\(get.errors)")
         expectIntact(swarm, user: "d", name: "c.bin", sha: sha)
-        let peers = try await swarm.status()["peers"] as? [[String: Any]] ?? []
-        #expect(peers.first { $0["user"] as? String == "seeder1" }?["countFailures"] as? Int == 1, "\(peers)")
+        let failures = try await swarm.counters("countFailures")
+        #expect(failures["seeder1"] == 1, "\(failures)")
         await swarm.stop()
     }
 
@@ -122,13 +122,7 @@ struct TransferTests {
         let sha = ChunkDigest(hashing: bytes).hex
         let swarm = try await swarm("t.bin", bytes, seeders: 2)
         // A first download, so that the seeders have counters to keep.
-        func counters() async throws -> [String: Int] {
-            let peers = try await swarm.status()["peers"] as? [[String: Any]] ?? []
-            return Dictionary(peers.compactMap { peer in
-                guard let user = peer["user"] as? String, user.hasPrefix("seeder"), let count = peer["countDownloads"] as? Int else { return nil }
-                return (user, count)
-            }, uniquingKeysWith: max)
-        }
+        func counters() async throws -> [String: Int] { try await swarm.counters("countDownloads", ofUsersStartingWith: "seeder") }
         try await swarm.register("early")
         #expect(try await swarm.get("t.bin", user: "early").waitForExit(timeout: 120) == 0)
         let before = try await counters()
