@@ -124,11 +124,17 @@ public final class FramedConnection: Sendable {
     }
 
     /// Sends the frame `build` makes for a fresh request id and returns the reply frame as it came.
-    public func requestFrame(timeout: TimeAmount = .seconds(30), _ build: (UInt32) throws(WireError) -> Frame) async throws -> Frame {
-        try await requestFrame(requestID: nil, timeout: timeout, build)
+    ///
+    /// - Parameter cancel: the frame that tells the other side the request
+    ///   is withdrawn (a `chunkCancel`), sent when the calling task is
+    ///   cancelled while the reply is awaited.
+    public func requestFrame(timeout: TimeAmount = .seconds(30), cancel: (@Sendable (UInt32) -> Frame)? = nil,
+                             _ build: (UInt32) throws(WireError) -> Frame) async throws -> Frame {
+        try await requestFrame(requestID: nil, timeout: timeout, cancel: cancel, build)
     }
 
-    private func requestFrame(requestID fixed: UInt32?, timeout: TimeAmount, _ build: (UInt32) throws(WireError) -> Frame) async throws -> Frame {
+    private func requestFrame(requestID fixed: UInt32?, timeout: TimeAmount, cancel: (@Sendable (UInt32) -> Frame)? = nil,
+                              _ build: (UInt32) throws(WireError) -> Frame) async throws -> Frame {
         let id: UInt32 = fixed ?? state.withLock { state in
             let id = state.nextRequestID
             state.nextRequestID = state.nextRequestID >= 0x7FFF_FFFF ? 1 : state.nextRequestID + 1
@@ -161,7 +167,7 @@ public final class FramedConnection: Sendable {
                     return
                 }
                 let timer = channel.eventLoop.scheduleTask(in: timeout) { [self] in
-                    fail(id, with: NetError.timedOut(operation: operation, seconds: seconds))
+                    _ = fail(id, with: NetError.timedOut(operation: operation, seconds: seconds))
                 }
                 let answered = state.withLock { state in
                     guard state.waiting[id] != nil else { return true }
@@ -178,14 +184,21 @@ public final class FramedConnection: Sendable {
                 }
             }
         } onCancel: {
-            fail(id, with: CancellationError())
+            // Still awaited, so sent or about to be: withdraw it on the wire too.
+            if fail(id, with: CancellationError()), let cancel {
+                let frame = cancel(id)
+                Task { [outbound] in try? await outbound.write(.frame(frame)) }
+            }
         }
     }
 
-    private func fail(_ id: UInt32, with error: any Error) {
+    /// Fails the request `id` if it is still awaited; whether it was.
+    @discardableResult
+    private func fail(_ id: UInt32, with error: any Error) -> Bool {
         let pending = state.withLock { $0.waiting.removeValue(forKey: id) }
         pending?.timer?.cancel()
         pending?.continuation.resume(throwing: error)
+        return pending != nil
     }
 
     private func handshake(role: String, timeout: TimeAmount) async throws {

@@ -9,8 +9,10 @@ import ShoalWire
 /// keeps delivering; cancelling that task cancels the request at once.
 enum ChunkFetch {
     enum Outcome: Sendable {
-        /// Verified and written; `wireBytes` is the frame's size on the wire.
-        case received(wireBytes: Int)
+        /// Verified and written; `wireBytes` is the frame's size on the wire;
+        /// `inflateSeconds` the time spent inflating and hashing it, for a
+        /// chunk that came compressed.
+        case received(wireBytes: Int, inflateSeconds: Double?)
         case failed(DownloadPlan.Failure)
         /// Writing failed: the download cannot go on.
         case storage(StorageError)
@@ -18,12 +20,16 @@ enum ChunkFetch {
         case cancelled
     }
 
+    /// - Parameter stored: ask for the chunk uncompressed (the link is faster than inflating).
     static func run(chunk index: Int, connection: FramedConnection, manifest: Manifest, partial: PartialDownload,
-                    timeout: TimeAmount) async -> Outcome {
+                    stored: Bool, timeout: TimeAmount) async -> Outcome {
         let reply: Frame
+        let contentID = manifest.contentID
         do {
-            reply = try await connection.requestFrame(timeout: timeout) { id in
-                ChunkRequest(contentID: manifest.contentID, index: UInt32(index)).frame(requestID: id)
+            reply = try await connection.requestFrame(timeout: timeout, cancel: { id in
+                ChunkCancel(contentID: contentID, index: UInt32(index)).frame(requestID: id)
+            }) { id in
+                ChunkRequest(contentID: contentID, index: UInt32(index), stored: stored).frame(requestID: id)
             }
         } catch is CancellationError {
             return .cancelled
@@ -45,11 +51,14 @@ enum ChunkFetch {
             }
             var borrowed: VerifyScratch?
             defer { if let borrowed { VerifyScratch.give(borrowed) } }
+            let started = ContinuousClock.now
+            var verified = started
             let written: StorageError? = try data.withVerifiedBytes(against: manifest, scratch: {
                 let scratch = VerifyScratch.take(size: Int(manifest.chunkSize))
                 borrowed = scratch
                 return (scratch.buffer, scratch.inflater)
             }) { bytes -> StorageError? in
+                verified = ContinuousClock.now
                 do throws(StorageError) {
                     try partial.write(chunk: index, bytes: bytes)
                     return nil
@@ -58,7 +67,8 @@ enum ChunkFetch {
                 }
             }
             if let written { return .storage(written) }
-            return .received(wireBytes: FrameHeader.size + reply.payload.readableBytes)
+            return .received(wireBytes: FrameHeader.size + reply.payload.readableBytes,
+                             inflateSeconds: data.isCompressed ? (verified - started).seconds : nil)
         } catch {
             return .failed(.badData("\(error)"))
         }

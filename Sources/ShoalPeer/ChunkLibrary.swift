@@ -156,7 +156,7 @@ public final class ChunkLibrary: Sendable {
         case let .file(_, fileReader, prepared?):
             do throws(StorageError) {
                 let frame = try prepared.frame(index: index, contentID: request.contentID, requestID: requestID, file: fileReader,
-                                               files: files, allocator: allocator)
+                                               stored: request.stored, files: files, allocator: allocator)
                 count(rawBytes: manifest.length(ofChunk: index), wireBytes: frame.wireBytes)
                 return frame
             } catch {
@@ -181,7 +181,7 @@ public final class ChunkLibrary: Sendable {
             throw .readFailed("\(error)")
         }
         let frame = raw.withUnsafeReadableBytes { bytes in
-            ChunkData.frame(contentID: request.contentID, index: request.index, bytes: bytes, compressor: compressor,
+            ChunkData.frame(contentID: request.contentID, index: request.index, bytes: bytes, compressor: request.stored ? nil : compressor,
                             requestID: requestID, allocator: allocator)
         }
         count(rawBytes: length, wireBytes: FrameHeader.size + frame.payload.readableBytes)

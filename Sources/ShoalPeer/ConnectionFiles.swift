@@ -12,14 +12,16 @@ import Synchronization
 /// of the shared file's own, so it reads the very file that was hashed, even
 /// if another has taken its name since.
 ///
-/// Used by one connection's task only; ``closeAll()`` once the connection has
-/// closed (its pending writes failed or done).
+/// Used by one task at a time: the connection's answering task while it
+/// runs, then the connection's own task, which calls ``closeAll()`` once the
+/// answering task has ended and the connection has closed (its pending writes
+/// failed or done). Hence `@unchecked Sendable`: ownership moves, never shared.
 ///
 /// Descriptors are bounded, since anyone may connect and ask for chunks of
 /// every shared file: at most ``connectionLimit`` per connection and
 /// ``processLimit`` in all. Past either, ``region(of:offset:length:)``
 /// returns nil and the chunk goes out from memory instead.
-final class ConnectionFiles {
+final class ConnectionFiles: @unchecked Sendable {
     /// Files one connection sends from with descriptors of its own, at most.
     static let connectionLimit = 8
     /// Such descriptors over every connection of the process, at most.

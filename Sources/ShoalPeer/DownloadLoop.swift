@@ -85,6 +85,7 @@ final class DownloadLoop {
     private var lastProgressChunks = 0
     private var waitingSince: Double?
     private var ending: Ending?
+    private var compression: CompressionChoice
 
     init(name: FileName, manifest: Manifest, partial: PartialDownload, session: TrackerSession, logger: Logger,
          configuration: Downloader.Configuration, progress: @escaping @Sendable (DownloadProgress) -> Void) {
@@ -96,6 +97,7 @@ final class DownloadLoop {
         self.configuration = configuration
         self.progress = progress
         self.plan = DownloadPlan(manifest: manifest, have: partial.have, configuration: configuration.plan)
+        self.compression = CompressionChoice(mode: configuration.compression)
         self.epoch = clock.now
         (events, post) = AsyncStream.makeStream(of: Event.self)
     }
@@ -153,8 +155,11 @@ final class DownloadLoop {
     private func onChunk(_ request: DownloadPlan.Request, _ outcome: ChunkFetch.Outcome) {
         fetches.removeValue(forKey: request)
         switch outcome {
-        case let .received(frameBytes):
+        case let .received(frameBytes, inflateSeconds):
             wireBytes += UInt64(frameBytes)
+            let raw = manifest.length(ofChunk: request.chunk)
+            if let inflateSeconds { compression.inflated(bytes: raw, seconds: inflateSeconds) }
+            compression.received(from: request.peer, raw: raw, wire: frameBytes)
             guard case let .accepted(cancel) = plan.received(peer: request.peer, chunk: request.chunk, now: now) else { return }
             for loser in cancel { fetches.removeValue(forKey: loser)?.cancel() }
             fetchedChunks += 1
@@ -219,13 +224,17 @@ final class DownloadLoop {
 
     /// Makes the requests the plan wants now.
     private func pump() {
-        for request in plan.nextRequests(now: now) {
-            guard let link = links[request.peer] else { continue }
+        let requests = plan.nextRequests(now: now)
+        guard !requests.isEmpty else { return }
+        let active = plan.activePeers.count
+        for request in requests {
+            guard let link = links[request.peer], let peer = plan.peers[request.peer] else { continue }
+            let stored = compression.asksStored(peer: request.peer, throughput: peer.score.throughput, activeHolders: active)
             let (manifest, partial, post) = (manifest, partial, post)
             let timeout = TimeAmount.seconds(Int64(configuration.requestTimeout))
             fetches[request] = Task {
                 let outcome = await ChunkFetch.run(chunk: request.chunk, connection: link.connection, manifest: manifest,
-                                                   partial: partial, timeout: timeout)
+                                                   partial: partial, stored: stored, timeout: timeout)
                 post.yield(.chunk(request, outcome))
             }
         }

@@ -27,6 +27,8 @@ public struct Downloader: Sendable {
         public var refreshInterval: Double = 1
         /// How often the loop looks for late requests and silent holders.
         public var tickInterval: Double = 0.02
+        /// Whether chunks are asked for compressed, stored, or as each link suits.
+        public var compression = CompressionChoice.Mode.auto
         /// How long to wait for holders when none is left before giving up.
         public var patience: Double = 15
         /// Whether the peer goes on serving once the download is done (`shoal

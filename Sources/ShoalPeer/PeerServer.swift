@@ -59,7 +59,6 @@ public final class PeerServer: Sendable {
     }
 
     private static func serve(_ connection: FramedServer.Connection, library: ChunkLibrary, compression: CompressionPolicy, logger: Logger) async {
-        let compressor = ChunkCompressor(policy: compression, memo: library.memo)
         let channel = connection.channel.channel
         let allocator = channel.allocator
         let liveness = try? await channel.pipeline.handler(type: LivenessHandler.self).get()
@@ -74,32 +73,39 @@ public final class PeerServer: Sendable {
                 _ = try await FramedServer.acceptHandshake(&iterator, outbound: outbound, localRole: "peer")
                 deadline.cancel()
                 liveness?.activate(on: channel.eventLoop)
-                while let frame = try await iterator.next() {
-                    switch frame.type {
-                    case .chunkRequest:
-                        let reply: OutgoingFrame
-                        do throws(WireError) {
-                            let request = try ChunkRequest(frame: frame)
-                            do throws(ChunkLibrary.Refusal) {
-                                reply = try library.frame(for: request, requestID: frame.requestID, compressor: compressor, files: files,
-                                                          allocator: allocator)
-                            } catch {
-                                reply = .frame(try error.reply.frame(requestID: frame.requestID))
-                            }
+                // One task reads ahead (so a chunkCancel reaches requests still
+                // queued), another answers in order.
+                let queue = RequestQueue(limit: 64)
+                let answering = Task {
+                    let compressor = ChunkCompressor(policy: compression, memo: library.memo)
+                    while let frame = await queue.next() {
+                        let reply = Self.answer(frame, library: library, compressor: compressor, files: files, allocator: allocator)
+                        do {
+                            try await outbound.write(reply)
                         } catch {
-                            reply = .frame((try? error.reply.frame(requestID: frame.requestID)) ?? frame)
+                            // The connection is gone: stop reading too.
+                            channel.close(promise: nil)
+                            return
                         }
-                        try await outbound.write(reply)
-                    case .checkActive:
-                        let nonce = (try? CheckActive(frame: frame))?.nonce ?? 0
-                        try await outbound.write(try Active(nonce: nonce).frame(requestID: frame.requestID))
-                    case .active:
-                        continue
-                    default:
-                        let refusal = ErrorReply(code: .badRequest, message: "\(frame.type) is not a request a peer serves; ask for chunks")
-                        try await outbound.write(try refusal.frame(requestID: frame.requestID))
                     }
                 }
+                defer { answering.cancel() }
+                do {
+                    while let frame = try await iterator.next() {
+                        if frame.type == .chunkCancel {
+                            _ = try ChunkCancel(frame: frame)
+                            queue.cancel(requestID: frame.requestID)
+                        } else if frame.type != .active {
+                            await queue.push(frame)
+                        }
+                    }
+                } catch {
+                    queue.finish()
+                    await answering.value
+                    throw error
+                }
+                queue.finish()
+                await answering.value
               } catch let error as WireError {
                 // A broken frame: say why, then this connection (only) closes.
                 logger.notice("peer connection from \(connection.remote): \(error)")
@@ -112,5 +118,29 @@ public final class PeerServer: Sendable {
         // Writes still pending hold file regions: close the files once they are done or failed.
         channel.close(promise: nil)
         try? await channel.closeFuture.get()
+    }
+
+    /// The reply to one frame from a downloader: a chunk, a liveness answer, or a refusal.
+    private static func answer(_ frame: Frame, library: ChunkLibrary, compressor: ChunkCompressor, files: ConnectionFiles,
+                               allocator: ByteBufferAllocator) -> OutgoingFrame {
+        switch frame.type {
+        case .chunkRequest:
+            do throws(WireError) {
+                let request = try ChunkRequest(frame: frame)
+                do throws(ChunkLibrary.Refusal) {
+                    return try library.frame(for: request, requestID: frame.requestID, compressor: compressor, files: files, allocator: allocator)
+                } catch {
+                    return .frame(try error.reply.frame(requestID: frame.requestID))
+                }
+            } catch {
+                return .frame((try? error.reply.frame(requestID: frame.requestID)) ?? frame)
+            }
+        case .checkActive:
+            let nonce = (try? CheckActive(frame: frame))?.nonce ?? 0
+            return .frame((try? Active(nonce: nonce).frame(requestID: frame.requestID)) ?? frame)
+        default:
+            let refusal = ErrorReply(code: .badRequest, message: "\(frame.type) is not a request a peer serves; ask for chunks")
+            return .frame((try? refusal.frame(requestID: frame.requestID)) ?? frame)
+        }
     }
 }

@@ -49,10 +49,11 @@ final class PreparedChunks: @unchecked Sendable {
     /// The `chunkData` frame for chunk `index`, its data a region of the
     /// cache (compressed) or of `file` (stored), sent through `files`; read
     /// into memory if `files` has no descriptor to spare.
-    func frame(index: Int, contentID: ContentID, requestID: UInt32, file: FileChunkReader, files: ConnectionFiles,
+    func frame(index: Int, contentID: ContentID, requestID: UInt32, file: FileChunkReader, stored: Bool = false, files: ConnectionFiles,
                allocator: ByteBufferAllocator) throws(StorageError) -> OutgoingFrame {
         let rawLength = manifest.length(ofChunk: index)
-        let compressed = Int(lengths[index])
+        // Asked for stored: straight from the file, whatever the cache holds.
+        let compressed = stored ? 0 : Int(lengths[index])
         let offset = manifest.offset(ofChunk: index)
         let flags: FrameFlags = compressed > 0 ? [.compressed] : []
         let region = compressed > 0

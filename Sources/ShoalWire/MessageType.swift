@@ -28,6 +28,7 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     // Peer -> peer.
     case chunkRequest = 0x30
     case chunkData = 0x31
+    case chunkCancel = 0x32
 
     /// The lower-case name used in PROTOCOL.md and in logs.
     public var description: String {
@@ -55,12 +56,19 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .trackerStatus: "trackerStatus"
         case .chunkRequest: "chunkRequest"
         case .chunkData: "chunkData"
+        case .chunkCancel: "chunkCancel"
         }
     }
 
     /// Whether the payload is binary (chunk traffic) rather than JSON.
-    public var isBinary: Bool { self == .chunkRequest || self == .chunkData }
+    public var isBinary: Bool { self == .chunkRequest || self == .chunkData || self == .chunkCancel }
 
     /// The flags a frame of this type may carry.
-    public var allowedFlags: FrameFlags { self == .chunkData ? [.compressed] : [] }
+    public var allowedFlags: FrameFlags {
+        switch self {
+        case .chunkData: [.compressed]
+        case .chunkRequest: [.stored]
+        default: []
+        }
+    }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import ShoalCore
 import ShoalNet
 import ShoalPeer
 
@@ -49,6 +50,17 @@ struct NetworkOptions: ParsableArguments {
         }
     }
 
+    @Option(help: ArgumentHelp("How chunks come from each holder: auto (compressed over links slower than this machine inflates, stored over faster ones), always compressed, or never.",
+                               valueName: "auto|always|never"))
+    var compression: CompressionChoice.Mode = .auto
+
+    /// The download settings these options set.
+    var downloadConfiguration: Downloader.Configuration {
+        var configuration = Downloader.Configuration()
+        configuration.compression = compression
+        return configuration
+    }
+
     /// The address to listen on (validated already).
     var listenEndpoint: Endpoint { (try? Endpoint.listening(listen)) ?? Endpoint(host: Endpoint.allInterfaces, port: 0) }
     /// The advertised host and port, if any (validated already).
@@ -57,6 +69,8 @@ struct NetworkOptions: ParsableArguments {
         return (parsed.host.value, parsed.port)
     }
 }
+
+extension CompressionChoice.Mode: ExpressibleByArgument {}
 
 /// Logging for peer commands: warnings and up on stderr, unless asked for more.
 enum PeerLogging {

@@ -111,6 +111,8 @@ func startPeer(tracker: TrackerOptions, account: UserOptions, folder: FolderOpti
                downloadConfiguration: Downloader.Configuration = Downloader.Configuration()) async throws -> Peer {
     PeerLogging.bootstrap(level: logLevel)
     let password = try PasswordInput.read()
+    var downloadConfiguration = downloadConfiguration
+    downloadConfiguration.compression = network.compression
     return try await withClearErrors {
         try await Peer.start(directory: folder.dir, tracker: tracker.tracker, user: account.user, password: password,
                              listen: network.listenEndpoint, advertiseHost: network.advertised.host, advertisePort: network.advertised.port,

@@ -44,6 +44,54 @@ struct PeerServerTests {
         await swarm.stop()
     }
 
+    /// The server reads ahead: a `chunkCancel` for a request still queued
+    /// means that chunk never goes out; everything else is answered, in order.
+    /// A request with `stored` gets its chunk uncompressed.
+    @Test func cancelledRequestsAreSkipped() async throws {
+        let swarm = try await TestSwarm()
+        let bytes = randomBytes(40 << 18, seed: 43)   // 40 chunks of 256 KiB
+        let text = Fixtures.bytes("peer_1/notes.txt")
+        let folder = try swarm.folder("s", files: ["r.bin": bytes, "notes.txt": text])
+        let peer = try await swarm.peer("s", folder: folder)
+        let manifest = try ManifestBuilder().build(path: folder + "/r.bin")
+        let notes = try ManifestBuilder().build(path: folder + "/notes.txt")
+        #expect(manifest.chunkCount == 40)
+
+        // Everything in one write, read nothing until the end: the reader sees
+        // the cancels while the answering side is still busy with the first chunks.
+        var out: [UInt8] = Array(buffer: try Hello(role: "peer", software: "test").frame(requestID: 0).encoded())
+        for index in 0..<40 {
+            out += Array(buffer: ChunkRequest(contentID: manifest.contentID, index: UInt32(index)).frame(requestID: UInt32(index + 1)).encoded())
+        }
+        for index in 30..<40 {
+            out += Array(buffer: ChunkCancel(contentID: manifest.contentID, index: UInt32(index)).frame(requestID: UInt32(index + 1)).encoded())
+        }
+        out += Array(buffer: ChunkRequest(contentID: notes.contentID, index: 0, stored: true).frame(requestID: 100).encoded())
+        out += Array(buffer: ChunkRequest(contentID: notes.contentID, index: 0).frame(requestID: 101).encoded())
+        out += Array(buffer: try CheckActive(nonce: 1).frame(requestID: 200).encoded())
+        let socket = try RawSocket(port: peer.server.port, timeout: 2)
+        socket.send(out)
+        let (received, _) = await socket.readUntilClosedAsync()
+        socket.close()
+
+        var decoder = FrameDecoder()
+        var buffer = ByteBuffer(bytes: received)
+        var replies: [UInt32: Frame] = [:]
+        var order: [UInt32] = []
+        while let frame = try decoder.decode(buffer: &buffer) {
+            replies[frame.requestID] = frame
+            order.append(frame.requestID)
+        }
+        #expect(order.last == 200, "the liveness answer comes last, after every chunk")
+        #expect(order == order.sorted(), "replies in request order")
+        for id in 1...30 { #expect(replies[UInt32(id)]?.type == .chunkData, "request \(id) unanswered") }
+        let skipped = (31...40).filter { replies[UInt32($0)] == nil }
+        #expect(skipped.count >= 5, "only \(skipped.count) of 10 cancelled requests were skipped")
+        #expect(replies[100]?.header.flags.contains(.compressed) == false, "asked stored, sent compressed")
+        #expect(replies[101]?.header.flags.contains(.compressed) == true, "text not compressed by default")
+        await swarm.stop()
+    }
+
     /// Chunks go out from the file itself (sendfile). A file that shrank on
     /// disk after it was shared gets a clear refusal for the chunks it lost,
     /// not a connection that waits forever; the chunks still there are served.

@@ -58,8 +58,9 @@ public final class ProcessSwarm: @unchecked Sendable {
     }
 
     /// Starts `shoal get NAME --json` for `user` (registered already).
-    public func get(_ name: String, user: String) throws -> ShoalProcess {
-        try ShoalProcess(["get", name, "--user", user, "--dir", try folder(user), "--tracker", address, "--listen", "127.0.0.1:0", "--json"], environment: ["SHOAL_PASSWORD": "pw-\(user)"])
+    public func get(_ name: String, user: String, extra: [String] = []) throws -> ShoalProcess {
+        try ShoalProcess(["get", name, "--user", user, "--dir", try folder(user), "--tracker", address, "--listen", "127.0.0.1:0", "--json"] + extra,
+                         environment: ["SHOAL_PASSWORD": "pw-\(user)"])
     }
 
     /// The result document of a finished `get`.

@@ -79,4 +79,28 @@ struct ChunkMessageTests {
         let tiny = Frame(type: .chunkData, requestID: 1, payload: ByteBuffer(bytes: [1, 2, 3]))
         #expect(throws: WireError.self) { try ChunkData(frame: tiny) }
     }
+
+    /// The `stored` flag travels on a request, and only there; a cancel is the
+    /// request's 36 bytes under the request's id, and nothing else.
+    @Test func storedRequestsAndCancels() throws {
+        let stored = ChunkRequest(contentID: manifest.contentID, index: 3, stored: true)
+        let frame = stored.frame(requestID: 9)
+        #expect(frame.header.flags == [.stored])
+        var wire = frame.encoded()
+        var decoder = FrameDecoder()
+        #expect(try ChunkRequest(frame: #require(try decoder.decode(buffer: &wire))) == stored)
+        #expect(try ChunkRequest(frame: ChunkRequest(contentID: manifest.contentID, index: 3).frame(requestID: 9)).stored == false)
+
+        let cancel = ChunkCancel(contentID: manifest.contentID, index: 3)
+        var cancelWire = cancel.frame(requestID: 9).encoded()
+        let decoded = try #require(try decoder.decode(buffer: &cancelWire))
+        #expect(decoded.type == .chunkCancel && decoded.requestID == 9)
+        #expect(try Message(frame: decoded) == .chunkCancel(cancel))
+        #expect(throws: WireError.malformedPayload(type: "chunkCancel", reason: "the payload is 3 bytes, not 36")) {
+            try ChunkCancel(frame: Frame(type: .chunkCancel, requestID: 9, payload: ByteBuffer(bytes: [1, 2, 3])))
+        }
+        // `stored` on anything but a request is an unknown flag: the frame is refused.
+        var flagged = Frame(type: .chunkCancel, flags: [.stored], requestID: 9, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 36))).encoded()
+        #expect(throws: WireError.self) { _ = try decoder.decode(buffer: &flagged) }
+    }
 }

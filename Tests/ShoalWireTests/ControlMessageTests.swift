@@ -41,6 +41,8 @@ struct ControlMessageTests {
     @Test func everyMessageRoundTrips() throws {
         var seen = Set<MessageType>()
         for message in Self.samples + [.chunkRequest(ChunkRequest(contentID: Self.id, index: 1)),
+                                        .chunkRequest(ChunkRequest(contentID: Self.id, index: 2, stored: true)),
+                                        .chunkCancel(ChunkCancel(contentID: Self.id, index: 1)),
                                         .chunkData(ChunkData(contentID: Self.id, index: 1, rawLength: 3, isCompressed: false, data: ByteBuffer(bytes: [1, 2, 3])))] {
             let frame = try message.frame(requestID: 42)
             seen.insert(frame.type)

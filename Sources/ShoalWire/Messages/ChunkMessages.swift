@@ -11,9 +11,60 @@ import ShoalCore
 /// ```
 /// Answered by `chunkData` with the same request id, or an `error`
 /// (`unavailable`, `bad_request`). Requests may be pipelined; replies come back
-/// in request order.
+/// in request order. With the frame flag `stored` the chunk is asked for
+/// uncompressed (the downloader's link is faster than its inflate).
 public struct ChunkRequest: Hashable, Sendable {
     public static let payloadSize = 36
+    public var contentID: ContentID
+    public var index: UInt32
+    /// Whether the chunk should come stored rather than compressed.
+    public var stored: Bool
+
+    public init(contentID: ContentID, index: UInt32, stored: Bool = false) {
+        self.contentID = contentID
+        self.index = index
+        self.stored = stored
+    }
+
+    public func frame(requestID: UInt32, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> Frame {
+        Self.frame(type: .chunkRequest, flags: stored ? [.stored] : [], contentID: contentID, index: index, requestID: requestID, allocator: allocator)
+    }
+
+    public init(frame: Frame) throws(WireError) {
+        let (contentID, index) = try Self.decode(frame, as: .chunkRequest)
+        self.init(contentID: contentID, index: index, stored: frame.header.flags.contains(.stored))
+    }
+
+    /// The 36-byte layout shared by `chunkRequest` and `chunkCancel`.
+    static func frame(type: MessageType, flags: FrameFlags, contentID: ContentID, index: UInt32, requestID: UInt32,
+                      allocator: ByteBufferAllocator) -> Frame {
+        var buffer = allocator.buffer(capacity: payloadSize)
+        buffer.writeBytes(contentID.bytes)
+        buffer.writeInteger(index)
+        return Frame(type: type, flags: flags, requestID: requestID, payload: buffer)
+    }
+
+    static func decode(_ frame: Frame, as type: MessageType) throws(WireError) -> (ContentID, UInt32) {
+        guard frame.type == type else {
+            throw .malformedPayload(type: type.description, reason: "the frame is a \(frame.type)")
+        }
+        var payload = frame.payload
+        guard payload.readableBytes == payloadSize,
+              let idBytes = payload.readBytes(length: 32),
+              let contentID = ContentID(bytes: idBytes),
+              let index = payload.readInteger(as: UInt32.self) else {
+            throw .malformedPayload(type: type.description, reason: "the payload is \(frame.payload.readableBytes) bytes, not \(payloadSize)")
+        }
+        return (contentID, index)
+    }
+}
+
+/// `chunkCancel`: the downloader no longer wants the chunk it asked for in
+/// the `chunkRequest` whose request id this frame carries (another holder's
+/// copy came first). The same 36 bytes as that request. No reply: a holder
+/// that has not started sending the chunk skips it and sends nothing for
+/// that request; one that has, finishes it, and the downloader drops it.
+public struct ChunkCancel: Hashable, Sendable {
     public var contentID: ContentID
     public var index: UInt32
 
@@ -22,25 +73,13 @@ public struct ChunkRequest: Hashable, Sendable {
         self.index = index
     }
 
+    /// The cancel of the request `requestID`.
     public func frame(requestID: UInt32, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> Frame {
-        var buffer = allocator.buffer(capacity: Self.payloadSize)
-        buffer.writeBytes(contentID.bytes)
-        buffer.writeInteger(index)
-        return Frame(type: .chunkRequest, requestID: requestID, payload: buffer)
+        ChunkRequest.frame(type: .chunkCancel, flags: [], contentID: contentID, index: index, requestID: requestID, allocator: allocator)
     }
 
     public init(frame: Frame) throws(WireError) {
-        guard frame.type == .chunkRequest else {
-            throw .malformedPayload(type: "chunkRequest", reason: "the frame is a \(frame.type)")
-        }
-        var payload = frame.payload
-        guard payload.readableBytes == Self.payloadSize,
-              let idBytes = payload.readBytes(length: 32),
-              let contentID = ContentID(bytes: idBytes),
-              let index = payload.readInteger(as: UInt32.self) else {
-            throw .malformedPayload(type: "chunkRequest", reason: "the payload is \(frame.payload.readableBytes) bytes, not \(Self.payloadSize)")
-        }
-        self.init(contentID: contentID, index: index)
+        (contentID, index) = try ChunkRequest.decode(frame, as: .chunkCancel)
     }
 }
 
@@ -84,13 +123,18 @@ public struct ChunkData: Hashable, Sendable {
         buffer.writeInteger(rawLength)
     }
 
-    /// Encodes `bytes` as chunk `index`, compressing through `compressor` when that pays.
+    /// Encodes `bytes` as chunk `index`, compressing through `compressor` when
+    /// that pays; stored when there is no compressor.
     public static func frame(
         contentID: ContentID, index: UInt32, bytes: UnsafeRawBufferPointer,
-        compressor: ChunkCompressor, requestID: UInt32, allocator: ByteBufferAllocator = ByteBufferAllocator()
+        compressor: ChunkCompressor?, requestID: UInt32, allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) -> Frame {
         var buffer = allocator.buffer(capacity: headerSize + bytes.count)
         writeHeader(contentID: contentID, index: index, rawLength: UInt32(bytes.count), to: &buffer)
+        guard let compressor else {
+            buffer.writeBytes(bytes)
+            return Frame(type: .chunkData, requestID: requestID, payload: buffer)
+        }
         let outcome = compressor.encode(bytes, key: .init(contentID: contentID, index: index), into: &buffer)
         return Frame(type: .chunkData, flags: outcome == .stored ? [] : [.compressed], requestID: requestID, payload: buffer)
     }

@@ -22,6 +22,7 @@ public enum Message: Sendable, Equatable {
     case status(StatusRequest)
     case trackerStatus(TrackerStatus)
     case chunkRequest(ChunkRequest)
+    case chunkCancel(ChunkCancel)
     case chunkData(ChunkData)
 
     /// Decodes `frame`'s payload as the message its type names.
@@ -49,6 +50,7 @@ public enum Message: Sendable, Equatable {
         case .status: self = .status(try StatusRequest(frame: frame))
         case .trackerStatus: self = .trackerStatus(try TrackerStatus(frame: frame))
         case .chunkRequest: self = .chunkRequest(try ChunkRequest(frame: frame))
+        case .chunkCancel: self = .chunkCancel(try ChunkCancel(frame: frame))
         case .chunkData: self = .chunkData(try ChunkData(frame: frame))
         }
     }
@@ -78,6 +80,7 @@ public enum Message: Sendable, Equatable {
         case .status: .status
         case .trackerStatus: .trackerStatus
         case .chunkRequest: .chunkRequest
+        case .chunkCancel: .chunkCancel
         case .chunkData: .chunkData
         }
     }
@@ -107,6 +110,7 @@ public enum Message: Sendable, Equatable {
         case let .status(m): try m.frame(requestID: requestID)
         case let .trackerStatus(m): try m.frame(requestID: requestID)
         case let .chunkRequest(m): m.frame(requestID: requestID)
+        case let .chunkCancel(m): m.frame(requestID: requestID)
         case let .chunkData(m): m.frame(requestID: requestID)
         }
     }
