@@ -68,6 +68,8 @@ let package = Package(
         ),
         // Generated sample files for the demo and the benchmarks.
         .target(name: "ShoalSamples"),
+        // Test hosts in network namespaces and shaped links, for cross-host tests and `shoal-bench links`.
+        .target(name: "ShoalLab"),
         .executableTarget(
             name: "shoal",
             dependencies: [
