@@ -90,7 +90,7 @@ let package = Package(
         .target(
             name: "ShoalTestSupport",
             dependencies: [
-                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker",
+                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker", "ShoalLab",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -116,6 +116,8 @@ let package = Package(
         ),
         // Large-file transfers with shoal tracker, seed and get as separate processes.
         .testTarget(name: "ShoalTransferTests", dependencies: ["ShoalCore", "ShoalTestSupport"]),
+        // Transfers between test hosts in network namespaces (needs root and iproute2).
+        .testTarget(name: "ShoalCrossHostTests", dependencies: ["ShoalCore", "ShoalLab", "ShoalTestSupport"]),
         .testTarget(
             name: "ShoalTrackerTests",
             dependencies: [
