@@ -81,7 +81,7 @@ let package = Package(
         .executableTarget(
             name: "shoal-bench",
             dependencies: [
-                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalPeer", "ShoalSamples",
+                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalPeer", "ShoalSamples", "ShoalLab",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
