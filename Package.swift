@@ -98,6 +98,10 @@ let package = Package(
         ),
         .testTarget(name: "ShoalCoreTests", dependencies: ["ShoalCore", "ShoalTestSupport"]),
         .testTarget(
+            name: "ShoalNetTests",
+            dependencies: ["ShoalNet", "ShoalWire", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
             name: "ShoalWireTests",
             dependencies: [
                 "ShoalWire", "ShoalCore", "ShoalTestSupport",

@@ -1,8 +1,10 @@
 /// The download engine's brain, as a value fed events: which chunk to ask of
-/// which holder next, what a reply or a failure changes, when a holder is
-/// dropped, and when the file is complete. It does no I/O and reads no clock:
-/// the driver passes the time in, performs the requests the plan returns and
-/// feeds back what happened, so every policy here is tested without sockets.
+/// which holder next, what a reply or a failure changes, when a late request
+/// is asked of someone else, when a holder is dropped, and when the file is
+/// complete. It does no I/O and reads no clock: the driver passes the time
+/// in, performs the requests the plan returns, cancels the ones it says to
+/// cancel, and feeds back what happened, so every policy here is tested
+/// without sockets.
 ///
 /// Policies:
 /// - **Windows grow with throughput.** A holder may have `window` requests in
@@ -18,12 +20,26 @@
 ///   starting chunk each download draws at random
 ///   (``Configuration/firstChunk``): downloaders that start together then
 ///   hold different chunks early, and have something to give each other.
-/// - **Endgame.** When every missing chunk is already in flight, an idle
-///   holder may ask for one of them too (at most two holders per chunk, never
-///   twice the same holder), so one slow holder cannot hold the download at 99 %.
-///   The first verified copy wins; the other reply is ignored.
-/// - **Failures drop.** A holder that sends a bad chunk, a malformed reply or
-///   nothing in time is dropped for this download; its chunks go to the others.
+/// - **Each holder has its own clock.** From its round trip and measured
+///   throughput the plan expects each request it has in flight by a certain
+///   time (the head of its queue one service time after the previous
+///   arrival, the next one service time later, and so on). A holder whose
+///   head request is past that time by more than its slack is *late*: it gets
+///   no new requests until something arrives from it (then one at a time, as
+///   a probe, once its queue has drained).
+/// - **Late chunks are asked of another holder, first copy wins.** A holder
+///   with a free slot and nothing new to fetch may ask for a chunk already in
+///   flight elsewhere (at most ``Configuration/endgameCopies`` holders per
+///   chunk, never twice the same one) when that chunk is late, or when its
+///   holder takes more than twice as long per chunk. The first verified copy
+///   is kept; the plan tells the driver to cancel the other requests for it.
+///   So one slow or stalled holder cannot hold the download at 99 %, and
+///   equally fast holders do not duplicate each other's work.
+/// - **Deadlines drop.** A holder from which nothing has arrived for
+///   ``deadline(of:)`` (several times its expected service time, at least
+///   ``Configuration/minimumDeadline``) while it owes requests is dropped for
+///   this download, as is one that sends a bad chunk or a malformed reply;
+///   its requests go to the others.
 public struct DownloadPlan: Sendable {
     public typealias PeerID = Int
 
@@ -40,11 +56,25 @@ public struct DownloadPlan: Sendable {
         /// loopback lasts milliseconds) with a peak 11 MiB lower, and covers
         /// 320 MB/s at a 50 ms round trip.
         public var maximumBytesInFlight = 16 * 1024 * 1024
-        /// Holders asked for the same chunk in the endgame, at most.
+        /// Holders asked for the same chunk at once, at most.
         public var endgameCopies = 2
         /// Where ties in rarity start (wrapping around the file): nil draws
         /// it at random; tests pin it.
         public var firstChunk: Int?
+        /// The throughput assumed of a holder before its first chunk arrives,
+        /// in bytes per second: what its first deadlines are reckoned from.
+        public var assumedThroughput = 1_000_000.0
+        /// A request is late once it is this many times its expected service
+        /// time (round trip plus one chunk) past when it was expected...
+        public var lateFactor = 2.0
+        /// ...and at least this many seconds past it: scheduling noise on a
+        /// busy machine is not lateness.
+        public var minimumSlack = 0.05
+        /// A holder that owes requests and has sent nothing for this many
+        /// times its expected service time is dropped...
+        public var deadlineFactor = 8.0
+        /// ...but never before this many seconds of silence.
+        public var minimumDeadline = 2.0
         public init() {}
     }
 
@@ -65,12 +95,16 @@ public struct DownloadPlan: Sendable {
         public var score: PeerScore
         /// The chunks it has; nil means all.
         public var available: ChunkMap?
+        /// Chunks asked of it and not answered yet, with when each was asked.
         public fileprivate(set) var inFlight: [Int: Double] = [:]
         public fileprivate(set) var window: Int
         public fileprivate(set) var dropped: String?
         public fileprivate(set) var chunksServed = 0
         public fileprivate(set) var bytesServed = 0
+        /// When its last reply (verified chunk or refusal) arrived, while it owed more.
         fileprivate var lastArrival: Double?
+        /// Whether its head request went past its slack with nothing arriving since.
+        public fileprivate(set) var isLate = false
         fileprivate var refused: Set<Int> = []
 
         public func has(_ index: Int) -> Bool {
@@ -121,6 +155,7 @@ public struct DownloadPlan: Sendable {
     public var isComplete: Bool { have.isComplete }
     public var missingCount: Int { chunkCount - have.heldCount }
     public var activePeers: [Peer] { peers.values.filter(\.isActive).sorted { $0.id < $1.id } }
+    /// Chunks in flight (each counted once, however many holders were asked).
     public var inFlightCount: Int { owners.count }
 
     /// Missing chunks no active holder has: the download cannot finish unless holders come.
@@ -128,6 +163,40 @@ public struct DownloadPlan: Sendable {
         (0..<chunkCount).filter { index in
             !have.contains(index) && !peers.values.contains { $0.isActive && $0.has(index) }
         }
+    }
+
+    // MARK: Each holder's clock
+
+    /// Seconds `peer` is expected to take per chunk once its pipeline runs.
+    func serviceTime(_ peer: Peer) -> Double {
+        Double(chunkSize) / (peer.score.throughput ?? configuration.assumedThroughput)
+    }
+
+    /// When each of `peer`'s requests is expected, in the order it will answer them.
+    func expectations(_ peer: Peer) -> [(chunk: Int, expected: Double)] {
+        let queue = peer.inFlight.sorted { $0.value < $1.value || ($0.value == $1.value && $0.key < $1.key) }
+        guard let head = queue.first else { return [] }
+        let service = serviceTime(peer)
+        // The head comes one round trip plus one service time after it was
+        // asked, and not before one service time after the previous arrival.
+        var next = max(head.value + peer.score.responseTime, peer.lastArrival ?? -.infinity) + service
+        var out: [(Int, Double)] = []
+        for (chunk, asked) in queue {
+            next = max(next, asked + peer.score.responseTime + service)
+            out.append((chunk, next))
+            next += service
+        }
+        return out
+    }
+
+    /// How far past its expected time a request of `peer` may run before it is late.
+    func slack(_ peer: Peer) -> Double {
+        max(configuration.minimumSlack, configuration.lateFactor * (peer.score.responseTime + serviceTime(peer)))
+    }
+
+    /// How long `peer` may stay silent while it owes requests before it is dropped.
+    public func deadline(of peer: Peer) -> Double {
+        max(configuration.minimumDeadline, configuration.deadlineFactor * (peer.score.responseTime + serviceTime(peer)))
     }
 
     // MARK: Events
@@ -144,8 +213,11 @@ public struct DownloadPlan: Sendable {
         peers[id] = Peer(id: id, name: name, score: score, available: available, window: configuration.initialWindow)
     }
 
-    /// The requests to make now to fill every active holder's window.
+    /// The requests to make now: every active holder's free window slots,
+    /// filled with new chunks first and, once a holder has nothing new to
+    /// fetch, with copies of late chunks.
     public mutating func nextRequests(now: Double) -> [Request] {
+        refreshLateness(now: now)
         var requests: [Request] = []
         if rarityCache == nil { rarityCache = availability() }
         let rarity = rarityCache!
@@ -153,15 +225,23 @@ public struct DownloadPlan: Sendable {
             $0.score.value(chunkSize: chunkSize) < $1.score.value(chunkSize: chunkSize)
         }.map(\.id)
         var progress = true
+        var copies: [Int: Double]?
         // Round-robin over holders, best first, one request each per pass, so
         // the first holder does not take every chunk before the others start.
         while progress {
             progress = false
             for id in order {
-                guard let peer = peers[id], peer.inFlight.count < peer.window else { continue }
-                guard let chunk = pick(for: peer, rarity: rarity) else { continue }
+                guard let peer = peers[id], peer.inFlight.count < capacity(peer) else { continue }
+                var chunk = pick(for: peer, rarity: rarity)
+                if chunk == nil {
+                    // Nothing new for it: maybe a copy of a chunk someone else is slow with.
+                    if copies == nil { copies = copyCandidates(now: now) }
+                    chunk = pickCopy(for: peer, candidates: &copies!, now: now)
+                }
+                guard let chunk else { continue }
                 let length = lengthOf(chunk)
                 guard bytesInFlight + length <= configuration.maximumBytesInFlight || bytesInFlight == 0 else { return requests }
+                if peers[id]!.inFlight.isEmpty { peers[id]!.lastArrival = nil }
                 peers[id]!.inFlight[chunk] = now
                 owners[chunk, default: []].append(id)
                 bytesInFlight += length
@@ -174,10 +254,14 @@ public struct DownloadPlan: Sendable {
 
     /// What a verified chunk changed.
     public enum Received: Sendable, Equatable {
-        /// New: write it (already done by the driver) and count it.
-        case accepted
-        /// Another holder's copy won the endgame race: ignore this one.
+        /// New: write it (already done by the driver) and count it. Other
+        /// holders still asked for it are to be cancelled.
+        case accepted(cancel: [Request])
+        /// Another holder's copy won: ignore this one.
         case duplicate
+
+        /// Whether the chunk was new.
+        public var isAccepted: Bool { if case .accepted = self { true } else { false } }
     }
 
     /// `peer` delivered `chunk`, verified, at `now`.
@@ -192,7 +276,7 @@ public struct DownloadPlan: Sendable {
         let since = peer.lastArrival.map { max($0, asked) } ?? asked
         peer.score.observeChunk(bytes: length, seconds: now - since)
         peer.lastArrival = now
-        if peer.inFlight.isEmpty { peer.lastArrival = nil }
+        peer.isLate = false
         if let throughput = peer.score.throughput {
             let wanted = Int((throughput * configuration.targetQueueSeconds / Double(chunkSize)).rounded(.up)) + 1
             peer.window = min(configuration.maximumWindow, max(configuration.initialWindow, wanted))
@@ -205,30 +289,49 @@ public struct DownloadPlan: Sendable {
         peer.bytesServed += length
         peers[id] = peer
         have.insert(chunk)
-        return .accepted
+        // The race is won: the other holders asked for it are released.
+        let losers = owners.removeValue(forKey: chunk) ?? []
+        for other in losers where peers[other]?.inFlight.removeValue(forKey: chunk) != nil {
+            bytesInFlight -= length
+        }
+        return .accepted(cancel: losers.map { Request(peer: $0, chunk: chunk) })
     }
 
     /// `peer` failed on `chunk`. Returns whether the holder is now dropped.
     @discardableResult
-    public mutating func failed(peer id: PeerID, chunk: Int, _ failure: Failure) -> Bool {
+    public mutating func failed(peer id: PeerID, chunk: Int, _ failure: Failure, now: Double? = nil) -> Bool {
         release(id, chunk)
         guard peers[id] != nil else { return false }
         switch failure {
         case .unavailable:
+            // A refusal is an answer: the holder is alive.
             peers[id]!.refused.insert(chunk)
+            if let now, !peers[id]!.inFlight.isEmpty { peers[id]!.lastArrival = now }
+            peers[id]!.isLate = false
             return false
         case let .badData(reason), let .unresponsive(reason):
+            guard peers[id]!.isActive else { return false }
             peers[id]!.score.observeFailure()
             drop(peer: id, reason: reason)
             return true
         }
     }
 
-    /// Drops a holder: its requests go back to the pool.
-    public mutating func drop(peer id: PeerID, reason: String) {
-        guard var peer = peers[id], peer.isActive else { return }
+    /// `peer` stayed silent past its deadline (see ``overdue(now:)``): a
+    /// failure of that holder, which is dropped.
+    public mutating func silent(peer id: PeerID, reason: String) {
+        guard peers[id]?.isActive == true else { return }
+        peers[id]!.score.observeFailure()
+        drop(peer: id, reason: reason)
+    }
+
+    /// Drops a holder: its requests go back to the pool. Returns them, for the driver to cancel.
+    @discardableResult
+    public mutating func drop(peer id: PeerID, reason: String) -> [Request] {
+        guard var peer = peers[id], peer.isActive else { return [] }
         rarityCache = nil
-        for chunk in peer.inFlight.keys {
+        let owed = peer.inFlight.keys.sorted()
+        for chunk in owed {
             bytesInFlight -= lengthOf(chunk)
             owners[chunk]?.removeAll { $0 == id }
             if owners[chunk]?.isEmpty == true { owners.removeValue(forKey: chunk) }
@@ -236,13 +339,83 @@ public struct DownloadPlan: Sendable {
         peer.inFlight = [:]
         peer.dropped = reason
         peers[id] = peer
+        return owed.map { Request(peer: id, chunk: $0) }
     }
 
-    /// Requests older than `timeout` seconds at `now`: the driver fails them as unresponsive.
-    public func overdue(now: Double, timeout: Double) -> [Request] {
-        peers.values.flatMap { peer in
-            peer.inFlight.filter { now - $0.value > timeout }.map { Request(peer: peer.id, chunk: $0.key) }
+    /// Holders that owe requests and have sent nothing within their
+    /// ``deadline(of:)`` at `now`, with how long they have been silent: the
+    /// driver fails them as unresponsive.
+    public func overdue(now: Double) -> [(peer: PeerID, silentFor: Double)] {
+        peers.values.filter(\.isActive).compactMap { peer in
+            guard let oldest = peer.inFlight.values.min() else { return nil }
+            let silentSince = max(oldest, peer.lastArrival ?? oldest)
+            let silence = now - silentSince
+            return silence > deadline(of: peer) ? (peer.id, silence) : nil
+        }.sorted { $0.peer < $1.peer }
+    }
+
+    /// The earliest time after `now` at which a request becomes late or a
+    /// holder overdue: when the driver should look again if nothing arrives.
+    public func nextCheck(after now: Double) -> Double? {
+        var earliest: Double?
+        for peer in peers.values where peer.isActive && !peer.inFlight.isEmpty {
+            if let head = expectations(peer).first, !peer.isLate {
+                let late = head.expected + slack(peer)
+                if late > now { earliest = min(earliest ?? late, late) }
+            }
+            let oldest = peer.inFlight.values.min()!
+            let due = max(oldest, peer.lastArrival ?? oldest) + deadline(of: peer)
+            if due > now { earliest = min(earliest ?? due, due) }
         }
+        return earliest
+    }
+
+    // MARK: Lateness and copies
+
+    /// How many requests `peer` may have in flight now: its window, or one
+    /// (a probe, once its queue has drained) while it is late.
+    private func capacity(_ peer: Peer) -> Int {
+        peer.isLate ? (peer.inFlight.isEmpty ? 1 : 0) : peer.window
+    }
+
+    private mutating func refreshLateness(now: Double) {
+        for (id, peer) in peers where peer.isActive && !peer.isLate {
+            guard let head = expectations(peer).first else { continue }
+            if now > head.expected + slack(peer) { peers[id]!.isLate = true }
+        }
+    }
+
+    /// In-flight chunks and what each costs at its holder: one chunk's
+    /// expected time there (round trip plus service time), or infinity if
+    /// it is late.
+    private func copyCandidates(now: Double) -> [Int: Double] {
+        var cost: [Int: Double] = [:]
+        for peer in peers.values where peer.isActive {
+            let perChunk = peer.score.responseTime + serviceTime(peer)
+            for (chunk, at) in expectations(peer) {
+                let late = peer.isLate || now > at + slack(peer)
+                // A chunk asked of two holders costs what the better one does.
+                cost[chunk] = min(cost[chunk] ?? .infinity, late ? .infinity : perChunk)
+            }
+        }
+        return cost
+    }
+
+    /// The in-flight chunk `peer` should copy: a late one, or one whose
+    /// holder takes more than twice as long per chunk as `peer` would; never
+    /// one it was asked already, nor one with ``Configuration/endgameCopies``
+    /// holders on it. Late chunks first, then the costliest, then file order.
+    private func pickCopy(for peer: Peer, candidates: inout [Int: Double], now: Double) -> Int? {
+        let own = peer.score.responseTime + serviceTime(peer)
+        var best: (chunk: Int, cost: Double)?
+        for (chunk, cost) in candidates {
+            guard cost > 2 * own, let askers = owners[chunk], askers.count < configuration.endgameCopies,
+                  !askers.contains(peer.id), peer.has(chunk) else { continue }
+            if best == nil || cost > best!.cost || (cost == best!.cost && chunk < best!.chunk) { best = (chunk, cost) }
+        }
+        guard let best else { return nil }
+        candidates.removeValue(forKey: best.chunk)
+        return best.chunk
     }
 
     // MARK: Picking
@@ -267,23 +440,15 @@ public struct DownloadPlan: Sendable {
         return counts
     }
 
+    /// The rarest chunk `peer` has that is missing and asked of nobody.
     private func pick(for peer: Peer, rarity: [Int]) -> Int? {
         var best: Int?
-        var endgame: Int?
         for offset in 0..<chunkCount {
             let index = (firstChunk + offset) % chunkCount
-            guard !have.contains(index) && peer.has(index) else { continue }
-            if let askers = owners[index] {
-                // Endgame candidate: in flight elsewhere, not with this holder.
-                if endgame == nil, !askers.contains(peer.id), askers.count < configuration.endgameCopies { endgame = index }
-                continue
-            }
+            guard !have.contains(index) && owners[index] == nil && peer.has(index) else { continue }
             if best == nil || rarity[index] < rarity[best!] { best = index }
             if rarity[index] <= 1 { break }
         }
-        if let best { return best }
-        // Endgame only once nothing unrequested is left anywhere.
-        let unrequested = (0..<chunkCount).contains { !have.contains($0) && owners[$0] == nil }
-        return unrequested ? nil : endgame
+        return best
     }
 }

@@ -142,36 +142,47 @@ public final class FramedConnection: Sendable {
         }
         let seconds = Double(timeout.nanoseconds) / 1e9
         let operation = frame.type.description
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Frame, any Error>) in
-            let closed: NetError? = state.withLock { state in
-                if let error = state.closedError { return error }
-                state.waiting[id] = Pending(continuation: continuation)
-                return nil
-            }
-            if let closed {
-                continuation.resume(throwing: closed)
-                return
-            }
-            let timer = channel.eventLoop.scheduleTask(in: timeout) { [self] in
-                fail(id, with: .timedOut(operation: operation, seconds: seconds))
-            }
-            let answered = state.withLock { state in
-                guard state.waiting[id] != nil else { return true }
-                state.waiting[id]?.timer = timer
-                return false
-            }
-            if answered { timer.cancel() }
-            Task {
-                do {
-                    try await outbound.write(frame)
-                } catch {
-                    fail(id, with: .connectionClosed(peer: remote))
+        // Cancelling the calling task fails the request at once with
+        // CancellationError; a reply that comes later is dropped.
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Frame, any Error>) in
+                let closed: NetError? = state.withLock { state in
+                    if let error = state.closedError { return error }
+                    state.waiting[id] = Pending(continuation: continuation)
+                    return nil
+                }
+                if let closed {
+                    continuation.resume(throwing: closed)
+                    return
+                }
+                // Cancelled before the request was registered: the handler found nothing to fail.
+                if Task.isCancelled {
+                    fail(id, with: CancellationError())
+                    return
+                }
+                let timer = channel.eventLoop.scheduleTask(in: timeout) { [self] in
+                    fail(id, with: NetError.timedOut(operation: operation, seconds: seconds))
+                }
+                let answered = state.withLock { state in
+                    guard state.waiting[id] != nil else { return true }
+                    state.waiting[id]?.timer = timer
+                    return false
+                }
+                if answered { timer.cancel() }
+                Task {
+                    do {
+                        try await outbound.write(frame)
+                    } catch {
+                        fail(id, with: NetError.connectionClosed(peer: remote))
+                    }
                 }
             }
+        } onCancel: {
+            fail(id, with: CancellationError())
         }
     }
 
-    private func fail(_ id: UInt32, with error: NetError) {
+    private func fail(_ id: UInt32, with error: any Error) {
         let pending = state.withLock { $0.waiting.removeValue(forKey: id) }
         pending?.timer?.cancel()
         pending?.continuation.resume(throwing: error)

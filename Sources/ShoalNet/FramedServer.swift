@@ -91,7 +91,7 @@ public final class FramedServer: Sendable {
                         return true
                     }
                     let remoteAddress = channel.remoteAddress
-                    let connection = Connection(channel: child, remote: Framing.describe(remoteAddress), remoteHost: remoteAddress?.ipAddress ?? "unknown")
+                    let connection = Connection(channel: child, remote: Framing.describe(remoteAddress), remoteHost: Self.host(of: remoteAddress))
                     group.addTask {
                         guard admitted else {
                             await Self.refuseBusy(child)
@@ -105,6 +105,13 @@ public final class FramedServer: Sendable {
                 }
             }
         }
+    }
+
+    /// The other side's IP address, normalized: a dual-stack listener sees
+    /// IPv4 clients as `::ffff:a.b.c.d`, recorded as `a.b.c.d`.
+    static func host(of address: SocketAddress?) -> String {
+        guard let ip = address?.ipAddress else { return "unknown" }
+        return (try? HostAddress(ip).value) ?? ip
     }
 
     /// Stops accepting and closes every connection.

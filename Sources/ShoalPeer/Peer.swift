@@ -25,21 +25,31 @@ public final class Peer: Sendable {
         self.downloadConfiguration = downloadConfiguration
     }
 
-    /// Scans `directory`, starts serving it on `port` (0: any free port), logs
-    /// in to the tracker and announces the folder.
+    /// Scans `directory`, starts serving it on `listen` (port 0: any free
+    /// port; host `::`: every interface), logs in to the tracker and announces
+    /// the folder.
+    ///
+    /// - Parameters:
+    ///   - advertiseHost: the address downloaders should connect to, when the
+    ///     tracker cannot see it (a peer behind port forwarding); nil: the
+    ///     source address of the tracker connection.
+    ///   - advertisePort: the port downloaders should connect to; nil: the one listened on.
     public static func start(
         directory: String, tracker: Endpoint, user: String, password: String,
-        host: String = "127.0.0.1", port: Int = 0, compression: CompressionPolicy = CompressionPolicy(),
+        listen: Endpoint = Endpoint(host: Endpoint.allInterfaces, port: 0),
+        advertiseHost: String? = nil, advertisePort: Int? = nil,
+        compression: CompressionPolicy = CompressionPolicy(),
         downloadConfiguration: Downloader.Configuration = Downloader.Configuration(),
         logger: Logger, hashing: (@Sendable (String) -> Void)? = nil
     ) async throws -> Peer {
         let folder = try SharedFolder(path: directory)
         let library = ChunkLibrary(cacheDirectory: folder.stateDirectory + "/cache", compression: compression)
-        let server = try await PeerServer.start(host: host, port: port, library: library, compression: compression, logger: logger)
+        let server = try await PeerServer.start(host: listen.host, port: listen.port, library: library, compression: compression, logger: logger)
         let session: TrackerSession
         do {
             // Log in first: a wrong password should not cost hashing the folder.
-            session = try await TrackerSession.login(endpoint: tracker, user: user, password: password, servePort: server.port, logger: logger)
+            session = try await TrackerSession.login(endpoint: tracker, user: user, password: password, servePort: advertisePort ?? server.port,
+                                                    serveHost: advertiseHost, logger: logger)
         } catch {
             await server.stop()
             throw error

@@ -19,13 +19,24 @@ public final class PeerServer: Sendable {
     public var port: Int { server.port }
     public var host: String { server.host }
 
-    /// Binds `host:port` (0 picks a free port) and starts serving.
-    public static func start(host: String = "127.0.0.1", port: Int = 0, library: ChunkLibrary,
+    /// Binds `host:port` (0 picks a free port) and starts serving. The host
+    /// `::` means every interface, IPv6 and IPv4; where IPv6 is turned off it
+    /// falls back to `0.0.0.0`.
+    public static func start(host: String = Endpoint.allInterfaces, port: Int = 0, library: ChunkLibrary,
                              compression: CompressionPolicy = CompressionPolicy(), logger: Logger) async throws -> PeerServer {
-        let server = try await FramedServer.bind(host: host, port: port, maximumConnections: 256) {
-            FramedServer.ConnectionSetup(
-                limit: { _ in 64 * 1024 },
-                handlers: [LivenessHandler(probeAfter: .seconds(30), timeout: .seconds(10))])
+        func bind(_ host: String) async throws -> FramedServer {
+            try await FramedServer.bind(host: host, port: port, maximumConnections: 256) {
+                FramedServer.ConnectionSetup(
+                    limit: { _ in 64 * 1024 },
+                    handlers: [LivenessHandler(probeAfter: .seconds(30), timeout: .seconds(10))])
+            }
+        }
+        let server: FramedServer
+        do {
+            server = try await bind(host)
+        } catch where host == Endpoint.allInterfaces {
+            logger.info("cannot listen on [::]:\(port) (\(error)); listening on IPv4 only")
+            server = try await bind("0.0.0.0")
         }
         return PeerServer(server: server, library: library, compression: compression, logger: logger)
     }

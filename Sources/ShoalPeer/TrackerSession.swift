@@ -17,8 +17,11 @@ public actor TrackerSession {
     public let endpoint: Endpoint
     public let user: String
     private let password: String
-    /// The port this peer serves chunks on (0: does not serve).
+    /// The port this peer serves chunks on, as downloaders reach it (0: does not serve).
     public let servePort: Int
+    /// The address downloaders reach this peer at, when not the one the
+    /// tracker sees its connection come from (`--advertise`).
+    public let serveHost: String?
     private let logger: Logger
     private var connection: FramedConnection?
     private var token: String?
@@ -28,12 +31,15 @@ public actor TrackerSession {
     private var closed = false
     /// What to announce after (re)connecting: every file shared, complete or partial.
     private var announcement: @Sendable () async -> [AnnouncedFile] = { [] }
+    /// Requests sent on the session so far (login included), for diagnostics.
+    public private(set) var requestsSent = 0
     /// The account's counters at the last login.
     public private(set) var counters: (downloads: Int, failures: Int) = (0, 0)
 
     /// Logs in to the tracker at `endpoint`; throws with a clear message if it cannot.
-    public static func login(endpoint: Endpoint, user: String, password: String, servePort: Int, logger: Logger) async throws -> TrackerSession {
-        let session = TrackerSession(endpoint: endpoint, user: user, password: password, servePort: servePort, logger: logger)
+    public static func login(endpoint: Endpoint, user: String, password: String, servePort: Int, serveHost: String? = nil,
+                             logger: Logger) async throws -> TrackerSession {
+        let session = TrackerSession(endpoint: endpoint, user: user, password: password, servePort: servePort, serveHost: serveHost, logger: logger)
         try await session.connect()
         return session
     }
@@ -45,11 +51,12 @@ public actor TrackerSession {
         _ = try await connection.request(.register(Register(user: user, password: password)), timeout: .seconds(30))
     }
 
-    private init(endpoint: Endpoint, user: String, password: String, servePort: Int, logger: Logger) {
+    private init(endpoint: Endpoint, user: String, password: String, servePort: Int, serveHost: String?, logger: Logger) {
         self.endpoint = endpoint
         self.user = user
         self.password = password
         self.servePort = servePort
+        self.serveHost = serveHost
         self.logger = logger
     }
 
@@ -147,7 +154,7 @@ public actor TrackerSession {
     private func connect() async throws {
         let connection = try await FramedConnection.connect(host: endpoint.host, port: endpoint.port, role: "peer", timeout: .seconds(10))
         do {
-            guard case let .loggedIn(reply) = try await connection.request(.login(Login(user: user, password: password, port: servePort)), timeout: .seconds(30)) else {
+            guard case let .loggedIn(reply) = try await connection.request(.login(Login(user: user, password: password, port: servePort, host: serveHost)), timeout: .seconds(30)) else {
                 throw NetError.unexpectedReply(expected: "loggedIn", received: "another message")
             }
             self.connection = connection
@@ -223,6 +230,7 @@ public actor TrackerSession {
             startReconnecting()
             throw NetError.connectFailed(host: endpoint.host, port: endpoint.port, reason: "the tracker is unreachable; reconnecting in the background")
         }
+        requestsSent += 1
         do {
             return try await connection.request(make(token), timeout: timeout)
         } catch let error as NetError {

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ShoalCore
+import ShoalNet
 import ShoalWire
 
 /// The tracker's brain: accounts (through an ``AccountStore``), sessions and
@@ -153,6 +154,7 @@ public actor Tracker {
         guard (0...65_535).contains(request.port) else {
             throw TrackerError.badRequest("port \(request.port) is not a TCP port (0 ... 65535)")
         }
+        let served = try Self.servingHost(advertised: request.host, observed: host)
         let wait = throttle.wait(user: name.value, now: now())
         guard wait == 0 else {
             logger.notice("login refused: \(name.value) is throttled for \(wait) s after repeated failures")
@@ -174,14 +176,34 @@ public actor Tracker {
         throttle.succeeded(user: name.value)
         let token = SessionToken.random()
         let peer = TrackerRegistry.Peer(
-            user: account.user, host: host, port: request.port, connection: connection,
+            user: account.user, host: served, port: request.port, connection: connection,
             countDownloads: account.countDownloads, countFailures: account.countFailures, bytesServed: account.bytesServed)
         if let (_, replaced) = registry.login(token: token, peer: peer) {
             logger.info("login: \(account.user) logged in again; the previous session (\(replaced.host):\(replaced.port)) is closed")
             if replaced.connection != connection { closeConnection(replaced.connection) }
         }
-        logger.info("login: \(account.user) from \(host), serving on port \(request.port) (\(registry.connectedCount) connected)")
+        let advertised = served == host ? "" : ", advertising \(served)"
+        logger.info("login: \(account.user) from \(host)\(advertised), serving on port \(request.port) (\(registry.connectedCount) connected)")
         return (LoggedIn(token: token.value, user: account.user, countDownloads: account.countDownloads, countFailures: account.countFailures), token)
+    }
+
+    /// The host handed out for a peer: the source address of its connection
+    /// (`observed`), unless it advertises another. An advertised address must
+    /// name one host (not `0.0.0.0`, `::`, multicast or broadcast), and may be
+    /// a loopback address only for a peer that is itself on the tracker's
+    /// machine: otherwise any account could send every downloader to
+    /// services on the downloader's own machine.
+    public static func servingHost(advertised: String?, observed: String) throws(TrackerError) -> String {
+        guard let advertised else { return observed }
+        let address: HostAddress
+        do { address = try HostAddress(advertised) } catch { throw .badRequest("advertised host: \(error)") }
+        guard !address.isUnspecified, !address.isMulticastOrBroadcast else {
+            throw .badRequest("advertised host \(address) does not name one machine; advertise the address downloaders can reach you at")
+        }
+        if address.isLoopback, (try? HostAddress(observed))?.isLoopback != true {
+            throw .badRequest("advertised host \(address) is a loopback address, but you connect from \(observed); advertise an address other machines can reach")
+        }
+        return address.value
     }
 
     private func report(_ request: Report, connection: UInt64) async throws -> Reported {

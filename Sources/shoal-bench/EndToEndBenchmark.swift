@@ -121,7 +121,7 @@ struct EndToEndBenchmark: AsyncParsableCommand {
                 let folder = root + "/seeder\(i)"
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
                 if link(file, folder + "/" + name) != 0 { try FileManager.default.copyItem(atPath: file, toPath: folder + "/" + name) }
-                let (seeder, ready) = try launch(binary, ["seed", "--user", "seeder\(i)", "--dir", folder, "--tracker", address, "--log-level", "warning"], password: "pw")
+                let (seeder, ready) = try launch(binary, ["seed", "--user", "seeder\(i)", "--dir", folder, "--tracker", address, "--listen", "127.0.0.1:0", "--log-level", "warning"], password: "pw")
                 guard ready.hasPrefix("serving on") else { throw ValidationError("seeder\(i) did not start: \(ready)") }
                 seeders.append(seeder)
             }
@@ -129,7 +129,7 @@ struct EndToEndBenchmark: AsyncParsableCommand {
         }
 
         func get(name: String, folder: String) throws -> String {
-            try shell("SHOAL_PASSWORD=pw '\(binary)' get '\(name)' --user downloader --dir '\(folder)' --tracker \(address) --json 2>/dev/null")
+            try shell("SHOAL_PASSWORD=pw '\(binary)' get '\(name)' --user downloader --dir '\(folder)' --tracker \(address) --listen 127.0.0.1:0 --json 2>/dev/null")
         }
 
         func stop() async {

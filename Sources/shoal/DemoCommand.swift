@@ -47,6 +47,8 @@ struct DemoCommand: AsyncParsableCommand {
         let trackerTask = Task { await tracker.run() }
         let endpoint = Endpoint(host: "127.0.0.1", port: tracker.port)
         Output.line("Tracker listening on \(endpoint) (temporary database).")
+        // The demo is one machine: every peer serves on loopback only.
+        let loopback = Endpoint(host: "127.0.0.1", port: 0)
 
         var seeders: [Peer] = []
         for i in 1...3 {
@@ -57,7 +59,7 @@ struct DemoCommand: AsyncParsableCommand {
             if link(original, folder + "/sample.bin") != 0 { try FileManager.default.copyItem(atPath: original, toPath: folder + "/sample.bin") }
             try await TrackerSession.register(endpoint: endpoint, user: user, password: "demo-\(user)")
             let started = ContinuousClock.now
-            let peer = try await Peer.start(directory: folder, tracker: endpoint, user: user, password: "demo-\(user)", logger: logger)
+            let peer = try await Peer.start(directory: folder, tracker: endpoint, user: user, password: "demo-\(user)", listen: loopback, logger: logger)
             seeders.append(peer)
             Output.line(String(format: "%@ serving on 127.0.0.1:%d, sharing sample.bin (hashed and announced in %.2f s).",
                                user, peer.server.port, (ContinuousClock.now - started).seconds))
@@ -65,7 +67,8 @@ struct DemoCommand: AsyncParsableCommand {
         let downloaderFolder = root + "/downloader"
         try FileManager.default.createDirectory(atPath: downloaderFolder, withIntermediateDirectories: true)
         try await TrackerSession.register(endpoint: endpoint, user: "downloader", password: "demo-downloader")
-        let downloader = try await Peer.start(directory: downloaderFolder, tracker: endpoint, user: "downloader", password: "demo-downloader", logger: logger)
+        let downloader = try await Peer.start(directory: downloaderFolder, tracker: endpoint, user: "downloader", password: "demo-downloader",
+                                              listen: loopback, logger: logger)
         Output.line("downloader serving on 127.0.0.1:\(downloader.server.port), fetching sample.bin from the three seeders:")
         Output.line("")
 

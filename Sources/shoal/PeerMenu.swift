@@ -6,7 +6,7 @@ import ShoalNet
 import ShoalPeer
 import ShoalWire
 
-/// `shoal peer --dir DIR [--port N]`: the interactive menu of the original,
+/// `shoal peer --dir DIR [--listen ADDRESS] [--advertise ADDRESS]`: the interactive menu of the original,
 /// with its flow and wording, over the new engine.
 struct PeerMenu: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,6 +14,7 @@ struct PeerMenu: AsyncParsableCommand {
 
     @OptionGroup var tracker: TrackerOptions
     @OptionGroup var folder: FolderOptions
+    @OptionGroup var network: NetworkOptions
     @Option(help: "Log level on stderr.") var logLevel: Logger.Level = .warning
 
     func run() async throws {
@@ -46,7 +47,8 @@ struct PeerMenu: AsyncParsableCommand {
             let peer: Peer
             do {
                 peer = try await Peer.start(directory: folder.dir, tracker: tracker.tracker, user: user, password: password,
-                                            port: folder.port, logger: Logger(label: "shoal.peer")) { name in Output.line("Hashing \(name) ...") }
+                                            listen: network.listenEndpoint, advertiseHost: network.advertised.host,
+                                            advertisePort: network.advertised.port, logger: Logger(label: "shoal.peer")) { name in Output.line("Hashing \(name) ...") }
             } catch {
                 Output.line("Login failed: \(Self.explain(error))")
                 Output.line("")

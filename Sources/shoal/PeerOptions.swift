@@ -10,20 +10,51 @@ struct UserOptions: ParsableArguments {
     var user: String
 }
 
-/// `--dir` and `--port`, for commands that share a folder.
+/// `--dir`, for commands that share a folder.
 struct FolderOptions: ParsableArguments {
     @Option(help: "The folder to share and download into.")
     var dir: String
 
-    @Option(help: "The port to serve chunks on; 0 picks a free one.")
-    var port = 0
-
     func validate() throws {
-        guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 ... 65535; got \(port)") }
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isFolder), isFolder.boolValue else {
             throw ValidationError("--dir \(dir) is not an existing folder; create it first")
         }
+    }
+}
+
+/// `--listen` and `--advertise`: where a peer serves chunks, and where
+/// downloaders are told to find it.
+struct NetworkOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Where to serve chunks: HOST:PORT, [IPv6]:PORT, or PORT on every interface; port 0 picks a free one.",
+                               valueName: "address"))
+    var listen = "[::]:0"
+
+    @Option(help: ArgumentHelp("The address downloaders should connect to, HOST[:PORT], when it is not the one the tracker sees (port forwarding, NAT).",
+                               valueName: "address"))
+    var advertise: String?
+
+    func validate() throws {
+        do {
+            _ = try Endpoint.listening(listen)
+        } catch {
+            throw ValidationError("--listen \(listen): \(error)")
+        }
+        if let advertise {
+            do {
+                _ = try Endpoint.advertised(advertise)
+            } catch {
+                throw ValidationError("--advertise \(advertise): \(error)")
+            }
+        }
+    }
+
+    /// The address to listen on (validated already).
+    var listenEndpoint: Endpoint { (try? Endpoint.listening(listen)) ?? Endpoint(host: Endpoint.allInterfaces, port: 0) }
+    /// The advertised host and port, if any (validated already).
+    var advertised: (host: String?, port: Int?) {
+        guard let advertise, let parsed = try? Endpoint.advertised(advertise) else { return (nil, nil) }
+        return (parsed.host.value, parsed.port)
     }
 }
 

@@ -5,7 +5,7 @@ import ShoalCore
 import ShoalNet
 import ShoalPeer
 
-/// `shoal seed --user U --dir DIR [--port N]`: share a folder until SIGINT/SIGTERM.
+/// `shoal seed --user U --dir DIR [--listen ADDRESS] [--advertise ADDRESS]`: share a folder until SIGINT/SIGTERM.
 struct SeedCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "seed", abstract: "Log in, share a folder and serve it until SIGINT or SIGTERM, then log out.",
@@ -14,10 +14,11 @@ struct SeedCommand: AsyncParsableCommand {
     @OptionGroup var tracker: TrackerOptions
     @OptionGroup var account: UserOptions
     @OptionGroup var folder: FolderOptions
+    @OptionGroup var network: NetworkOptions
     @Option(help: "Log level on stderr.") var logLevel: Logger.Level = .notice
 
     func run() async throws {
-        let peer = try await startPeer(tracker: tracker, account: account, folder: folder, logLevel: logLevel, label: "shoal.seed")
+        let peer = try await startPeer(tracker: tracker, account: account, folder: folder, network: network, logLevel: logLevel, label: "shoal.seed")
         let shared = peer.library.announcement().count
         Output.line("serving on \(Endpoint(host: peer.server.host, port: peer.server.port))")
         Output.error("\(account.user) shares \(shared) file\(shared == 1 ? "" : "s") from \(peer.folder.path); stop with Ctrl-C")
@@ -44,6 +45,7 @@ struct GetCommand: AsyncParsableCommand {
     @OptionGroup var tracker: TrackerOptions
     @OptionGroup var account: UserOptions
     @OptionGroup var folder: FolderOptions
+    @OptionGroup var network: NetworkOptions
     @Flag(help: "Print one JSON document with the result (see README).") var json = false
     @Flag(help: "Also compute the SHA-256 of the whole file (one more pass over it) and print it.") var sha256 = false
     @Option(help: "Log level on stderr.") var logLevel: Logger.Level = .warning
@@ -52,7 +54,7 @@ struct GetCommand: AsyncParsableCommand {
         // This peer exits once the file is in: no background work after it.
         var afterwards = Downloader.Configuration()
         afterwards.servesAfterwards = false
-        let peer = try await startPeer(tracker: tracker, account: account, folder: folder, logLevel: logLevel, label: "shoal.get",
+        let peer = try await startPeer(tracker: tracker, account: account, folder: folder, network: network, logLevel: logLevel, label: "shoal.get",
                                        downloadConfiguration: afterwards)
         let line = ProgressLine()
         let outcome: Result<DownloadResult, any Error>
@@ -105,12 +107,13 @@ enum PeakMemory {
 }
 
 /// Logging, the password, then a running peer sharing the folder: what `seed` and `get` start with.
-func startPeer(tracker: TrackerOptions, account: UserOptions, folder: FolderOptions, logLevel: Logger.Level, label: String,
+func startPeer(tracker: TrackerOptions, account: UserOptions, folder: FolderOptions, network: NetworkOptions, logLevel: Logger.Level, label: String,
                downloadConfiguration: Downloader.Configuration = Downloader.Configuration()) async throws -> Peer {
     PeerLogging.bootstrap(level: logLevel)
     let password = try PasswordInput.read()
     return try await withClearErrors {
         try await Peer.start(directory: folder.dir, tracker: tracker.tracker, user: account.user, password: password,
-                             port: folder.port, downloadConfiguration: downloadConfiguration, logger: Logger(label: label)) { name in Output.error("hashing \(name) ...") }
+                             listen: network.listenEndpoint, advertiseHost: network.advertised.host, advertisePort: network.advertised.port,
+                             downloadConfiguration: downloadConfiguration, logger: Logger(label: label)) { name in Output.error("hashing \(name) ...") }
     }
 }

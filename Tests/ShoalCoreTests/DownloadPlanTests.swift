@@ -35,7 +35,7 @@ struct DownloadPlanTests {
             if failing.contains(request.peer) {
                 plan.failed(peer: request.peer, chunk: request.chunk, .badData("bad hash"))
                 pending.removeAll { $0.request.peer == request.peer }
-            } else if plan.received(peer: request.peer, chunk: request.chunk, now: now) == .accepted {
+            } else if plan.received(peer: request.peer, chunk: request.chunk, now: now).isAccepted {
                 served[request.peer, default: 0] += 1
             }
         }
@@ -97,35 +97,99 @@ struct DownloadPlanTests {
         let first = plan.nextRequests(now: 0)
         #expect(first.count == 2)
         // 16 KiB every 0.1 ms = 160 MB/s: a 0.25 s queue is far over the maximum.
-        #expect(plan.received(peer: 0, chunk: first[0].chunk, now: 0.0001) == .accepted)
+        #expect(plan.received(peer: 0, chunk: first[0].chunk, now: 0.0001) == .accepted(cancel: []))
         #expect(plan.peers[0]!.window == 16)
         var slow = DownloadPlan(manifest: manifest(chunks: 200))
         slow.addPeer(id: 0, name: "slow", score: PeerScore(responseTime: 0.001), available: nil)
         let asked = slow.nextRequests(now: 0)
-        #expect(slow.received(peer: 0, chunk: asked[0].chunk, now: 1) == .accepted)   // 16 KiB/s
+        #expect(slow.received(peer: 0, chunk: asked[0].chunk, now: 1) == .accepted(cancel: []))   // 16 KiB/s
         #expect(slow.peers[0]!.window == 2)
     }
 
-    /// The endgame asks a second holder for a chunk stuck with a slow one; the first copy wins.
-    @Test func endgameBeatsASlowHolder() {
+    /// A chunk late at a stalled holder is asked of an idle one; the first
+    /// copy wins and the plan says to cancel the other request.
+    @Test func lateChunksAreCopied() {
         var plan = DownloadPlan(manifest: manifest(chunks: 4))
-        plan.addPeer(id: 0, name: "slow", score: PeerScore(responseTime: 0.001), available: nil)
+        plan.addPeer(id: 0, name: "stalls", score: PeerScore(responseTime: 0.001), available: nil)
         plan.addPeer(id: 1, name: "fast", score: PeerScore(responseTime: 0.002), available: nil)
         let first = plan.nextRequests(now: 0)
         #expect(first.count == 4)
-        let slowChunks = first.filter { $0.peer == 0 }.map(\.chunk)
-        for request in first where request.peer == 1 { _ = plan.received(peer: 1, chunk: request.chunk, now: 0.01) }
-        // Everything missing is in flight with the slow holder: the fast one doubles it.
-        let endgame = plan.nextRequests(now: 0.01)
-        #expect(Set(endgame.map(\.chunk)) == Set(slowChunks))
-        #expect(endgame.allSatisfy { $0.peer == 1 })
-        for request in endgame {
-            let outcome = plan.received(peer: 1, chunk: request.chunk, now: 0.02)
-            #expect(outcome == .accepted)
+        let stuck = first.filter { $0.peer == 0 }.map(\.chunk)
+        // The other holder answers at 1 MB/s, the speed assumed of the first.
+        var t = 0.0
+        for request in first where request.peer == 1 {
+            t += 0.016
+            #expect(plan.received(peer: 1, chunk: request.chunk, now: t).isAccepted)
+        }
+        // The first's are expected at about 17 and 33 ms: not late yet, and no copies.
+        #expect(plan.nextRequests(now: 0.04).isEmpty)
+        #expect(plan.nextCheck(after: 0.04) != nil)
+        // Well past them: late, so the idle holder copies both.
+        let copies = plan.nextRequests(now: 0.2)
+        #expect(Set(copies.map(\.chunk)) == Set(stuck))
+        #expect(copies.allSatisfy { $0.peer == 1 })
+        #expect(plan.peers[0]!.isLate)
+        for request in copies {
+            #expect(plan.received(peer: 1, chunk: request.chunk, now: 0.21) == .accepted(cancel: [DownloadPlan.Request(peer: 0, chunk: request.chunk)]))
         }
         #expect(plan.isComplete)
-        let late = plan.received(peer: 0, chunk: slowChunks[0], now: 5)
-        #expect(late == .duplicate)
+        #expect(plan.peers[0]!.inFlight.isEmpty, "the losing requests are released")
+        #expect(plan.received(peer: 0, chunk: stuck[0], now: 5) == .duplicate)
+    }
+
+    /// Equally fast holders near the end do not copy each other's chunks.
+    @Test func noCopiesAmongEquals() {
+        var configuration = DownloadPlan.Configuration()
+        configuration.initialWindow = 3
+        var plan = DownloadPlan(manifest: manifest(chunks: 6), configuration: configuration)
+        plan.addPeer(id: 0, name: "a", score: PeerScore(responseTime: 0.001), available: nil)
+        plan.addPeer(id: 1, name: "b", score: PeerScore(responseTime: 0.001), available: nil)
+        let first = plan.nextRequests(now: 0)
+        #expect(first.count == 6)
+        // a answers all three at 1 MB/s; b has answered none but is not late yet.
+        var t = 0.0
+        for request in first where request.peer == 0 {
+            t += 0.016
+            _ = plan.received(peer: 0, chunk: request.chunk, now: t)
+        }
+        #expect(plan.nextRequests(now: t).isEmpty, "b's chunks are not late: no copies")
+    }
+
+    /// A late holder gets no new work until something comes from it, then one probe at a time.
+    @Test func lateHoldersWaitForAProbe() {
+        var plan = DownloadPlan(manifest: manifest(chunks: 100))
+        plan.addPeer(id: 0, name: "slow", score: PeerScore(responseTime: 0.001), available: nil)
+        let first = plan.nextRequests(now: 0)
+        #expect(first.count == 2)
+        #expect(plan.nextRequests(now: 1).isEmpty)
+        #expect(plan.peers[0]!.isLate)
+        // Its first answer comes at last: it is back, with room for more.
+        #expect(plan.received(peer: 0, chunk: first[0].chunk, now: 1.5).isAccepted)
+        #expect(!plan.peers[0]!.isLate)
+        #expect(plan.nextRequests(now: 1.5).count >= 1)
+    }
+
+    /// Deadlines follow each holder's measured speed, never below the minimum.
+    @Test func deadlinesFollowTheHolder() {
+        var configuration = DownloadPlan.Configuration()
+        configuration.minimumDeadline = 0.5
+        configuration.initialWindow = 4
+        var plan = DownloadPlan(manifest: manifest(chunks: 100), configuration: configuration)
+        plan.addPeer(id: 0, name: "fast", score: PeerScore(responseTime: 0.001), available: nil)
+        plan.addPeer(id: 1, name: "slow", score: PeerScore(responseTime: 0.2), available: nil)
+        let first = plan.nextRequests(now: 0)
+        // fast: 16 KiB in 1 ms, 16 MB/s; its deadline is the minimum.
+        let fast = first.filter { $0.peer == 0 }
+        _ = plan.received(peer: 0, chunk: fast[0].chunk, now: 0.001)
+        #expect(plan.deadline(of: plan.peers[0]!) == 0.5)
+        // slow: 200 ms round trip, 1 MB/s assumed: 8 × 0.216 s.
+        #expect(abs(plan.deadline(of: plan.peers[1]!) - 8 * (0.2 + 0.016384)) < 1e-9)
+        #expect(plan.overdue(now: 0.4).isEmpty)
+        #expect(plan.overdue(now: 0.6).map(\.peer) == [0])
+        #expect(plan.overdue(now: 1.8).map(\.peer) == [0, 1])
+        plan.silent(peer: 0, reason: "silent")
+        #expect(plan.peers[0]?.dropped == "silent" && plan.peers[0]!.score.liveFailures == 1)
+        #expect(plan.overdue(now: 1.8).map(\.peer) == [1])
     }
 
     /// Bytes in flight never pass the budget.
@@ -155,14 +219,16 @@ struct DownloadPlanTests {
         #expect(!again.contains(DownloadPlan.Request(peer: 0, chunk: toA.chunk)))
     }
 
-    /// Overdue requests are reported; chunks nobody has are named.
-    @Test func overdueAndUnobtainable() {
+    /// Chunks nobody has are named; a refusal is an answer, not silence.
+    @Test func unobtainableAndRefusals() {
         var plan = DownloadPlan(manifest: manifest(chunks: 4))
         plan.addPeer(id: 0, name: "a", score: PeerScore(responseTime: 0.001), available: map(4, [0, 1]))
         let requests = plan.nextRequests(now: 0)
-        #expect(plan.overdue(now: 10, timeout: 5).count == requests.count)
-        #expect(plan.overdue(now: 1, timeout: 5).isEmpty)
+        #expect(requests.count == 2)
         #expect(plan.unobtainable == [2, 3])
+        plan.failed(peer: 0, chunk: requests[0].chunk, .unavailable, now: 1.9)
+        #expect(plan.overdue(now: 3).isEmpty, "silent only since the refusal at 1.9 s")
+        #expect(plan.overdue(now: 4).map(\.peer) == [0])
     }
 }
 

@@ -97,6 +97,42 @@ struct FaultTests {
         await swarm.stop()
     }
 
+    /// When every holder goes, the download ends once its patience is spent,
+    /// with a clear error, asking the tracker only at its refresh pace.
+    @Test func vanishedHoldersEndTheDownload() async throws {
+        let swarm = try await TestSwarm()
+        let bytes = randomBytes(16 << 20, seed: 5)
+        let seeder = try await swarm.peer("only", folder: try swarm.folder("only", files: ["v.bin": bytes]))
+        let downloader = try await swarm.peer("d", folder: try swarm.folder("d")) { configuration in
+            configuration.patience = 1.5
+            configuration.refreshInterval = 0.2
+        }
+        let gone = ManagedFlag()
+        let asked = ManagedCount()
+        let started = ContinuousClock.now
+        do {
+            _ = try await downloader.download(name: "v.bin") { progress in
+                if progress.fraction > 0.2, gone.setOnce() {
+                    Task {
+                        asked.set(await downloader.session.requestsSent)
+                        await seeder.stop()
+                    }
+                }
+            }
+            Issue.record("the download finished without its only holder")
+        } catch let error as DownloadError {
+            #expect("\(error)".contains("every holder of \"v.bin\" left or failed"), "\(error)")
+            #expect(error.description.contains("still missing"))
+        }
+        let waited = (ContinuousClock.now - started).seconds
+        #expect(waited >= 1.5 && waited < 30, "gave up after \(waited) s")
+        // About one details request per refresh interval while waiting, not a busy loop.
+        let requests = await downloader.session.requestsSent - asked.value
+        #expect(requests <= Int(waited / 0.2) + 10, "\(requests) requests in \(waited) s")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: swarm.folder("d") + "/.shoal/partial").count == 3, "verified chunks are kept")
+        await swarm.stop()
+    }
+
     /// A download stopped midway resumes from the verified chunks on disk without fetching them again.
     @Test func resumeAfterStop() async throws {
         let swarm = try await TestSwarm()
@@ -148,6 +184,14 @@ final class TaskHandle: @unchecked Sendable {
         }
         task?.cancel()
     }
+}
+
+/// A number set from one task and read from another.
+final class ManagedCount: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored = 0
+    func set(_ value: Int) { lock.withLock { stored = value } }
+    var value: Int { lock.withLock { stored } }
 }
 
 /// Set once, read from anywhere.

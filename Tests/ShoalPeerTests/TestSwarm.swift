@@ -40,7 +40,7 @@ final class TestSwarm: @unchecked Sendable {
         var configuration = Downloader.Configuration()
         configure(&configuration)
         let peer = try await Peer.start(directory: folder, tracker: endpoint, user: user, password: "pw-\(user)",
-                                        downloadConfiguration: configuration, logger: log.logger(label: "peer.\(user)"))
+                                        listen: Endpoint(host: "127.0.0.1", port: 0), downloadConfiguration: configuration, logger: log.logger(label: "peer.\(user)"))
         peers.append(peer)
         return peer
     }

@@ -49,7 +49,7 @@ public final class ProcessSwarm: @unchecked Sendable {
     @discardableResult
     public func seed(_ user: String, register: Bool = true) async throws -> ShoalProcess {
         if register { try await self.register(user) }
-        let process = try ShoalProcess(["seed", "--user", user, "--dir", try folder(user), "--tracker", address], environment: ["SHOAL_PASSWORD": "pw-\(user)"])
+        let process = try ShoalProcess(["seed", "--user", user, "--dir", try folder(user), "--tracker", address, "--listen", "127.0.0.1:0"], environment: ["SHOAL_PASSWORD": "pw-\(user)"])
         guard try await process.waitForLine(timeout: 120, { $0.hasPrefix("serving on") }) != nil else {
             throw SwarmError(step: "\(user) did not start serving", errors: process.errors)
         }
@@ -59,7 +59,7 @@ public final class ProcessSwarm: @unchecked Sendable {
 
     /// Starts `shoal get NAME --json` for `user` (registered already).
     public func get(_ name: String, user: String) throws -> ShoalProcess {
-        try ShoalProcess(["get", name, "--user", user, "--dir", try folder(user), "--tracker", address, "--json"], environment: ["SHOAL_PASSWORD": "pw-\(user)"])
+        try ShoalProcess(["get", name, "--user", user, "--dir", try folder(user), "--tracker", address, "--listen", "127.0.0.1:0", "--json"], environment: ["SHOAL_PASSWORD": "pw-\(user)"])
     }
 
     /// The result document of a finished `get`.

@@ -64,8 +64,8 @@ extension FramedConnection {
     }
 
     /// Logs in and returns the session token.
-    public func login(_ user: String, _ password: String, port: Int = 9000) async throws -> String {
-        guard case let .loggedIn(reply) = try await request(.login(Login(user: user, password: password, port: port)), timeout: .seconds(10)) else {
+    public func login(_ user: String, _ password: String, port: Int = 9000, advertising host: String? = nil) async throws -> String {
+        guard case let .loggedIn(reply) = try await request(.login(Login(user: user, password: password, port: port, host: host)), timeout: .seconds(10)) else {
             throw NetError.unexpectedReply(expected: "loggedIn", received: "something else")
         }
         return reply.token

@@ -10,6 +10,32 @@ import Testing
 /// A real tracker on a loopback port, driven through the real protocol.
 @Suite("Tracker server", .timeLimit(.minutes(2)))
 struct TrackerServerTests {
+    /// A peer that advertises an address is handed out at it; one that
+    /// advertises no single host, or loopback from afar, is refused.
+    @Test func advertisedAddresses() async throws {
+        let tracker = try await TestTracker.start()
+        let alice = try await tracker.connect()
+        let bob = try await tracker.connect()
+        try await alice.register("alice", "secret-of-alice")
+        for bad in ["0.0.0.0", "::", "224.0.0.9", "not a host", "[::1"] {
+            #expect(await refusalCode { _ = try await alice.login("alice", "secret-of-alice", port: 7001, advertising: bad) } == "bad_request", "\(bad) accepted")
+        }
+        let token = try await alice.login("alice", "secret-of-alice", port: 7001, advertising: "[2001:db8::5]")
+        let m = sampleManifest(2)
+        try await alice.announce(token, [("v6.bin", m)])
+        let bobToken = try await bob.signUp("bob")
+        let holder = try #require(try await bob.details(bobToken, name: "v6.bin").first?.holders.first)
+        #expect(holder.host == "2001:db8::5" && holder.port == 7001)
+        #expect(tracker.log.contains("advertising 2001:db8::5"))
+        // Loopback is handed out only for a peer on the tracker's own machine.
+        #expect(try Tracker.servingHost(advertised: "127.0.0.1", observed: "127.0.0.1") == "127.0.0.1")
+        #expect(try Tracker.servingHost(advertised: "::ffff:198.18.0.9", observed: "127.0.0.1") == "198.18.0.9")
+        #expect(try Tracker.servingHost(advertised: nil, observed: "198.18.0.3") == "198.18.0.3")
+        #expect(throws: TrackerError.self) { try Tracker.servingHost(advertised: "127.0.0.1", observed: "198.18.0.3") }
+        #expect(throws: TrackerError.self) { try Tracker.servingHost(advertised: "localhost", observed: "198.18.0.3") }
+        await tracker.stopAndRemove()
+    }
+
     /// register, login, announce, list, details, report, status and logout, end to end.
     @Test func everyRequest() async throws {
         let tracker = try await TestTracker.start()

@@ -18,17 +18,22 @@ public struct Registered: ControlMessage {
 }
 
 /// `login`: open a session. `port` is where the peer serves chunks (0 if it
-/// does not serve); the tracker pairs it with the connection's source address.
-/// Answered by `loggedIn` or an error (`bad_credentials`, `too_many_attempts`).
+/// does not serve); the tracker pairs it with the connection's source address,
+/// or with `host` when the peer advertises one (behind port forwarding, say).
+/// Answered by `loggedIn` or an error (`bad_credentials`, `too_many_attempts`,
+/// `bad_request` for an address that cannot be handed out).
 public struct Login: ControlMessage {
     public static let messageType = MessageType.login
     public var user: String
     public var password: String
     public var port: Int
-    public init(user: String, password: String, port: Int) {
+    /// The address downloaders should connect to, if not the source address.
+    public var host: String?
+    public init(user: String, password: String, port: Int, host: String? = nil) {
         self.user = user
         self.password = password
         self.port = port
+        self.host = host
     }
 }
 

@@ -1,0 +1,66 @@
+import NIOCore
+import ShoalCore
+import ShoalNet
+import ShoalWire
+
+/// One chunk from one holder: request it, verify it (bounded inflate,
+/// SHA-256) and write it into the partial download. Runs in its own task,
+/// off the download loop, so both cores verify and write while the network
+/// keeps delivering; cancelling that task cancels the request at once.
+enum ChunkFetch {
+    enum Outcome: Sendable {
+        /// Verified and written; `wireBytes` is the frame's size on the wire.
+        case received(wireBytes: Int)
+        case failed(DownloadPlan.Failure)
+        /// Writing failed: the download cannot go on.
+        case storage(StorageError)
+        /// The loop cancelled it (another copy won, or the holder was dropped).
+        case cancelled
+    }
+
+    static func run(chunk index: Int, connection: FramedConnection, manifest: Manifest, partial: PartialDownload,
+                    timeout: TimeAmount) async -> Outcome {
+        let reply: Frame
+        do {
+            reply = try await connection.requestFrame(timeout: timeout) { id in
+                ChunkRequest(contentID: manifest.contentID, index: UInt32(index)).frame(requestID: id)
+            }
+        } catch is CancellationError {
+            return .cancelled
+        } catch let NetError.wire(error) {
+            return .failed(.badData(error.description))
+        } catch {
+            return Task.isCancelled ? .cancelled : .failed(.unresponsive("\(error)"))
+        }
+        if Task.isCancelled { return .cancelled }
+        if reply.type == .error {
+            let refusal = try? ErrorReply(frame: reply)
+            if refusal?.code == .unavailable { return .failed(.unavailable) }
+            return .failed(.badData("refused chunk \(index): \(refusal?.message ?? "error")"))
+        }
+        do {
+            let data = try ChunkData(frame: reply)
+            guard data.contentID == manifest.contentID, Int(data.index) == index else {
+                throw WireError.unexpectedChunk(expected: "chunk \(index) of \(manifest.contentID.short)", received: "chunk \(data.index) of \(data.contentID.short)")
+            }
+            var borrowed: VerifyScratch?
+            defer { if let borrowed { VerifyScratch.give(borrowed) } }
+            let written: StorageError? = try data.withVerifiedBytes(against: manifest, scratch: {
+                let scratch = VerifyScratch.take(size: Int(manifest.chunkSize))
+                borrowed = scratch
+                return (scratch.buffer, scratch.inflater)
+            }) { bytes -> StorageError? in
+                do throws(StorageError) {
+                    try partial.write(chunk: index, bytes: bytes)
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+            if let written { return .storage(written) }
+            return .received(wireBytes: FrameHeader.size + reply.payload.readableBytes)
+        } catch {
+            return .failed(.badData("\(error)"))
+        }
+    }
+}

@@ -1,0 +1,334 @@
+import Foundation
+import Logging
+import NIOCore
+import ShoalCore
+import ShoalNet
+import ShoalWire
+
+/// The event loop of one download, over a ``DownloadPlan``.
+///
+/// Everything slow happens in tasks of its own that report back as events:
+/// connecting to a holder and timing it, fetching a chunk (``ChunkFetch``),
+/// asking the tracker for holders. The loop takes one event at a time, hands
+/// it to its handler, which feeds the plan, then performs what the plan says:
+/// the requests to make, the requests to cancel (a copy lost the race, a
+/// holder was dropped), the holders to drop for silence. A clock task wakes
+/// it when a request may have become late. Nothing here waits on the network
+/// itself, so one slow holder or an unreachable address never stalls the
+/// others.
+///
+/// The loop ends when the plan is complete, when writing fails, when the
+/// task running it is cancelled, or when no holder has been able to make
+/// progress for ``Downloader/Configuration/patience`` seconds.
+final class DownloadLoop {
+    enum Event: Sendable {
+        case connected(ShoalWire.Holder, FramedConnection, roundTrip: Double)
+        case unreachable(ShoalWire.Holder, reason: String)
+        case chunk(DownloadPlan.Request, ChunkFetch.Outcome)
+        case holders([ShoalWire.Holder]?)
+        case tick
+    }
+
+    /// A holder connected for this download.
+    struct Link {
+        var user: String
+        var host: String
+        var port: Int
+        var connection: FramedConnection
+        var roundTrip: Double
+    }
+
+    /// How the loop ended, when it did not complete the file.
+    enum Ending {
+        case complete
+        case storage(StorageError)
+        case cancelled
+        case gaveUp
+    }
+
+    let name: FileName
+    let manifest: Manifest
+    let partial: PartialDownload
+    let session: TrackerSession
+    let logger: Logger
+    let configuration: Downloader.Configuration
+    let progress: @Sendable (DownloadProgress) -> Void
+
+    private(set) var plan: DownloadPlan
+    private(set) var links: [Int: Link] = [:]
+    /// Holders that could not be reached, to report.
+    private(set) var unreachable: [ShoalWire.Holder] = []
+    private(set) var fetchedChunks = 0
+    private(set) var fetchedBytes: UInt64 = 0
+    private(set) var wireBytes: UInt64 = 0
+
+    private let clock = ContinuousClock()
+    private let epoch: ContinuousClock.Instant
+    private let events: AsyncStream<Event>
+    private let post: AsyncStream<Event>.Continuation
+    private var fetches: [DownloadPlan.Request: Task<Void, Never>] = [:]
+    private var ticker: Task<Void, Never>?
+    /// Holders connected or being connected to, by user name.
+    private var knownUsers = Set<String>()
+    /// Holders that sent bad data: never asked again in this download.
+    private var banned = Set<String>()
+    /// Holders that went silent or could not be reached: asked again once
+    /// the tracker still lists them after a delay that doubles each time.
+    private var retries: [String: (after: Double, delay: Double)] = [:]
+    private var connecting = 0
+    private var nextID = 0
+    private var refreshing = false
+    private var lastRefresh = -Double.infinity
+    private var newlyHeld: [Int] = []
+    private var lastAnnounce = 0.0
+    private var lastProgress = -Double.infinity
+    private var lastProgressChunks = 0
+    private var waitingSince: Double?
+    private var ending: Ending?
+
+    init(name: FileName, manifest: Manifest, partial: PartialDownload, session: TrackerSession, logger: Logger,
+         configuration: Downloader.Configuration, progress: @escaping @Sendable (DownloadProgress) -> Void) {
+        self.name = name
+        self.manifest = manifest
+        self.partial = partial
+        self.session = session
+        self.logger = logger
+        self.configuration = configuration
+        self.progress = progress
+        self.plan = DownloadPlan(manifest: manifest, have: partial.have, configuration: configuration.plan)
+        self.epoch = clock.now
+        (events, post) = AsyncStream.makeStream(of: Event.self)
+    }
+
+    private var now: Double { (clock.now - epoch).seconds }
+
+    /// Runs until the file is complete or the download cannot go on.
+    func run(holders initial: [ShoalWire.Holder]) async -> Ending {
+        defer { shutDown() }
+        if plan.isComplete { return .complete }
+        admit(initial)
+        let post = self.post
+        let interval = configuration.tickInterval
+        ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(interval))
+                post.yield(.tick)
+            }
+        }
+        for await event in events {
+            switch event {
+            case let .connected(holder, connection, roundTrip): onConnected(holder, connection, roundTrip: roundTrip)
+            case let .unreachable(holder, reason): onUnreachable(holder, reason: reason)
+            case let .chunk(request, outcome): onChunk(request, outcome)
+            case let .holders(fresh): onHolders(fresh)
+            case .tick: onTick()
+            }
+            if let ending { return ending }
+            if plan.isComplete { return .complete }
+            pump()
+        }
+        // The stream ends only when the task running the loop is cancelled.
+        return .cancelled
+    }
+
+    // MARK: Handlers
+
+    private func onConnected(_ holder: ShoalWire.Holder, _ connection: FramedConnection, roundTrip: Double) {
+        connecting -= 1
+        let id = nextID
+        nextID += 1
+        links[id] = Link(user: holder.user, host: holder.host, port: holder.port, connection: connection, roundTrip: roundTrip)
+        plan.addPeer(id: id, name: holder.user,
+                     score: PeerScore(responseTime: roundTrip, countDownloads: holder.countDownloads, countFailures: holder.countFailures),
+                     available: chunkMap(holder))
+    }
+
+    private func onUnreachable(_ holder: ShoalWire.Holder, reason: String) {
+        connecting -= 1
+        logger.notice("holder \(holder.user) at \(Endpoint(host: holder.host, port: holder.port)) cannot be reached: \(reason)")
+        if !unreachable.contains(where: { $0.user == holder.user }) { unreachable.append(holder) }
+        retryLater(holder.user)
+    }
+
+    private func onChunk(_ request: DownloadPlan.Request, _ outcome: ChunkFetch.Outcome) {
+        fetches.removeValue(forKey: request)
+        switch outcome {
+        case let .received(frameBytes):
+            wireBytes += UInt64(frameBytes)
+            guard case let .accepted(cancel) = plan.received(peer: request.peer, chunk: request.chunk, now: now) else { return }
+            for loser in cancel { fetches.removeValue(forKey: loser)?.cancel() }
+            fetchedChunks += 1
+            fetchedBytes += UInt64(manifest.length(ofChunk: request.chunk))
+            newlyHeld.append(request.chunk)
+            reportProgress()
+        case let .failed(failure):
+            if plan.failed(peer: request.peer, chunk: request.chunk, failure, now: now) {
+                drop(request.peer, reason: plan.peers[request.peer]?.dropped ?? "failed")
+                guard let user = links[request.peer]?.user else { return }
+                if case .badData = failure { banned.insert(user) } else { retryLater(user) }
+            }
+        case let .storage(error):
+            ending = .storage(error)
+        case .cancelled:
+            break
+        }
+    }
+
+    private func onHolders(_ fresh: [ShoalWire.Holder]?) {
+        refreshing = false
+        guard let fresh else { return }
+        // New chunk maps of partial holders we know; then connect to new ones.
+        let byUser = Dictionary(fresh.map { ($0.user, $0) }, uniquingKeysWith: { first, _ in first })
+        for (id, link) in links {
+            guard let holder = byUser[link.user], let peer = plan.peers[id], peer.isActive, peer.available != nil else { continue }
+            plan.addPeer(id: id, name: link.user, score: peer.score, available: chunkMap(holder))
+        }
+        admit(fresh)
+    }
+
+    private func onTick() {
+        let t = now
+        for (peer, silence) in plan.overdue(now: t) {
+            let reason = String(format: "sent nothing for %.1f s while it owed %d chunk%@", silence,
+                                plan.peers[peer]?.inFlight.count ?? 0, plan.peers[peer]?.inFlight.count == 1 ? "" : "s")
+            plan.silent(peer: peer, reason: reason)
+            drop(peer, reason: reason)
+            if let user = links[peer]?.user { retryLater(user) }
+        }
+        if !newlyHeld.isEmpty && t - lastAnnounce >= 0.5 {
+            let batch = newlyHeld
+            newlyHeld = []
+            lastAnnounce = t
+            let (session, name, contentID) = (session, name.value, manifest.contentID)
+            Task { await session.announceHave(name: name, contentID: contentID, indices: batch) }
+        }
+        // (`unobtainable` walks the file: only when nothing is in flight.)
+        let stuck = plan.activePeers.isEmpty || (plan.inFlightCount == 0 && !plan.unobtainable.isEmpty)
+        if !refreshing && t - lastRefresh >= configuration.refreshInterval {
+            refresh()
+        }
+        if stuck && connecting == 0 {
+            waitingSince = waitingSince ?? t
+            if t - waitingSince! > configuration.patience { ending = .gaveUp }
+        } else {
+            waitingSince = nil
+        }
+    }
+
+    // MARK: Actions
+
+    /// Makes the requests the plan wants now.
+    private func pump() {
+        for request in plan.nextRequests(now: now) {
+            guard let link = links[request.peer] else { continue }
+            let (manifest, partial, post) = (manifest, partial, post)
+            let timeout = TimeAmount.seconds(Int64(configuration.requestTimeout))
+            fetches[request] = Task {
+                let outcome = await ChunkFetch.run(chunk: request.chunk, connection: link.connection, manifest: manifest,
+                                                   partial: partial, timeout: timeout)
+                post.yield(.chunk(request, outcome))
+            }
+        }
+    }
+
+    /// Drops a holder: its requests are cancelled and its connection closed.
+    private func drop(_ peer: Int, reason: String) {
+        for request in plan.drop(peer: peer, reason: reason) { fetches.removeValue(forKey: request)?.cancel() }
+        for (request, task) in fetches where request.peer == peer {
+            task.cancel()
+            fetches.removeValue(forKey: request)
+        }
+        guard let link = links[peer] else { return }
+        logger.notice("dropping holder \(link.user) for this download: \(reason)")
+        link.connection.close()
+    }
+
+    /// Connects to holders not met yet, each in its own task, and times a
+    /// `checkActive` round trip: the response time of the original.
+    private func admit(_ candidates: [ShoalWire.Holder]) {
+        let chunkFrame = Int(manifest.chunkSize) + 4096
+        let post = self.post
+        let timeout = configuration.connectTimeout
+        let t = now
+        for holder in candidates where !knownUsers.contains(holder.user) && !banned.contains(holder.user) && holder.user != session.user {
+            if let retry = retries[holder.user], retry.after > t { continue }
+            knownUsers.insert(holder.user)
+            connecting += 1
+            Task {
+                let start = ContinuousClock.now
+                let connection: FramedConnection
+                do {
+                    // Chunk replies: allocated whole when their header comes (they were asked for, and are bounded).
+                    connection = try await FramedConnection.connect(host: holder.host, port: holder.port, role: "peer", timeout: .seconds(Int64(timeout)),
+                                                                    maximumPayloadLength: chunkFrame, preallocationLimit: chunkFrame)
+                } catch {
+                    post.yield(.unreachable(holder, reason: "\(error)"))
+                    return
+                }
+                let probe = ContinuousClock.now
+                let rtt: Double
+                if (try? await connection.request(.checkActive(CheckActive(nonce: 1)), timeout: .seconds(Int64(timeout)))) != nil {
+                    rtt = (ContinuousClock.now - probe).seconds
+                } else {
+                    rtt = (ContinuousClock.now - start).seconds
+                }
+                // A loop that ended meanwhile will not close it: close it here.
+                if case .terminated = post.yield(.connected(holder, connection, roundTrip: rtt)) { connection.close() }
+            }
+        }
+    }
+
+    /// Lets `user` be connected to again later, if the tracker still lists it:
+    /// after 1 s, then 2, 4, up to 16 s.
+    private func retryLater(_ user: String) {
+        knownUsers.remove(user)
+        let delay = min((retries[user]?.delay ?? 0.5) * 2, 16)
+        retries[user] = (now + delay, delay)
+    }
+
+    /// Asks the tracker for the file's holders, in the background; one request at a time.
+    private func refresh() {
+        refreshing = true
+        lastRefresh = now
+        let (session, contentID, post) = (session, manifest.contentID, post)
+        Task {
+            post.yield(.holders(try? await session.details(contentID: contentID).first?.holders))
+        }
+    }
+
+    private func reportProgress() {
+        // Every 1 % of the chunks or 50 ms, whichever comes first: a snapshot walks the whole chunk map.
+        let t = now
+        guard t - lastProgress >= 0.05 || (fetchedChunks - lastProgressChunks) * 100 >= manifest.chunkCount else { return }
+        lastProgress = t
+        lastProgressChunks = fetchedChunks
+        progress(snapshot(elapsed: t))
+    }
+
+    /// The progress as it is now.
+    func snapshot(elapsed: Double) -> DownloadProgress {
+        var byHolder: [String: Int] = [:]
+        for (id, peer) in plan.peers { byHolder[links[id]?.user ?? peer.name] = peer.chunksServed }
+        let done = plan.have.indices.reduce(UInt64(0)) { $0 + UInt64(manifest.length(ofChunk: $1)) }
+        return DownloadProgress(name: name.value, totalBytes: manifest.fileSize, doneBytes: done, fetchedBytes: fetchedBytes, elapsed: elapsed,
+                                chunksByHolder: byHolder, holdersInUse: plan.activePeers.count)
+    }
+
+    private func chunkMap(_ holder: ShoalWire.Holder) -> ChunkMap? {
+        holder.chunks.flatMap { Data(base64Encoded: $0) }.flatMap { ChunkMap(count: manifest.chunkCount, bytes: $0) }
+    }
+
+    /// Cancels whatever still runs and closes every holder's connection.
+    private func shutDown() {
+        for task in fetches.values { task.cancel() }
+        fetches = [:]
+        ticker?.cancel()
+        post.finish()
+        for link in links.values { link.connection.close() }
+        if !newlyHeld.isEmpty {
+            let (session, name, contentID, batch) = (session, name.value, manifest.contentID, newlyHeld)
+            newlyHeld = []
+            Task { await session.announceHave(name: name, contentID: contentID, indices: batch) }
+        }
+    }
+}

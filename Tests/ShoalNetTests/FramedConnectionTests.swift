@@ -1,0 +1,52 @@
+import NIOCore
+import ShoalNet
+import ShoalWire
+import Testing
+
+/// The initiating side of a connection against a real server on loopback.
+@Suite("Framed connection", .timeLimit(.minutes(1)))
+struct FramedConnectionTests {
+    /// A server that completes the handshake, then reads requests and never answers them.
+    func silentServer() async throws -> (FramedServer, Task<Void, Never>) {
+        let server = try await FramedServer.bind(host: "127.0.0.1", port: 0)
+        let task = Task {
+            await server.run { connection in
+                try? await connection.channel.executeThenClose { inbound, outbound in
+                    var iterator = inbound.makeAsyncIterator()
+                    _ = try await FramedServer.acceptHandshake(&iterator, outbound: outbound, localRole: "peer")
+                    while try await iterator.next() != nil {}
+                }
+            }
+        }
+        return (server, task)
+    }
+
+    /// Cancelling the task that waits for a reply ends the wait at once, with
+    /// CancellationError; the connection stays usable for other requests.
+    @Test func cancellingARequestEndsItsWait() async throws {
+        let (server, task) = try await silentServer()
+        let connection = try await FramedConnection.connect(host: "127.0.0.1", port: server.port, role: "peer")
+        let waiting = Task {
+            try await connection.request(.checkActive(CheckActive(nonce: 7)), timeout: .seconds(60))
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        let started = ContinuousClock.now
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { try await waiting.value }
+        #expect(ContinuousClock.now - started < .seconds(5), "the cancelled request waited for its timeout")
+        #expect(connection.isOpen)
+        // Cancelled before it was even sent: it fails the same way.
+        let early = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try await connection.request(.checkActive(CheckActive(nonce: 8)), timeout: .seconds(60))
+        }
+        await #expect(throws: CancellationError.self) { try await early.value }
+        // An unanswered request still times out by itself.
+        await #expect(throws: NetError.timedOut(operation: "checkActive", seconds: 0.2)) {
+            try await connection.request(.checkActive(CheckActive(nonce: 9)), timeout: .milliseconds(200))
+        }
+        connection.close()
+        server.shutdown()
+        await task.value
+    }
+}
