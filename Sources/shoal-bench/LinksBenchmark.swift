@@ -133,8 +133,7 @@ struct LinksBenchmark: AsyncParsableCommand {
             }
         }
         say("")
-        say(String(format: "%-8@ %-6@ %8@ %8@ %9@ %8@ %-22@ %@", "scenario", "file", "best MB/s", "median", "% links", "rx/size",
-                   "chunks per seeder (mean)", "every run, MB/s"))
+        say(row(Self.summaryHeader))
         for row in summary { say(row) }
     }
 
@@ -152,8 +151,8 @@ struct LinksBenchmark: AsyncParsableCommand {
             let delayerCPU = cpuAfter.reduce(0.0) { $0 + $1.value - (cpuBefore[$1.key] ?? 0) }
             let ping = try LinkCheck.roundTrip(in: lab, from: "downloader", to: seeder, count: 10)
             let rate = shape.rateMbit ?? .nan
-            say(String(format: "  check %@  iperf3 %6.1f Mbit/s (%3.0f %% of %3.0f)   ping %6.1f ms avg, %6.1f min (2 × delay = %5.1f), %d/10 lost   delayers %4.1f %% of a core",
-                       seeder, mbit, mbit / rate * 100, rate, ping.average, ping.min, 2 * shape.delayMs, ping.lost, delayerCPU / elapsed * 100))
+            say("  check " + pad(seeder, 9) + String(format: "iperf3 %6.1f Mbit/s (%3.0f %% of %3.0f)   ping %6.1f ms avg, %6.1f min (2 × delay = %5.1f), %d/10 lost   delayers %4.1f %% of a core",
+                       mbit, mbit / rate * 100, rate, ping.average, ping.min, 2 * shape.delayMs, ping.lost, delayerCPU / elapsed * 100))
         }
     }
 
@@ -213,29 +212,40 @@ struct LinksBenchmark: AsyncParsableCommand {
 
     func line(scenario: Scenario, kind: String, run: Int, _ r: RunResult) -> String {
         let linkMBps = scenario.sumMbit / 8
-        var text = String(format: "%-8@ %-6@ run %d/%d  %6.1f MB/s  %4.0f %% of %3.0f Mbit/s   rx %4.2f × size   chunks %@   (get %.1f s, download %.1f s, delayers %.0f %% of a core)",
-                          scenario.name, kind, run, runs, r.mbps, r.mbps / linkMBps * 100, scenario.sumMbit, r.rxBytes / r.bytes,
-                          chunkList(r.chunks), r.seconds, r.insideSeconds, r.delayerCPU / r.seconds * 100)
+        var text = pad(scenario.name, 8) + pad(kind, 7) + "run \(run)/\(runs)"
+        text += String(format: "  %6.1f MB/s  %4.0f %% of %3.0f Mbit/s   wire %3.0f %% of it, rx %4.2f × size   chunks %@   (get %.1f s, download %.1f s, delayers %.0f %% of a core)",
+                       r.mbps, r.mbps / linkMBps * 100, scenario.sumMbit, r.rxBytes / r.seconds / 1e6 / linkMBps * 100, r.rxBytes / r.bytes,
+                       chunkList(r.chunks), r.seconds, r.insideSeconds, r.delayerCPU / r.seconds * 100)
         if scenario.good.count < scenario.links.count {
-            text += String(format: "   good links %3.0f %% of %3.0f Mbit/s", r.mbps / (scenario.goodMbit / 8) * 100, scenario.goodMbit)
+            text += String(format: "   good links: %3.0f %% of %3.0f Mbit/s", r.mbps / (scenario.goodMbit / 8) * 100, scenario.goodMbit)
         }
         return text
     }
 
+    static let summaryHeader = ["scenario", "file", "best MB/s", "median", "% links", "good links", "wire %", "rx/size", "chunks per seeder (mean)", "every run, MB/s"]
+    static let summaryWidths = [8, 7, 10, 8, 8, 11, 7, 8, 25, 0]
+
     func summaryRow(scenario: Scenario, kind: String, _ results: [RunResult]) -> String {
         let rates = results.map(\.mbps).sorted()
         let median = rates[rates.count / 2]
-        var percent = String(format: "%3.0f %%", median / (scenario.sumMbit / 8) * 100)
-        if scenario.good.count < scenario.links.count {
-            percent += String(format: " (good %3.0f %%)", median / (scenario.goodMbit / 8) * 100)
-        }
+        let linkMBps = scenario.sumMbit / 8
+        let good = scenario.good.count < scenario.links.count ? String(format: "%.0f %%", median / (scenario.goodMbit / 8) * 100) : "-"
+        let wire = results.map { $0.rxBytes / $0.seconds / 1e6 / linkMBps * 100 }.sorted()[results.count / 2]
         let rx = results.map { $0.rxBytes / $0.bytes }.reduce(0, +) / Double(results.count)
         let meanChunks = Self.seeders.map { seeder in
             String(Int((Double(results.map { $0.chunks[seeder] ?? 0 }.reduce(0, +)) / Double(results.count)).rounded()))
         }.joined(separator: "/")
-        return String(format: "%-8@ %-6@ %8.1f %8.1f %@ %8.2f %-22@ %@", scenario.name, kind, rates.last!, median,
-                      percent.padding(toLength: max(9, percent.count), withPad: " ", startingAt: 0), rx, meanChunks,
-                      results.map { String(format: "%.1f", $0.mbps) }.joined(separator: ", "))
+        return row([scenario.name, kind, String(format: "%.1f", rates.last!), String(format: "%.1f", median),
+                    String(format: "%.0f %%", median / linkMBps * 100), good, String(format: "%.0f %%", wire), String(format: "%.2f", rx),
+                    meanChunks, results.map { String(format: "%.1f", $0.mbps) }.joined(separator: ", ")])
+    }
+
+    func row(_ cells: [String]) -> String {
+        zip(cells, Self.summaryWidths).map { $1 > 0 ? pad($0, $1) : $0 }.joined()
+    }
+
+    func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
     }
 
     func say(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
