@@ -68,6 +68,8 @@ let package = Package(
         ),
         // Generated sample files for the demo and the benchmarks.
         .target(name: "ShoalSamples"),
+        // Test hosts in network namespaces and shaped links, for cross-host tests and `shoal-bench links`.
+        .target(name: "ShoalLab"),
         .executableTarget(
             name: "shoal",
             dependencies: [
@@ -79,7 +81,7 @@ let package = Package(
         .executableTarget(
             name: "shoal-bench",
             dependencies: [
-                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalPeer", "ShoalSamples",
+                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalPeer", "ShoalSamples", "ShoalLab",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -88,7 +90,7 @@ let package = Package(
         .target(
             name: "ShoalTestSupport",
             dependencies: [
-                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker",
+                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker", "ShoalLab",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -118,6 +120,8 @@ let package = Package(
         ),
         // Large-file transfers with shoal tracker, seed and get as separate processes.
         .testTarget(name: "ShoalTransferTests", dependencies: ["ShoalCore", "ShoalTestSupport"]),
+        // Transfers between test hosts in network namespaces (needs root and iproute2).
+        .testTarget(name: "ShoalCrossHostTests", dependencies: ["ShoalCore", "ShoalLab", "ShoalTestSupport"]),
         .testTarget(
             name: "ShoalTrackerTests",
             dependencies: [

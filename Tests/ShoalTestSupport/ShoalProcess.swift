@@ -28,9 +28,17 @@ public final class ShoalProcess: @unchecked Sendable {
     }
 
     /// Starts `shoal ARGUMENTS` with `environment` added to this process's.
-    public init(_ arguments: [String], environment: [String: String] = [:], currentDirectory: String? = nil, stdin: String? = nil) throws {
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
+    /// A non-empty `launcher` runs it through that argv prefix instead, e.g.
+    /// `ip netns exec NS` (which execs `shoal`, so the pid is still shoal's).
+    public init(_ arguments: [String], environment: [String: String] = [:], currentDirectory: String? = nil, stdin: String? = nil,
+                launcher: [String] = []) throws {
+        if let first = launcher.first {
+            process.executableURL = URL(fileURLWithPath: first)
+            process.arguments = Array(launcher.dropFirst()) + [Self.binary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: Self.binary)
+            process.arguments = arguments
+        }
         // Children end with the test run, even one that crashes.
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }.merging(["SHOAL_EXIT_WITH_PARENT": "1"]) { $1 }
         if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
