@@ -7,7 +7,9 @@
 /// the full holders (seeders, counted once for every chunk) plus the partial
 /// holders whose map has it. A holder is offered the wanted chunk it has of
 /// lowest rarity; ties go in file order starting at ``firstChunk`` and
-/// wrapping around, exactly as ``DownloadPlan`` orders them.
+/// wrapping around, exactly as ``DownloadPlan`` orders them. A chunk a holder
+/// refused (``holder(_:refused:)``) is not offered to it again until its map
+/// is replaced, but still counts toward the chunk's rarity.
 ///
 /// ## What it keeps
 ///
@@ -31,22 +33,28 @@
 ///   words:   0..63  64..127  128..191 192..255     wanted ∧ holder's map
 /// ```
 ///
-/// There is one tree for the full holders (over all wanted chunks) and one per
-/// partial holder (over the wanted chunks in its map). A tree over `n` chunks
+/// The full holders share one tree, over all wanted chunks. Each partial
+/// holder has its own, over the wanted chunks in its map and not refused; so
+/// has a full holder once it refuses a chunk. A tree over `n` chunks
 /// has `2·⌈n/64⌉` (rounded to a power of two) 32-bit nodes: 32 KiB at 262 144
 /// chunks, the size of a chunk map. At that size the picker holds 1.1 MiB
 /// (1 MiB of it the 4-byte rarity counts) plus 64 KiB per partial holder
-/// (its map and its tree): 1.6 MiB with 8 partial holders.
+/// (its map and its tree) and 32 KiB more for a holder that refused chunks:
+/// 1.6 MiB with 8 partial holders.
 ///
 /// ## What each operation costs
 ///
-/// With `n` chunks, `L = n/64` leaves and `P` partial holders:
-/// - ``pick(for:skip:)``: O(1), the root of the holder's tree. Each chunk
-///   `skip` refuses adds O(64 + log L), re-reading that chunk's word without it
-///   and the path above it in a scratch overlay (the tree is not changed).
+/// With `n` chunks, `L = n/64` leaves and `P` holders with their own tree:
+/// - ``pick(for:skip:)``: O(1), the root of the holder's tree. Each candidate
+///   `skip` turns down adds O(64 + log L), re-reading that chunk's word
+///   without it and the path above it in a scratch overlay (the tree is not
+///   changed). So `skip` is for passing exclusions; a refusal for good belongs
+///   in ``holder(_:refused:)``, or it would be skipped again on every pick.
+/// - ``holder(_:refused:)``: one key leaves the holder's tree, O(64 + log L);
+///   a full holder's first refusal builds its own tree, O(n).
 /// - ``requested(_:)``, ``returned(_:)``, ``completed(_:)``: one key comes
-///   or goes in the full holders' tree and in the tree of each partial holder
-///   that has the chunk. In a tree that is O(1) unless the key was its leaf's
+///   or goes in the full holders' tree and in each own tree that has the
+///   chunk. In a tree that is O(1) unless the key was its leaf's
 ///   minimum, then O(64 + log L) to re-read the word and fix the path; the
 ///   path stops at the first node that does not change. Worst case
 ///   O(P · (64 + log L)).
@@ -55,8 +63,9 @@
 ///   replacement path below.
 /// - ``setHolder(_:available:)`` for a partial map, ``removeHolder(_:)`` of a
 ///   partial holder: O(L) to compare the maps word by word, then for each
-///   changed word O(P · (64 + log L)); a joining holder's own tree is built in
-///   O(n). A full holder joining or leaving: O(1).
+///   changed word O(P · (64 + log L)); a joining holder's own tree (or that of
+///   a holder whose refusals the new map clears) is built in O(n). A full
+///   holder joining or leaving: O(1).
 /// - ``rarity(of:)``, ``unobtainableCount``, ``hasWanted``: O(1).
 public struct ChunkPicker: Sendable {
     /// How the caller names a holder.
@@ -75,11 +84,11 @@ public struct ChunkPicker: Sendable {
     private var partialCount: [UInt32]
     /// Holders with every chunk.
     public private(set) var fullHolderCount = 0
-    /// Every active holder: full, or the index of its entry in ``partials``.
+    /// Every active holder: a full one sharing ``seeds``, or the index of its own tree.
     private var holders: [HolderID: Slot] = [:]
-    /// Partial holders, densely packed (removal moves the last into the gap).
-    private var partials: [Partial] = []
-    /// The key tree of all wanted chunks, for full holders.
+    /// The holders with a tree of their own, densely packed (removal moves the last into the gap).
+    private var own: [OwnTree] = []
+    /// The key tree of all wanted chunks, for full holders without refusals.
     private var seeds: KeyTree
     /// Missing chunks that no partial holder has.
     private var missingWithoutPartialHolder: Int
@@ -88,14 +97,33 @@ public struct ChunkPicker: Sendable {
     private let rarityCap: UInt32
 
     private enum Slot: Sendable {
+        /// Has every chunk, refused none: picks from ``seeds``.
         case full
-        case partial(Int)
+        /// Picks from `own[index]`.
+        case own(Int)
     }
 
-    private struct Partial: Sendable {
+    /// A holder with its own key tree: a partial holder, or a full one that refused chunks.
+    private struct OwnTree: Sendable {
         let id: HolderID
+        /// Counted in ``fullHolderCount`` rather than in the per-chunk counts.
+        let isFull: Bool
+        /// The chunks it has, as counted in rarity (every chunk if `isFull`).
         var map: ChunkMap
+        /// Chunks it said it does not have: out of its tree, still in its map.
+        var refused: ChunkMap?
+        /// Its wanted, offered chunks.
         var tree: KeyTree
+
+        /// Whether the tree may hold `chunk`: in the map and not refused.
+        func offers(_ chunk: Int) -> Bool {
+            map.contains(chunk) && refused?.contains(chunk) != true
+        }
+
+        /// The chunks of word `w` in the tree, given the wanted ones.
+        func offered(_ wanted: UInt64, word w: Int) -> UInt64 {
+            wanted & map.words[w] & ~(refused?.words[w] ?? 0)
+        }
     }
 
     /// A picker for a file of `chunkCount` chunks with no holders yet: every
@@ -117,12 +145,12 @@ public struct ChunkPicker: Sendable {
         self.missingWithoutPartialHolder = chunkCount - have.heldCount
         self.rarityCap = (UInt32.max - UInt32(count)) / UInt32(count)
         self.seeds = KeyTree(leaves: wanted.words.count)
-        seeds = buildTree(over: nil)
+        seeds = buildTree(map: nil, refused: nil)
     }
 
     // MARK: State
 
-    /// How many active holders have `chunk`.
+    /// How many active holders have `chunk` (refusals do not change it).
     public func rarity(of chunk: Int) -> Int {
         fullHolderCount + Int(partialCount[chunk])
     }
@@ -142,24 +170,24 @@ public struct ChunkPicker: Sendable {
     /// Whether `chunk` is wanted: missing and not requested.
     public func isWanted(_ chunk: Int) -> Bool { wanted.contains(chunk) }
 
-    /// Whether `holder` is active and has `chunk`.
+    /// How many holders are active, full and partial.
+    public var holderCount: Int { holders.count }
+
+    /// Whether `holder` is active and has `chunk` by its map (refused or not).
     public func holder(_ holder: HolderID, has chunk: Int) -> Bool {
         switch holders[holder] {
         case nil: false
         case .full: chunk >= 0 && chunk < chunkCount
-        case let .partial(s): partials[s].map.contains(chunk)
+        case let .own(s): own[s].map.contains(chunk)
         }
     }
 
-    /// How many holders are active, full and partial.
-    public var holderCount: Int { holders.count }
-
     // MARK: Holders
 
-    /// A holder joins, or its whole chunk map is replaced. `available` nil (or a
-    /// complete map) means it has every chunk. O(1) for a full holder; for a
-    /// partial map, O(n/64) to compare it with the previous one, then work in
-    /// proportion to the words that changed.
+    /// A holder joins, or its whole chunk map is replaced (which clears its
+    /// refusals). `available` nil (or a complete map) means it has every
+    /// chunk. O(1) for a full holder; for a partial map, O(n/64) to compare it
+    /// with the previous one, then work in proportion to the words that changed.
     public mutating func setHolder(_ id: HolderID, available: ChunkMap?) {
         let map = available.flatMap { $0.isComplete ? nil : $0 }
         if let map { precondition(map.count == chunkCount, "a map of \(map.count) chunks for a file of \(chunkCount)") }
@@ -174,47 +202,85 @@ public struct ChunkPicker: Sendable {
             join(id, map)
         case (nil, let map?):
             join(id, map)
-        case let (.partial(s), map):
-            let old = partials[s].map
-            if let map {
-                partials[s].map = map
-                refresh(old: old, new: map)
-            } else {
-                leave(slot: s)
-                holders[id] = .full
-                fullHolderCount += 1
-            }
+        case let (.own(s), map) where own[s].isFull:
+            // A full holder with refusals: forget them, then as from full.
+            removeOwnTree(s)
+            holders[id] = .full
+            setHolder(id, available: map)
+        case let (.own(s), map?):
+            let old = own[s].map
+            let hadRefusals = own[s].refused != nil
+            own[s].map = map
+            own[s].refused = nil
+            refresh(old: old, new: map)
+            if hadRefusals { own[s].tree = buildTree(map: map, refused: nil) }
+        case let (.own(s), nil):
+            leave(slot: s)
+            holders[id] = .full
+            fullHolderCount += 1
         }
     }
 
     /// A holder announced more chunks. A holder not yet known joins with just
-    /// these; one with every chunk is unchanged. Per new chunk O(P · (64 + log L))
-    /// at worst, usually O(P); a collection of more than 64 goes word by word as
-    /// a map replacement.
+    /// these; one with every chunk is unchanged; one that ends up with every
+    /// chunk and no refusals becomes a full holder. Per new chunk
+    /// O(P · (64 + log L)) at worst, usually O(P); a collection of more than
+    /// 64 goes word by word as a map replacement.
     public mutating func holder(_ id: HolderID, gained chunks: some Sequence<Int>) {
-        guard case let .partial(s)? = holders[id] else {
-            if holders[id] == nil {
-                var map = ChunkMap(count: chunkCount)
-                for chunk in chunks { map.insert(chunk) }
-                setHolder(id, available: map)
-            }
-            return
-        }
-        if chunks.underestimatedCount > 64 {
-            var map = partials[s].map
+        switch holders[id] {
+        case nil:
+            var map = ChunkMap(count: chunkCount)
             for chunk in chunks { map.insert(chunk) }
             setHolder(id, available: map)
+        case .full:
             return
+        case let .own(s) where own[s].isFull:
+            return
+        case let .own(s):
+            if chunks.underestimatedCount > 64 {
+                let old = own[s].map
+                for chunk in chunks { own[s].map.insert(chunk) }
+                refresh(old: old, new: own[s].map)
+            } else {
+                for chunk in chunks {
+                    precondition(chunk >= 0 && chunk < chunkCount, "chunk \(chunk) out of range 0..<\(chunkCount)")
+                    guard own[s].map.insert(chunk) else { continue }   // known already
+                    let oldKey = key(chunk)
+                    countChanged(chunk, by: 1)
+                    guard wanted.contains(chunk) else { continue }
+                    rekey(chunk, from: oldKey, to: key(chunk), gainedBy: s)
+                }
+            }
+            if own[s].map.isComplete && own[s].refused == nil { setHolder(id, available: nil) }
         }
-        for chunk in chunks {
-            precondition(chunk >= 0 && chunk < chunkCount, "chunk \(chunk) out of range 0..<\(chunkCount)")
-            guard partials[s].map.insert(chunk) else { continue }
-            let oldKey = key(chunk)
-            countChanged(chunk, by: 1)
-            guard wanted.contains(chunk) else { continue }
-            rekey(chunk, from: oldKey, to: key(chunk), gainedBy: s)
+    }
+
+    /// The holder said it does not have `chunk` (a stale map): it is not
+    /// offered that chunk again until its map is replaced, though the chunk
+    /// still counts toward rarity, as in ``DownloadPlan``. Nothing happens if
+    /// its map lacks the chunk. O(64 + log L); a full holder's first refusal
+    /// gives it a tree of its own, O(n).
+    public mutating func holder(_ id: HolderID, refused chunk: Int) {
+        precondition(chunk >= 0 && chunk < chunkCount, "chunk \(chunk) out of range 0..<\(chunkCount)")
+        switch holders[id] {
+        case nil:
+            return
+        case .full:
+            let map = ChunkMap(count: chunkCount, full: true)
+            var refused = ChunkMap(count: chunkCount)
+            refused.insert(chunk)
+            own.append(OwnTree(id: id, isFull: true, map: map, refused: refused, tree: buildTree(map: map, refused: refused)))
+            holders[id] = .own(own.count - 1)
+        case let .own(s):
+            guard own[s].offers(chunk) else { return }
+            if own[s].refused == nil { own[s].refused = ChunkMap(count: chunkCount) }
+            own[s].refused!.insert(chunk)
+            guard wanted.contains(chunk) else { return }
+            let w = chunk >> 6
+            let leaf = updatedLeaf(own[s].tree.leaf(w), old: key(chunk), new: nil,
+                                   word: w, bits: own[s].offered(wanted.words[w], word: w))
+            own[s].tree.setLeaf(w, leaf)
         }
-        if partials[s].map.isComplete { setHolder(id, available: nil) }
     }
 
     /// A holder leaves (dropped, gone): its chunks no longer count toward
@@ -227,7 +293,11 @@ public struct ChunkPicker: Sendable {
         case .full:
             fullHolderCount -= 1
             holders[id] = nil
-        case let .partial(s):
+        case let .own(s) where own[s].isFull:
+            removeOwnTree(s)
+            fullHolderCount -= 1
+            holders[id] = nil
+        case let .own(s):
             leave(slot: s)
         }
     }
@@ -262,32 +332,32 @@ public struct ChunkPicker: Sendable {
 
     // MARK: Picking
 
-    /// The rarest wanted chunk `holder` has, ties in file order from
-    /// ``firstChunk`` (wrapping), passing over the chunks `skip` returns true
-    /// for (those this holder refused as unavailable: a small set). nil if
-    /// none, or if the holder is not active. O(1), plus O(64 + log L) per
-    /// chunk skipped; `skip` is asked only about the candidates, best first.
+    /// The rarest wanted chunk `holder` has and has not refused, ties in file
+    /// order from ``firstChunk`` (wrapping), passing over the chunks `skip`
+    /// returns true for. nil if none, or if the holder is not active. O(1),
+    /// plus O(64 + log L) per chunk skipped: `skip` is asked only about the
+    /// candidates, best first, and suits a few passing exclusions (refusals
+    /// for good go to ``holder(_:refused:)``).
     public func pick(for holder: HolderID, skip: (Int) -> Bool = { _ in false }) -> Int? {
-        let tree: KeyTree
+        let entry: OwnTree?
         switch holders[holder] {
         case nil: return nil
-        case .full: tree = seeds
-        case let .partial(s): tree = partials[s].tree
+        case .full: entry = nil
+        case let .own(s): entry = own[s]
         }
+        let tree = entry?.tree ?? seeds
         var best = tree.root
         guard best != KeyTree.empty else { return nil }
         var chunk = self.chunk(of: best)
         guard skip(chunk) else { return chunk }
 
-        // Take the refused chunks out of a scratch copy of the paths they lie on.
+        // Take the skipped chunks out of a scratch copy of the paths they lie on.
         var overlay: [Int: UInt32] = [:]
-        var skipped: [Int] = []
-        let map: ChunkMap? = if case let .partial(s) = holders[holder] { partials[s].map } else { nil }
+        var skipped: [Int: UInt64] = [:]   // by word
         while true {
-            skipped.append(chunk)
             let w = chunk >> 6
-            var bits = wanted.words[w] & (map?.words[w] ?? ~0)
-            for refused in skipped where refused >> 6 == w { bits &= ~(1 << UInt64(refused & 63)) }
+            skipped[w, default: 0] |= 1 << UInt64(chunk & 63)
+            let bits = (entry?.offered(wanted.words[w], word: w) ?? wanted.words[w]) & ~skipped[w]!
             var node = tree.leafCount + w
             overlay[node] = leafKey(word: w, bits: bits)
             while node > 1 {
@@ -346,17 +416,16 @@ public struct ChunkPicker: Sendable {
     }
 
     /// Moves `chunk` from key `old` to key `new` (nil: absent) in every tree
-    /// it is in: the full holders' tree and each partial holder that has it.
+    /// it is in: the full holders' tree and each own tree that offers it.
     /// `gainedBy` is a partial holder that just gained it (absent before there).
     private mutating func rekey(_ chunk: Int, from old: UInt32?, to new: UInt32?, gainedBy gainer: Int?) {
         let w = chunk >> 6
         let wantedBits = wanted.words[w]
-        let leaf = updatedLeaf(seeds.leaf(w), old: old, new: new, word: w, bits: wantedBits)
-        seeds.setLeaf(w, leaf)
-        for s in partials.indices where partials[s].map.contains(chunk) {
-            let value = updatedLeaf(partials[s].tree.leaf(w), old: s == gainer ? nil : old, new: new,
-                                    word: w, bits: wantedBits & partials[s].map.words[w])
-            partials[s].tree.setLeaf(w, value)
+        seeds.setLeaf(w, updatedLeaf(seeds.leaf(w), old: old, new: new, word: w, bits: wantedBits))
+        for s in own.indices where own[s].offers(chunk) {
+            let value = updatedLeaf(own[s].tree.leaf(w), old: s == gainer ? nil : old, new: new,
+                                    word: w, bits: own[s].offered(wantedBits, word: w))
+            own[s].tree.setLeaf(w, value)
         }
     }
 
@@ -369,11 +438,12 @@ public struct ChunkPicker: Sendable {
         if before == 1 && delta < 0 { missingWithoutPartialHolder += 1 }
     }
 
-    /// A key tree over the wanted chunks in `map` (all of them if nil), built in O(n).
-    private func buildTree(over map: ChunkMap?) -> KeyTree {
+    /// A key tree over the wanted chunks in `map` (all of them if nil) and not `refused`, built in O(n).
+    private func buildTree(map: ChunkMap?, refused: ChunkMap?) -> KeyTree {
         var tree = KeyTree(leaves: wanted.words.count)
         for w in wanted.words.indices {
-            tree.nodes[tree.leafCount + w] = leafKey(word: w, bits: wanted.words[w] & (map?.words[w] ?? ~0))
+            let bits = wanted.words[w] & (map?.words[w] ?? ~0) & ~(refused?.words[w] ?? 0)
+            tree.nodes[tree.leafCount + w] = leafKey(word: w, bits: bits)
         }
         tree.rebuild()
         return tree
@@ -384,24 +454,29 @@ public struct ChunkPicker: Sendable {
     /// A partial holder joins with `map`.
     private mutating func join(_ id: HolderID, _ map: ChunkMap) {
         refresh(old: ChunkMap(count: chunkCount), new: map)
-        partials.append(Partial(id: id, map: map, tree: buildTree(over: map)))
-        holders[id] = .partial(partials.count - 1)
+        own.append(OwnTree(id: id, isFull: false, map: map, refused: nil, tree: buildTree(map: map, refused: nil)))
+        holders[id] = .own(own.count - 1)
     }
 
     /// The partial holder in `slot` leaves.
     private mutating func leave(slot s: Int) {
-        let gone = partials[s]
-        let last = partials.count - 1
-        if s != last {
-            partials.swapAt(s, last)
-            holders[partials[s].id] = .partial(s)
-        }
-        partials.removeLast()
+        let gone = own[s]
+        removeOwnTree(s)
         holders[gone.id] = nil
         refresh(old: gone.map, new: ChunkMap(count: chunkCount))
     }
 
-    /// One partial holder's map went from `old` to `new` (its entry, if it
+    /// Drops `own[s]`, moving the last into its place; counts and `holders[its id]` are the caller's.
+    private mutating func removeOwnTree(_ s: Int) {
+        let last = own.count - 1
+        if s != last {
+            own.swapAt(s, last)
+            holders[own[s].id] = .own(s)
+        }
+        own.removeLast()
+    }
+
+    /// One partial holder's map went from `old` to `new` (its own tree, if it
     /// has one, already holds `new`): recount the chunks that changed, then
     /// re-read the changed words in every tree.
     private mutating func refresh(old: ChunkMap, new: ChunkMap) {
@@ -421,10 +496,10 @@ public struct ChunkPicker: Sendable {
         }
         for w in changedWords {
             seeds.setLeaf(w, leafKey(word: w, bits: wanted.words[w]))
-            for s in partials.indices {
-                let bits = wanted.words[w] & partials[s].map.words[w]
-                guard bits != 0 || partials[s].tree.leaf(w) != KeyTree.empty else { continue }
-                partials[s].tree.setLeaf(w, leafKey(word: w, bits: bits))
+            for s in own.indices {
+                let bits = own[s].offered(wanted.words[w], word: w)
+                guard bits != 0 || own[s].tree.leaf(w) != KeyTree.empty else { continue }
+                own[s].tree.setLeaf(w, leafKey(word: w, bits: bits))
             }
         }
     }
