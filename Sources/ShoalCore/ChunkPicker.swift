@@ -227,6 +227,12 @@ public struct ChunkPicker: Sendable {
     /// O(P · (64 + log L)) at worst, usually O(P); a collection of more than
     /// 64 goes word by word as a map replacement.
     public mutating func holder(_ id: HolderID, gained chunks: some Sequence<Int>) {
+        // One non-generic body, so callers in other modules get it specialized.
+        let done: Void? = chunks.withContiguousStorageIfAvailable { holder(id, gainedChunks: $0) }
+        if done == nil { Array(chunks).withUnsafeBufferPointer { holder(id, gainedChunks: $0) } }
+    }
+
+    private mutating func holder(_ id: HolderID, gainedChunks chunks: UnsafeBufferPointer<Int>) {
         switch holders[id] {
         case nil:
             var map = ChunkMap(count: chunkCount)
@@ -237,7 +243,7 @@ public struct ChunkPicker: Sendable {
         case let .own(s) where own[s].isFull:
             return
         case let .own(s):
-            if chunks.underestimatedCount > 64 {
+            if chunks.count > 64 {
                 let old = own[s].map
                 for chunk in chunks { own[s].map.insert(chunk) }
                 refresh(old: old, new: own[s].map)
