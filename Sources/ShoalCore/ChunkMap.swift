@@ -24,6 +24,12 @@ public struct ChunkMap: Hashable, Sendable {
         if full, count % 64 != 0 { words[words.count - 1] = Self.lowBits(count % 64) }
     }
 
+    /// A map of `count` chunks holding `indices` (each in `0..<count`; repeats allowed).
+    public init(count: Int, indices: some Sequence<Int>) {
+        self.init(count: count)
+        for index in indices { insert(index) }
+    }
+
     /// Decodes the wire layout; nil if `bytes` is not exactly `ceil(count/8)`
     /// long or sets bits past `count`.
     public init?(count: Int, bytes: some Collection<UInt8>) {

@@ -38,6 +38,7 @@ struct ChunkMapTests {
             let a = Self.random(count, density, &random)
             let b = Self.random(count, density, &random)
             let held = (0..<count).filter(a.contains)
+            #expect(ChunkMap(count: count, indices: held + held.reversed()) == a)
             #expect(a.indices == held)
             #expect(a.heldCount == held.count)
             var walked: [Int] = []
