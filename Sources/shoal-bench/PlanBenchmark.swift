@@ -52,6 +52,12 @@ struct PlanBenchmark: ParsableCommand {
                 }
             }
         }
+        guard let largest = chunks.max() else { return }
+        let swarm = Swarm(chunks: largest, holders: holders, partial: holders / 2, seed: seed)
+        say("\nChunkPicker operations at \(largest) chunks, \(holders - holders / 2) seeders and \(holders / 2) partial holders (mean of 200):")
+        for (operation, seconds) in swarm.operationCosts(repeats: 200) {
+            say(pad(operation, 62) + String(format: "%9.3f µs", seconds * 1e6))
+        }
     }
 
     func line(_ planner: String, _ count: Int, _ holders: Int, _ partial: Int, _ seconds: Double, _ picks: Int) {
@@ -156,6 +162,36 @@ struct Swarm {
             }
         }
         return picks
+    }
+
+    /// The mean cost in seconds of holder changes, on a picker with this
+    /// swarm's holders (partial ones at their starting quarter).
+    func operationCosts(repeats: Int) -> [(String, Double)] {
+        var picker = ChunkPicker(chunkCount: chunks, have: ChunkMap(count: chunks), firstChunk: firstChunk)
+        for id in 0..<holders {
+            picker.setHolder(id, available: id < partial ? ChunkMap(count: chunks, indices: arrivals[id][..<(chunks / 4)]) : nil)
+        }
+        let half = ChunkMap(count: chunks, indices: arrivals[0][..<(chunks / 2)])
+        var more = half
+        more.insert(arrivals[0][chunks / 2])
+        let newcomer = holders
+        func mean(_ body: (inout ChunkPicker) -> Void) -> Double {
+            var copy = picker
+            body(&copy)   // the first change copies the picker's storage
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<repeats { body(&copy) }
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(repeats)
+        }
+        return [
+            ("a seeder joins and leaves", mean { $0.setHolder(newcomer, available: nil); $0.removeHolder(newcomer) }),
+            ("a partial holder (half the chunks) joins and leaves", mean { $0.setHolder(newcomer, available: half); $0.removeHolder(newcomer) }),
+            ("its map is replaced by one with a chunk more, and back", mean {
+                $0.setHolder(0, available: more)
+                $0.setHolder(0, available: half)
+            }),
+            ("pick for a seeder", mean { _ = $0.pick(for: holders - 1) }),
+            ("pick for a partial holder", mean { _ = $0.pick(for: 0) }),
+        ]
     }
 
     /// The whole download through today's ``DownloadPlan``; returns the number of requests.
