@@ -27,11 +27,15 @@
 /// smaller of its two children, the root the smallest of all.
 ///
 /// ```
-///                     [ 3·n+5 ]                    root: the pick
-///             [ 3·n+5 ]        [ 4·n+70 ]
-///   leaves:  [5·n+1][3·n+5]  [4·n+70][ ∞ ]         one per 64 chunks
-///   words:   0..63  64..127  128..191 192..255     wanted ∧ holder's map
+///                    [ 1·n+70 ]                     root: the pick, chunk 70
+///            [ 1·n+70 ]         [ 3·n+130 ]
+///   leaves: [2·n+1][1·n+70]   [3·n+130][  ∞  ]      one per 64 chunks
+///   words:   0..63  64..127   128..191  192..255    wanted ∧ holder's map
 /// ```
+/// (`n` = `chunkCount`, `firstChunk` 0.) Per-rarity bitmaps scanned from a
+/// low-water mark would be smaller, but a chunk coming back below the mark
+/// (returned, or its rarity changed) sends the scan back over the file; the
+/// trees bound every operation instead.
 ///
 /// The full holders share one tree, over all wanted chunks. Each partial
 /// holder has its own, over the wanted chunks in its map and not refused; so
@@ -189,8 +193,8 @@ public struct ChunkPicker: Sendable {
     /// chunk. O(1) for a full holder; for a partial map, O(n/64) to compare it
     /// with the previous one, then work in proportion to the words that changed.
     public mutating func setHolder(_ id: HolderID, available: ChunkMap?) {
+        if let available { precondition(available.count == chunkCount, "a map of \(available.count) chunks for a file of \(chunkCount)") }
         let map = available.flatMap { $0.isComplete ? nil : $0 }
-        if let map { precondition(map.count == chunkCount, "a map of \(map.count) chunks for a file of \(chunkCount)") }
         switch (holders[id], map) {
         case (.full, nil):
             return
@@ -232,6 +236,7 @@ public struct ChunkPicker: Sendable {
         if done == nil { Array(chunks).withUnsafeBufferPointer { holder(id, gainedChunks: $0) } }
     }
 
+    /// ``holder(_:gained:)``'s body.
     private mutating func holder(_ id: HolderID, gainedChunks chunks: UnsafeBufferPointer<Int>) {
         switch holders[id] {
         case nil:

@@ -6,9 +6,7 @@ import Testing
 @Suite("Chunk picker")
 struct ChunkPickerTests {
     func map(_ count: Int, _ indices: some Sequence<Int>) -> ChunkMap {
-        var map = ChunkMap(count: count)
-        for i in indices { map.insert(i) }
-        return map
+        ChunkMap(count: count, indices: indices)
     }
 
     func picker(_ count: Int, first: Int = 0, have: [Int] = []) -> ChunkPicker {
