@@ -20,6 +20,8 @@
 ///   starting chunk each download draws at random
 ///   (``Configuration/firstChunk``): downloaders that start together then
 ///   hold different chunks early, and have something to give each other.
+///   A ``ChunkPicker`` keeps that order ready for each holder, so a pick costs
+///   O(1) whatever the chunk count.
 /// - **Each holder has its own clock.** From its round trip and measured
 ///   throughput the plan expects each request it has in flight by a certain
 ///   time (the head of its queue one service time after the previous
@@ -132,10 +134,10 @@ public struct DownloadPlan: Sendable {
     private var owners: [Int: [PeerID]] = [:]
     private var bytesInFlight = 0
     private let lengthOf: @Sendable (Int) -> Int
-    /// How many active holders have each chunk; rebuilt only when holders change.
-    private var rarityCache: [Int]?
+    /// Which wanted chunk each active holder should be asked for next.
+    private var picker: ChunkPicker
     /// Where ties in rarity start (see ``Configuration/firstChunk``).
-    public let firstChunk: Int
+    public var firstChunk: Int { picker.firstChunk }
 
     /// A plan for a file of `chunkCount` chunks; `have` are those already verified (resume).
     public init(manifest: Manifest, have: ChunkMap? = nil, configuration: Configuration = Configuration()) {
@@ -147,7 +149,8 @@ public struct DownloadPlan: Sendable {
         let chunk = UInt64(manifest.chunkSize)
         self.lengthOf = { index in Int(min(chunk, size - UInt64(index) * chunk)) }
         let count = max(manifest.chunkCount, 1)
-        self.firstChunk = ((configuration.firstChunk ?? Int.random(in: 0..<count)) % count + count) % count
+        let first = ((configuration.firstChunk ?? Int.random(in: 0..<count)) % count + count) % count
+        self.picker = ChunkPicker(chunkCount: manifest.chunkCount, have: self.have, firstChunk: first)
     }
 
     // MARK: State
@@ -158,7 +161,11 @@ public struct DownloadPlan: Sendable {
     /// Chunks in flight (each counted once, however many holders were asked).
     public var inFlightCount: Int { owners.count }
 
-    /// Missing chunks no active holder has: the download cannot finish unless holders come.
+    /// How many missing chunks no active holder has. O(1).
+    public var unobtainableCount: Int { picker.unobtainableCount }
+
+    /// Missing chunks no active holder has: the download cannot finish unless
+    /// holders come. Walks the file: for diagnostics.
     public var unobtainable: [Int] {
         (0..<chunkCount).filter { index in
             !have.contains(index) && !peers.values.contains { $0.isActive && $0.has(index) }
@@ -203,14 +210,23 @@ public struct DownloadPlan: Sendable {
 
     /// A holder joins (or its chunk map is refreshed).
     public mutating func addPeer(id: PeerID, name: String, score: PeerScore, available: ChunkMap?) {
-        rarityCache = nil
         if var existing = peers[id] {
+            guard existing.isActive else { return }
             existing.available = available
             existing.refused = []
             peers[id] = existing
-            return
+        } else {
+            peers[id] = Peer(id: id, name: name, score: score, available: available, window: configuration.initialWindow)
         }
-        peers[id] = Peer(id: id, name: name, score: score, available: available, window: configuration.initialWindow)
+        picker.setHolder(id, available: available)
+    }
+
+    /// A partial holder announced more chunks.
+    public mutating func peer(_ id: PeerID, gained chunks: [Int]) {
+        guard var peer = peers[id], peer.isActive, peer.available != nil else { return }
+        for chunk in chunks where chunk >= 0 && chunk < chunkCount { peer.available!.insert(chunk) }
+        peers[id] = peer
+        picker.holder(id, gained: chunks.filter { $0 >= 0 && $0 < chunkCount })
     }
 
     /// The requests to make now: every active holder's free window slots,
@@ -219,8 +235,6 @@ public struct DownloadPlan: Sendable {
     public mutating func nextRequests(now: Double) -> [Request] {
         refreshLateness(now: now)
         var requests: [Request] = []
-        if rarityCache == nil { rarityCache = availability() }
-        let rarity = rarityCache!
         let order = peers.values.filter(\.isActive).sorted {
             $0.score.value(chunkSize: chunkSize) < $1.score.value(chunkSize: chunkSize)
         }.map(\.id)
@@ -232,7 +246,7 @@ public struct DownloadPlan: Sendable {
             progress = false
             for id in order {
                 guard let peer = peers[id], peer.inFlight.count < capacity(peer) else { continue }
-                var chunk = pick(for: peer, rarity: rarity)
+                var chunk = picker.pick(for: id)
                 if chunk == nil {
                     // Nothing new for it: maybe a copy of a chunk someone else is slow with.
                     if copies == nil { copies = copyCandidates(now: now) }
@@ -242,6 +256,7 @@ public struct DownloadPlan: Sendable {
                 let length = lengthOf(chunk)
                 guard bytesInFlight + length <= configuration.maximumBytesInFlight || bytesInFlight == 0 else { return requests }
                 if peers[id]!.inFlight.isEmpty { peers[id]!.lastArrival = nil }
+                picker.requested(chunk)
                 peers[id]!.inFlight[chunk] = now
                 owners[chunk, default: []].append(id)
                 bytesInFlight += length
@@ -289,6 +304,7 @@ public struct DownloadPlan: Sendable {
         peer.bytesServed += length
         peers[id] = peer
         have.insert(chunk)
+        picker.completed(chunk)
         // The race is won: the other holders asked for it are released.
         let losers = owners.removeValue(forKey: chunk) ?? []
         for other in losers where peers[other]?.inFlight.removeValue(forKey: chunk) != nil {
@@ -306,6 +322,7 @@ public struct DownloadPlan: Sendable {
         case .unavailable:
             // A refusal is an answer: the holder is alive.
             peers[id]!.refused.insert(chunk)
+            if chunk >= 0 && chunk < chunkCount { picker.holder(id, refused: chunk) }
             if let now, !peers[id]!.inFlight.isEmpty { peers[id]!.lastArrival = now }
             peers[id]!.isLate = false
             return false
@@ -329,16 +346,12 @@ public struct DownloadPlan: Sendable {
     @discardableResult
     public mutating func drop(peer id: PeerID, reason: String) -> [Request] {
         guard var peer = peers[id], peer.isActive else { return [] }
-        rarityCache = nil
         let owed = peer.inFlight.keys.sorted()
-        for chunk in owed {
-            bytesInFlight -= lengthOf(chunk)
-            owners[chunk]?.removeAll { $0 == id }
-            if owners[chunk]?.isEmpty == true { owners.removeValue(forKey: chunk) }
-        }
         peer.inFlight = [:]
         peer.dropped = reason
         peers[id] = peer
+        picker.removeHolder(id)
+        for chunk in owed { forget(id, chunk) }
         return owed.map { Request(peer: id, chunk: $0) }
     }
 
@@ -422,33 +435,16 @@ public struct DownloadPlan: Sendable {
 
     private mutating func release(_ id: PeerID, _ chunk: Int) {
         guard peers[id]?.inFlight.removeValue(forKey: chunk) != nil else { return }
+        forget(id, chunk)
+    }
+
+    /// `chunk` is no longer in flight with `id`: if nobody else has it in
+    /// flight and it is still missing, it is wanted again.
+    private mutating func forget(_ id: PeerID, _ chunk: Int) {
         bytesInFlight -= lengthOf(chunk)
         owners[chunk]?.removeAll { $0 == id }
-        if owners[chunk]?.isEmpty == true { owners.removeValue(forKey: chunk) }
-    }
-
-    /// How many active holders have each chunk.
-    private func availability() -> [Int] {
-        var counts = [Int](repeating: 0, count: chunkCount)
-        for peer in peers.values where peer.isActive {
-            if let map = peer.available {
-                for index in map.indices { counts[index] += 1 }
-            } else {
-                for index in 0..<chunkCount { counts[index] += 1 }
-            }
-        }
-        return counts
-    }
-
-    /// The rarest chunk `peer` has that is missing and asked of nobody.
-    private func pick(for peer: Peer, rarity: [Int]) -> Int? {
-        var best: Int?
-        for offset in 0..<chunkCount {
-            let index = (firstChunk + offset) % chunkCount
-            guard !have.contains(index) && owners[index] == nil && peer.has(index) else { continue }
-            if best == nil || rarity[index] < rarity[best!] { best = index }
-            if rarity[index] <= 1 { break }
-        }
-        return best
+        guard owners[chunk]?.isEmpty ?? true else { return }
+        owners.removeValue(forKey: chunk)
+        if !have.contains(chunk) { picker.returned(chunk) }
     }
 }

@@ -207,8 +207,9 @@ final class DownloadLoop {
             let (session, name, contentID) = (session, name.value, manifest.contentID)
             Task { await session.announceHave(name: name, contentID: contentID, indices: batch) }
         }
-        // (`unobtainable` walks the file: only when nothing is in flight.)
-        let stuck = plan.activePeers.isEmpty || (plan.inFlightCount == 0 && !plan.unobtainable.isEmpty)
+        // Requests are made after every event: with none in flight, no
+        // holder left has (or will give) any chunk still missing.
+        let stuck = plan.activePeers.isEmpty || plan.inFlightCount == 0
         if !refreshing && t - lastRefresh >= configuration.refreshInterval {
             refresh()
         }
