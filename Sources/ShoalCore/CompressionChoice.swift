@@ -1,28 +1,30 @@
-/// Whether to ask a holder for chunks compressed or stored, decided per
-/// holder from what the downloader measures.
+/// Whether to ask for chunks compressed or stored, decided by trying both.
 ///
 /// Compression trades the link for the downloader's CPU: a compressed chunk
 /// costs fewer bytes on the wire but an inflate before its SHA-256, which here
 /// runs at a few hundred MB/s per core against about 1.4 GB/s for hashing
-/// alone. So a holder whose link carries more raw bytes per second than the
-/// downloader can inflate for it should send stored chunks (a seeder then
-/// sends them with `sendfile`, straight from the file), and one on a slower
-/// link compressed ones, which multiply what the link carries.
+/// alone. Over slow links compression multiplies what they carry; over fast
+/// ones (loopback, a LAN) the inflate is what limits, and stored chunks (which
+/// a seeder sends with `sendfile`, straight from the file) go faster. Which
+/// case holds depends on the links, the data and how busy the machine is, so
+/// the downloader measures rather than guesses:
 ///
-/// The rule, for holder `h`, whose share of the inflate budget is
-/// `inflateRate × cores / activeHolders`:
-/// - until its first chunk arrives `h` is asked for stored chunks: their
-///   throughput is the link's own rate, with no inflate in the way;
-/// - asking stored, `h` goes on with stored chunks while the link carries at
-///   least 80 % of its share, and goes to compressed below that: there the
-///   link is the limit, and compression multiplies it;
-/// - asking compressed, the link's rate is the wire bytes per second it
-///   delivers; `h` goes back to stored once that reaches 90 % of its share.
-/// The gap between 80 and 90 % keeps a holder from flapping.
+/// 1. it asks every holder for compressed chunks, lets ``warmUpChunks``
+///    complete while the pipelines fill, then measures the rate at which
+///    the next ``probeChunks`` complete (verified and written);
+/// 2. then asks for stored chunks, and measures the same way (chunks asked
+///    for before the switch are not counted);
+/// 3. it keeps the mode that completed more bytes per second (compressed
+///    only if it beat stored by 10 % and some chunk did come compressed), and
+///    measures the other again every ``retrySeconds``, as loads change.
+///
+/// The choice is the download's, not each holder's: holders share the
+/// downloader's cores, so what one holder's chunks cost shows up in the
+/// others' rates, and only the whole download's rate tells the two apart.
 public struct CompressionChoice: Sendable {
     /// What the user asked for.
     public enum Mode: String, Sendable, CaseIterable {
-        /// Decide per holder, as above.
+        /// Decide by measuring, as above.
         case auto
         /// Always ask for compressed chunks (a metered link, say): holders
         /// compress whatever shrinks by 10 %.
@@ -31,63 +33,89 @@ public struct CompressionChoice: Sendable {
         case never
     }
 
+    /// Chunks whose completion rate is measured in each probe.
+    public static let probeChunks = 24
+    /// Chunks not counted at the start, while the pipelines fill.
+    public static let warmUpChunks = 16
+    /// How long a decision stands before the other mode is measured again.
+    public static let retrySeconds = 20.0
+
+    /// A window of completions being measured.
+    private struct Window: Sendable, Equatable {
+        var stored: Bool
+        /// Completions still to pass over (asked for in the other mode, or warm-up).
+        var skip: Int
+        var first: Double?
+        var last = 0.0
+        var bytes = 0
+        var chunks = 0
+        var shrank = false
+
+        /// Bytes per second from the first completion counted to the last.
+        var rate: Double {
+            guard let first, last > first, chunks > 1 else { return 0 }
+            return Double(bytes) / (last - first)
+        }
+    }
+
+    private enum Phase: Sendable, Equatable {
+        /// Measuring `window`; `other` is the first mode's window, once measured.
+        case probing(window: Window, other: Window?)
+        case decided(stored: Bool, at: Double)
+    }
+
     public let mode: Mode
-    /// The downloader's inflate-and-hash rate per core, in raw bytes per
-    /// second: measured on compressed chunks as they arrive, starting from
-    /// what this kind of machine does on log-like text.
-    public private(set) var inflateRate: Double
-    /// Cores that inflate at once.
-    public let cores: Int
-    /// Holders asked for compressed chunks.
-    public private(set) var compressedHolders: Set<Int> = []
-    /// Wire bytes per raw byte of each holder's recent chunks.
-    private var wireRatio: [Int: Double] = [:]
+    private var phase = Phase.probing(window: Window(stored: false, skip: warmUpChunks), other: nil)
 
-    public init(mode: Mode = .auto, inflateRate: Double = 400e6, cores: Int = CompressionChoice.processorCount) {
+    public init(mode: Mode = .auto) {
         self.mode = mode
-        self.inflateRate = inflateRate
-        self.cores = max(1, cores)
     }
 
-    public static var processorCount: Int { max(1, sysconf_processors()) }
-
-    /// A compressed chunk of `bytes` raw bytes took `seconds` to inflate and hash.
-    public mutating func inflated(bytes: Int, seconds: Double) {
-        guard seconds > 0 else { return }
-        inflateRate = inflateRate * 0.8 + Double(bytes) / seconds * 0.2
-    }
-
-    /// A chunk of `raw` bytes came from `peer` in `wire` bytes.
-    public mutating func received(from peer: Int, raw: Int, wire: Int) {
-        guard raw > 0 else { return }
-        let ratio = min(1, Double(wire) / Double(raw))
-        wireRatio[peer] = wireRatio[peer].map { $0 * 0.7 + ratio * 0.3 } ?? ratio
-    }
-
-    /// Whether to ask `peer`, delivering `throughput` raw bytes per second
-    /// (nil before its first chunk), for stored chunks now.
-    public mutating func asksStored(peer: Int, throughput: Double?, activeHolders: Int) -> Bool {
+    /// Whether to ask for stored chunks now.
+    public var asksStored: Bool {
         switch mode {
         case .always: return false
         case .never: return true
         case .auto: break
         }
-        guard let throughput else { return !compressedHolders.contains(peer) }
-        let share = inflateRate * Double(cores) / Double(max(1, activeHolders))
-        if compressedHolders.contains(peer) {
-            let link = throughput * (wireRatio[peer] ?? 1)
-            if link >= 0.9 * share { compressedHolders.remove(peer) }
-        } else if throughput < 0.8 * share {
-            compressedHolders.insert(peer)
+        switch phase {
+        case let .probing(window, _): return window.stored
+        case let .decided(stored, _): return stored
         }
-        return !compressedHolders.contains(peer)
+    }
+
+    /// A chunk of `bytes` completed at `now` (it came `compressed` or not),
+    /// with `inFlight` requests still out over all holders.
+    public mutating func completed(bytes: Int, compressed: Bool, inFlight: Int, now: Double) {
+        guard mode == .auto else { return }
+        switch phase {
+        case var .probing(window, other):
+            if window.skip > 0 {
+                window.skip -= 1
+            } else {
+                if window.first == nil { window.first = now }
+                window.last = now
+                window.chunks += 1
+                // The first completion only starts the clock: its bytes came before it.
+                if window.chunks > 1 { window.bytes += bytes }
+                window.shrank = window.shrank || compressed
+            }
+            guard window.chunks >= Self.probeChunks else {
+                phase = .probing(window: window, other: other)
+                return
+            }
+            if let other {
+                let (storedRun, compressedRun) = window.stored ? (window, other) : (other, window)
+                let compressedWins = compressedRun.shrank && compressedRun.rate > storedRun.rate * 1.1
+                phase = .decided(stored: !compressedWins, at: now)
+            } else {
+                phase = .probing(window: Window(stored: !window.stored, skip: inFlight), other: window)
+            }
+        case let .decided(stored, at):
+            guard now - at >= Self.retrySeconds else { return }
+            // Measure the current mode again, then the other.
+            phase = .probing(window: Window(stored: stored, skip: 0), other: nil)
+        }
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-private func sysconf_processors() -> Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
-#elseif canImport(Darwin)
-import Darwin
-private func sysconf_processors() -> Int { Int(sysconf(_SC_NPROCESSORS_ONLN)) }
-#endif

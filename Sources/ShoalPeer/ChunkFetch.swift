@@ -9,10 +9,8 @@ import ShoalWire
 /// keeps delivering; cancelling that task cancels the request at once.
 enum ChunkFetch {
     enum Outcome: Sendable {
-        /// Verified and written; `wireBytes` is the frame's size on the wire;
-        /// `inflateSeconds` the time spent inflating and hashing it, for a
-        /// chunk that came compressed.
-        case received(wireBytes: Int, inflateSeconds: Double?)
+        /// Verified and written; `wireBytes` is the frame's size on the wire.
+        case received(wireBytes: Int, compressed: Bool)
         case failed(DownloadPlan.Failure)
         /// Writing failed: the download cannot go on.
         case storage(StorageError)
@@ -51,14 +49,11 @@ enum ChunkFetch {
             }
             var borrowed: VerifyScratch?
             defer { if let borrowed { VerifyScratch.give(borrowed) } }
-            let started = ContinuousClock.now
-            var verified = started
             let written: StorageError? = try data.withVerifiedBytes(against: manifest, scratch: {
                 let scratch = VerifyScratch.take(size: Int(manifest.chunkSize))
                 borrowed = scratch
                 return (scratch.buffer, scratch.inflater)
             }) { bytes -> StorageError? in
-                verified = ContinuousClock.now
                 do throws(StorageError) {
                     try partial.write(chunk: index, bytes: bytes)
                     return nil
@@ -67,8 +62,7 @@ enum ChunkFetch {
                 }
             }
             if let written { return .storage(written) }
-            return .received(wireBytes: FrameHeader.size + reply.payload.readableBytes,
-                             inflateSeconds: data.isCompressed ? (verified - started).seconds : nil)
+            return .received(wireBytes: FrameHeader.size + reply.payload.readableBytes, compressed: data.isCompressed)
         } catch {
             return .failed(.badData("\(error)"))
         }

@@ -155,12 +155,11 @@ final class DownloadLoop {
     private func onChunk(_ request: DownloadPlan.Request, _ outcome: ChunkFetch.Outcome) {
         fetches.removeValue(forKey: request)
         switch outcome {
-        case let .received(frameBytes, inflateSeconds):
+        case let .received(frameBytes, compressed):
             wireBytes += UInt64(frameBytes)
-            let raw = manifest.length(ofChunk: request.chunk)
-            if let inflateSeconds { compression.inflated(bytes: raw, seconds: inflateSeconds) }
-            compression.received(from: request.peer, raw: raw, wire: frameBytes)
-            guard case let .accepted(cancel) = plan.received(peer: request.peer, chunk: request.chunk, now: now) else { return }
+            let outcome = plan.received(peer: request.peer, chunk: request.chunk, now: now)
+            compression.completed(bytes: manifest.length(ofChunk: request.chunk), compressed: compressed, inFlight: fetches.count, now: now)
+            guard case let .accepted(cancel) = outcome else { return }
             for loser in cancel { fetches.removeValue(forKey: loser)?.cancel() }
             fetchedChunks += 1
             fetchedBytes += UInt64(manifest.length(ofChunk: request.chunk))
@@ -225,12 +224,9 @@ final class DownloadLoop {
 
     /// Makes the requests the plan wants now.
     private func pump() {
-        let requests = plan.nextRequests(now: now)
-        guard !requests.isEmpty else { return }
-        let active = plan.activePeers.count
-        for request in requests {
-            guard let link = links[request.peer], let peer = plan.peers[request.peer] else { continue }
-            let stored = compression.asksStored(peer: request.peer, throughput: peer.score.throughput, activeHolders: active)
+        for request in plan.nextRequests(now: now) {
+            guard let link = links[request.peer] else { continue }
+            let stored = compression.asksStored
             let (manifest, partial, post) = (manifest, partial, post)
             let timeout = TimeAmount.seconds(Int64(configuration.requestTimeout))
             fetches[request] = Task {

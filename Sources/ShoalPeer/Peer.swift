@@ -34,15 +34,16 @@ public final class Peer: Sendable {
     ///     tracker cannot see it (a peer behind port forwarding); nil: the
     ///     source address of the tracker connection.
     ///   - advertisePort: the port downloaders should connect to; nil: the one listened on.
+    ///   - chunkSize: the chunk size the folder's files are shared with; nil: the size rule.
     public static func start(
         directory: String, tracker: Endpoint, user: String, password: String,
         listen: Endpoint = Endpoint(host: Endpoint.allInterfaces, port: 0),
-        advertiseHost: String? = nil, advertisePort: Int? = nil,
+        advertiseHost: String? = nil, advertisePort: Int? = nil, chunkSize: UInt32? = nil,
         compression: CompressionPolicy = CompressionPolicy(),
         downloadConfiguration: Downloader.Configuration = Downloader.Configuration(),
         logger: Logger, hashing: (@Sendable (String) -> Void)? = nil
     ) async throws -> Peer {
-        let folder = try SharedFolder(path: directory)
+        let folder = try SharedFolder(path: directory, chunkSize: chunkSize)
         let library = ChunkLibrary(cacheDirectory: folder.stateDirectory + "/cache", compression: compression)
         let server = try await PeerServer.start(host: listen.host, port: listen.port, library: library, compression: compression, logger: logger)
         let session: TrackerSession

@@ -31,8 +31,13 @@ public final class SharedFolder: Sendable {
         public var path: String
     }
 
+    /// The chunk size new files are hashed with (nil: the rule of PROTOCOL.md, section 7.2).
+    public let chunkSize: UInt32?
+
     /// Opens `path`, creating `.shoal/` in it; throws if it is not a writable folder.
-    public init(path: String) throws(StorageError) {
+    /// Files are hashed into chunks of `chunkSize` bytes, or by the size rule when nil.
+    public init(path: String, chunkSize: UInt32? = nil) throws(StorageError) {
+        self.chunkSize = chunkSize
         let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
         var info = stat()
         guard stat(absolute, &info) == 0 else { throw .cannotOpen(path: absolute, errno: errno) }
@@ -76,7 +81,7 @@ public final class SharedFolder: Sendable {
             guard lstat(full, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
             let stamp = ManifestCache.Stamp(info)
             seen.insert(raw)
-            if let manifest = cache.manifest(for: raw, stamp: stamp, boot: boot) {
+            if let manifest = cache.manifest(for: raw, stamp: stamp, boot: boot), chunkSize == nil || manifest.chunkSize == chunkSize {
                 entries.append(Entry(name: name, manifest: manifest, path: full))
                 continue
             }
@@ -95,7 +100,7 @@ public final class SharedFolder: Sendable {
                 }
                 continue
             }
-            let manifest = try ManifestBuilder().build(path: full)
+            let manifest = try ManifestBuilder().build(path: full, chunkSize: chunkSize)
             cache.store(manifest, for: raw, stamp: stamp)
             entries.append(Entry(name: name, manifest: manifest, path: full))
         }

@@ -11,12 +11,21 @@ struct UserOptions: ParsableArguments {
     var user: String
 }
 
-/// `--dir`, for commands that share a folder.
+/// `--dir` and `--chunk-size`, for commands that share a folder.
 struct FolderOptions: ParsableArguments {
     @Option(help: "The folder to share and download into.")
     var dir: String
 
+    @Option(name: .customLong("chunk-size"), help: "Share the folder's files in chunks of this many KiB (16 ... 4096); default: the size rule in PROTOCOL.md.")
+    var chunkSizeKiB: UInt32?
+
+    /// The chunk size in bytes, if one was given.
+    var chunkSize: UInt32? { chunkSizeKiB.map { $0 * 1024 } }
+
     func validate() throws {
+        if let kib = chunkSizeKiB, !ChunkSizing.allowedChunkSizes.contains(kib * 1024) {
+            throw ValidationError("--chunk-size must be between 16 and 4096 (KiB); got \(kib)")
+        }
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isFolder), isFolder.boolValue else {
             throw ValidationError("--dir \(dir) is not an existing folder; create it first")

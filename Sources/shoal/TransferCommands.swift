@@ -116,6 +116,7 @@ func startPeer(tracker: TrackerOptions, account: UserOptions, folder: FolderOpti
     return try await withClearErrors {
         try await Peer.start(directory: folder.dir, tracker: tracker.tracker, user: account.user, password: password,
                              listen: network.listenEndpoint, advertiseHost: network.advertised.host, advertisePort: network.advertised.port,
+                             chunkSize: folder.chunkSize,
                              downloadConfiguration: downloadConfiguration, logger: Logger(label: label)) { name in Output.error("hashing \(name) ...") }
     }
 }

@@ -1,36 +1,58 @@
 import ShoalCore
 import Testing
 
-/// Stored or compressed, per holder, from the link's speed against the inflate budget.
+/// Stored or compressed, by measuring both.
 @Suite("Compression choice")
 struct CompressionChoiceTests {
-    func ask(_ choice: inout CompressionChoice, peer: Int, throughput: Double?, activeHolders: Int) -> Bool {
-        choice.asksStored(peer: peer, throughput: throughput, activeHolders: activeHolders)
+    /// Completes `count` chunks of 1 MB at `rate` bytes per second from `now`; returns the time after.
+    @discardableResult
+    func feed(_ choice: inout CompressionChoice, _ count: Int, rate: Double, compressed: Bool, inFlight: Int = 2, from now: Double) -> Double {
+        var t = now
+        for _ in 0..<count {
+            t += 1e6 / rate
+            choice.completed(bytes: 1_000_000, compressed: compressed, inFlight: inFlight, now: t)
+        }
+        return t
     }
 
-    /// A holder is first asked for stored chunks; a link slower than its share
-    /// of the inflate budget then gets compressed ones, a faster one stays
-    /// stored; the 80–90 % gap stops flapping.
-    @Test func fastLinksGetStoredChunks() {
-        var choice = CompressionChoice(inflateRate: 400e6, cores: 2)   // 800 MB/s in all
-        // Four holders: a share of 200 MB/s each.
-        #expect(ask(&choice, peer: 1, throughput: nil, activeHolders: 4) == true, "stored until measured")
-        #expect(ask(&choice, peer: 1, throughput: 25e6, activeHolders: 4) == false, "a 200 Mbit/s link: compressed")
-        choice.received(from: 1, raw: 1000, wire: 200)
-        #expect(ask(&choice, peer: 1, throughput: 125e6, activeHolders: 4) == false, "25 MB/s on the wire: stays compressed")
-        #expect(ask(&choice, peer: 2, throughput: 170e6, activeHolders: 4) == true, "85 %: stays stored")
-        #expect(ask(&choice, peer: 2, throughput: 150e6, activeHolders: 4) == false, "75 %: compressed")
-        choice.received(from: 2, raw: 1000, wire: 1000)
-        #expect(ask(&choice, peer: 2, throughput: 170e6, activeHolders: 4) == false, "85 % on the wire: stays compressed")
-        #expect(ask(&choice, peer: 2, throughput: 190e6, activeHolders: 4) == true, "95 %: back to stored")
-        #expect(ask(&choice, peer: 3, throughput: 700e6, activeHolders: 1) == true, "loopback: stored")
+    /// Slow links: compressed completes four times faster than stored, and is kept.
+    @Test func slowLinksKeepCompression() {
+        var choice = CompressionChoice()
+        #expect(!choice.asksStored, "compressed first")
+        var t = feed(&choice, CompressionChoice.warmUpChunks, rate: 5e6, compressed: true, from: 0)   // pipelines filling: not counted
+        t = feed(&choice, CompressionChoice.probeChunks, rate: 110e6, compressed: true, from: t)
+        #expect(choice.asksStored, "then stored")
+        t = feed(&choice, 2, rate: 110e6, compressed: true, from: t)   // asked before the switch: not counted
+        #expect(choice.asksStored)
+        feed(&choice, CompressionChoice.probeChunks, rate: 25e6, compressed: false, from: t)
+        #expect(!choice.asksStored, "compressed completed 4 times more: kept")
     }
 
-    /// The inflate rate follows what compressed chunks measure.
-    @Test func inflateRateIsMeasured() {
-        var choice = CompressionChoice(inflateRate: 400e6, cores: 1)
-        for _ in 0..<30 { choice.inflated(bytes: 1_000_000, seconds: 0.01) }   // 100 MB/s
-        #expect(abs(choice.inflateRate - 100e6) < 1e6)
-        #expect(ask(&choice, peer: 1, throughput: 85e6, activeHolders: 1))
+    /// A fast link where inflating is the limit: stored completes more and is kept;
+    /// data that does not compress stays stored.
+    @Test func fastLinksKeepStored() {
+        var choice = CompressionChoice()
+        var t = feed(&choice, CompressionChoice.warmUpChunks + CompressionChoice.probeChunks, rate: 400e6, compressed: true, from: 0)
+        feed(&choice, 2 + CompressionChoice.probeChunks, rate: 700e6, compressed: false, from: t)
+        #expect(choice.asksStored)
+        var random = CompressionChoice()
+        t = feed(&random, CompressionChoice.warmUpChunks + CompressionChoice.probeChunks, rate: 30e6, compressed: false, from: 0)
+        feed(&random, 2 + CompressionChoice.probeChunks, rate: 20e6, compressed: false, from: t)
+        #expect(random.asksStored, "nothing came compressed")
+    }
+
+    /// A decision is measured again after a while; the user's choice overrides everything.
+    @Test func retriesAndUserChoice() {
+        var choice = CompressionChoice()
+        var t = feed(&choice, CompressionChoice.warmUpChunks + CompressionChoice.probeChunks, rate: 400e6, compressed: true, from: 0)
+        t = feed(&choice, 2 + CompressionChoice.probeChunks, rate: 700e6, compressed: false, from: t)
+        #expect(choice.asksStored)
+        t = feed(&choice, 1, rate: 1e6, compressed: false, from: t + CompressionChoice.retrySeconds)
+        t = feed(&choice, CompressionChoice.probeChunks, rate: 20e6, compressed: false, from: t)
+        #expect(!choice.asksStored, "stored measured again, now compressed")
+        feed(&choice, 2 + CompressionChoice.probeChunks, rate: 90e6, compressed: true, from: t)
+        #expect(!choice.asksStored, "the link got slow: compressed now wins")
+        #expect(!CompressionChoice(mode: .always).asksStored)
+        #expect(CompressionChoice(mode: .never).asksStored)
     }
 }

@@ -22,6 +22,20 @@ struct SharedFolderTests {
         return (dir, folder, try #require(entries.first))
     }
 
+    /// A folder opened with a chunk size shares its files in chunks of that
+    /// size, hashing again a file the cache knows at another size.
+    @Test func chosenChunkSize() throws {
+        let (dir, _, entry) = try makeFolder()
+        defer { dir.remove() }
+        #expect(entry.manifest.chunkSize == ChunkSizing.minimumDefault)
+        let small = try SharedFolder(path: dir.path, chunkSize: 16_384)
+        let rescanned = try scan(small)
+        #expect(rescanned.hashed == ["data.bin"])
+        #expect(rescanned.entries.first?.manifest.chunkSize == 16_384)
+        #expect(rescanned.entries.first?.manifest.chunkCount == 19)
+        #expect(try scan(small).hashed.isEmpty, "cached at the new size")
+    }
+
     /// A file is hashed once; later scans take its manifest from the cache.
     @Test func scansHashOnlyNewFiles() throws {
         let (dir, folder, entry) = try makeFolder()
