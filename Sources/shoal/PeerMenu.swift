@@ -48,7 +48,8 @@ struct PeerMenu: AsyncParsableCommand {
             do {
                 peer = try await Peer.start(directory: folder.dir, tracker: tracker.tracker, user: user, password: password,
                                             listen: network.listenEndpoint, advertiseHost: network.advertised.host,
-                                            advertisePort: network.advertised.port, downloadConfiguration: network.downloadConfiguration,
+                                            advertisePort: network.advertised.port, maxUpload: network.uploadRate, maxDownload: network.downloadRate,
+                                            downloadConfiguration: network.downloadConfiguration,
                                             logger: Logger(label: "shoal.peer")) { name in Output.line("Hashing \(name) ...") }
             } catch {
                 Output.line("Login failed: \(Self.explain(error))")
