@@ -48,7 +48,7 @@ public final class Peer: Sendable {
         let folder = try SharedFolder(path: directory)
         let library = ChunkLibrary(cacheDirectory: folder.stateDirectory + "/cache", compression: compression)
         let server = try await PeerServer.start(host: listen.host, port: listen.port, library: library, compression: compression,
-                                                uploadLimit: maxUpload.map { RateLimiter(rate: $0) }, logger: logger)
+                                                uploadLimit: maxUpload.map { RateLimiter(rate: $0, burst: RateLimiter.uploadBurst) }, logger: logger)
         let downloadConfiguration = downloadConfiguration.limited(to: maxDownload)
         let session: TrackerSession
         do {
