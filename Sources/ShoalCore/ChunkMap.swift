@@ -121,6 +121,14 @@ public struct ChunkMap: Hashable, Sendable {
     }
 
     /// The wire layout: `ceil(count/8)` bytes, most significant bit first.
+    /// Byte `byteIndex` of ``bytes`` alone (chunks `8 × byteIndex` to
+    /// `8 × byteIndex + 7`), without building the rest.
+    public func byte(at byteIndex: Int) -> UInt8 {
+        var value: UInt8 = 0
+        for bit in 0..<8 where contains(byteIndex * 8 + bit) { value |= 0x80 >> UInt8(bit) }
+        return value
+    }
+
     public var bytes: [UInt8] {
         let length = (count + 7) / 8
         return [UInt8](unsafeUninitializedCapacity: length) { out, initialized in

@@ -302,7 +302,7 @@ final class DownloadLoop {
         lastRefresh = now
         let (session, contentID, post) = (session, manifest.contentID, post)
         Task {
-            post.yield(.holders(try? await session.details(contentID: contentID).first?.holders))
+            post.yield(.holders(try? await session.details(contentID: contentID, withManifest: false).first?.holders))
         }
     }
 

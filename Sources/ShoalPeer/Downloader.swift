@@ -71,7 +71,8 @@ public struct Downloader: Sendable {
         }
         guard let detail = details.first else { throw DownloadError.notFound(name) }
         let manifest: Manifest
-        do { manifest = try detail.manifest.manifest(expecting: detail.contentID) } catch { throw DownloadError.corrupt("\(error)") }
+        guard let payload = detail.manifest else { throw DownloadError.tracker("its details of \(name.debugDescription) carry no manifest") }
+        do { manifest = try payload.manifest(expecting: detail.contentID) } catch { throw DownloadError.corrupt("\(error)") }
         return try await download(name: fileName, manifest: manifest, holders: detail.holders, progress: progress)
     }
 

@@ -109,13 +109,14 @@ public final class PartialDownload: @unchecked Sendable {
             return nil
         }
         if let failure { throw failure }
-        // Flip the chunk's bit: one byte, written after the data.
-        let byte: UInt8 = map.withLock { map in
+        // Flip the chunk's bit: one byte, written after the data, under the
+        // map's lock so two chunks of one byte cannot write it out of order.
+        let written: Bool = map.withLock { map in
             map.insert(index)
-            return map.bytes[index / 8]
+            var value = map.byte(at: index / 8)
+            return pwrite(haveFD, &value, 1, off_t(index / 8)) == 1
         }
-        var value = byte
-        if pwrite(haveFD, &value, 1, off_t(index / 8)) != 1 {
+        if !written {
             throw .writeFailed(path: havePath, offset: UInt64(index / 8), errno: errno)
         }
     }

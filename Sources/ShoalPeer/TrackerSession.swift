@@ -97,8 +97,11 @@ public actor TrackerSession {
         return reply.files
     }
 
-    public func details(contentID: ContentID) async throws -> [FileDetail] {
-        guard case let .fileDetails(reply) = try await request(timeout: .seconds(30), { .details(Details(token: $0, contentID: contentID)) }) else {
+    /// The content's details; `withManifest` false leaves the manifest out
+    /// (a downloader that has it, asking only for holders).
+    public func details(contentID: ContentID, withManifest: Bool = true) async throws -> [FileDetail] {
+        let without: Bool? = withManifest ? nil : true
+        guard case let .fileDetails(reply) = try await request(timeout: .seconds(30), { .details(Details(token: $0, contentID: contentID, withoutManifest: without)) }) else {
             throw NetError.unexpectedReply(expected: "fileDetails", received: "another message")
         }
         return reply.files

@@ -107,7 +107,8 @@ public actor Tracker {
                 return Outcome(reply: try fileList(), session: .none)
             case let .details(request):
                 let token = try session(request.token, connection)
-                let files = try registry.details(token, name: request.name, contentID: request.contentID)
+                let files = try registry.details(token, name: request.name, contentID: request.contentID,
+                                                 withManifest: request.withoutManifest != true)
                 return Outcome(reply: .message(.fileDetails(FileDetails(files: files))), session: .none)
             case let .report(request):
                 return Outcome(reply: .message(.reported(try await report(request, connection: connection))), session: .none)

@@ -261,7 +261,7 @@ public struct TrackerRegistry: Sendable {
     /// with its manifest and holders. Contents come in the order a download by
     /// name picks from: most complete holders, then most holders, then lowest
     /// content id. Records the holders handed out, for ``authorizeReport``.
-    public mutating func details(_ token: SessionToken, name: String?, contentID: ContentID?) throws(TrackerError) -> [FileDetail] {
+    public mutating func details(_ token: SessionToken, name: String?, contentID: ContentID?, withManifest: Bool = true) throws(TrackerError) -> [FileDetail] {
         guard sessions[token] != nil else { throw .notLoggedIn }
         var ids: [ContentID]
         var displayName: [ContentID: String] = [:]
@@ -302,7 +302,8 @@ public struct TrackerRegistry: Sendable {
             holders.sort { a, b in a.1 != b.1 ? a.1 > b.1 : a.0.user < b.0.user }
             sessions[token]!.given[id, default: []].formUnion(holders.map(\.0.user))
             let shownName = displayName[id] ?? sessions[content.holders.first!]?.holdings[id]?.names.min()?.value ?? id.short
-            result.append(FileDetail(name: shownName, contentID: id, manifest: ManifestPayload(content.manifest), holders: holders.map(\.0)))
+            result.append(FileDetail(name: shownName, contentID: id, manifest: withManifest ? ManifestPayload(content.manifest) : nil,
+                                     holders: holders.map(\.0)))
         }
         return result
     }

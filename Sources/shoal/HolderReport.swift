@@ -38,7 +38,8 @@ struct HolderReport: Codable {
             throw CLIError("FILE DOES NOT EXIST: no connected peer shares \(name.debugDescription)")
         }
         guard let detail = files.first else { throw CLIError("FILE DOES NOT EXIST: no connected peer shares \(name.debugDescription)") }
-        let manifest = try detail.manifest.manifest(expecting: detail.contentID)
+        guard let payload = detail.manifest else { throw CLIError("the tracker's details of \(name.debugDescription) carry no manifest") }
+        let manifest = try payload.manifest(expecting: detail.contentID)
         let rows = await withTaskGroup(of: (Int, Row).self) { group in
             for (index, holder) in detail.holders.enumerated() {
                 group.addTask {

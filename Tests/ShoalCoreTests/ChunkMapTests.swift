@@ -77,4 +77,11 @@ struct ChunkMapTests {
         for i in 0..<count where Int.random(in: 0..<10, using: &random) < density { map.insert(i) }
         return map
     }
+
+    /// One byte of the wire layout is the same byte as in the whole layout.
+    @Test func singleByteMatchesTheLayout() {
+        var map = ChunkMap(count: 21)
+        for i in [0, 3, 8, 15, 20] { map.insert(i) }
+        #expect((0..<3).map { map.byte(at: $0) } == map.bytes)
+    }
 }

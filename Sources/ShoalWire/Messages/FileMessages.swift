@@ -84,10 +84,14 @@ public struct Details: ControlMessage {
     public var token: String
     public var name: String?
     public var contentID: ContentID?
-    public init(token: String, name: String? = nil, contentID: ContentID? = nil) {
+    /// `true`: leave the manifests out of the reply (a downloader refreshing
+    /// its holders has the manifest already; at 1 TiB it is 11 MiB).
+    public var withoutManifest: Bool?
+    public init(token: String, name: String? = nil, contentID: ContentID? = nil, withoutManifest: Bool? = nil) {
         self.token = token
         self.name = name
         self.contentID = contentID
+        self.withoutManifest = withoutManifest
     }
 }
 
@@ -116,9 +120,10 @@ public struct Holder: Codable, Sendable, Equatable {
 public struct FileDetail: Codable, Sendable, Equatable {
     public var name: String
     public var contentID: ContentID
-    public var manifest: ManifestPayload
+    /// Absent when the request asked `withoutManifest`.
+    public var manifest: ManifestPayload?
     public var holders: [Holder]
-    public init(name: String, contentID: ContentID, manifest: ManifestPayload, holders: [Holder]) {
+    public init(name: String, contentID: ContentID, manifest: ManifestPayload?, holders: [Holder]) {
         self.name = name
         self.contentID = contentID
         self.manifest = manifest
