@@ -19,8 +19,12 @@ enum ChunkFetch {
     }
 
     /// - Parameter stored: ask for the chunk uncompressed (the link is faster than inflating).
+    /// - Parameter limit: the download budget: the chunk's wire bytes are
+    ///   taken before asking, and settled against the reply's.
     static func run(chunk index: Int, connection: FramedConnection, manifest: Manifest, partial: PartialDownload,
-                    stored: Bool, timeout: TimeAmount) async -> Outcome {
+                    stored: Bool, timeout: TimeAmount, limit: RateLimiter? = nil) async -> Outcome {
+        let acquired = FrameHeader.size + ChunkData.headerSize + manifest.length(ofChunk: index)
+        if let limit { do { try await limit.acquire(acquired) } catch { return .cancelled } }
         let reply: Frame
         let contentID = manifest.contentID
         do {
@@ -36,6 +40,7 @@ enum ChunkFetch {
         } catch {
             return Task.isCancelled ? .cancelled : .failed(.unresponsive("\(error)"))
         }
+        limit?.settle(acquired: acquired, used: FrameHeader.size + reply.payload.readableBytes)
         if Task.isCancelled { return .cancelled }
         if reply.type == .error {
             let refusal = try? ErrorReply(frame: reply)

@@ -227,11 +227,11 @@ final class DownloadLoop {
         for request in plan.nextRequests(now: now) {
             guard let link = links[request.peer] else { continue }
             let stored = compression.asksStored
-            let (manifest, partial, post) = (manifest, partial, post)
+            let (manifest, partial, post, limit) = (manifest, partial, post, configuration.downloadLimit)
             let timeout = TimeAmount.seconds(Int64(configuration.requestTimeout))
             fetches[request] = Task {
                 let outcome = await ChunkFetch.run(chunk: request.chunk, connection: link.connection, manifest: manifest,
-                                                   partial: partial, stored: stored, timeout: timeout)
+                                                   partial: partial, stored: stored, timeout: timeout, limit: limit)
                 post.yield(.chunk(request, outcome))
             }
         }

@@ -38,6 +38,8 @@ public struct Downloader: Sendable {
         /// wait for the disk (a thread inside fdatasync cannot be stopped),
         /// and the kernel writes the file out anyway.
         public var servesAfterwards = true
+        /// The download budget shared by every download of the peer; nil: unlimited.
+        public var downloadLimit: RateLimiter?
         public init() {}
     }
 

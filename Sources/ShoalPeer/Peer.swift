@@ -35,17 +35,22 @@ public final class Peer: Sendable {
     ///     source address of the tracker connection.
     ///   - advertisePort: the port downloaders should connect to; nil: the one listened on.
     ///   - chunkSize: the chunk size the folder's files are shared with; nil: the size rule.
+    ///   - maxUpload: the most this peer uploads, over all its connections; nil: no limit.
+    ///   - maxDownload: the most this peer downloads, over all its downloads and holders; nil: no limit.
     public static func start(
         directory: String, tracker: Endpoint, user: String, password: String,
         listen: Endpoint = Endpoint(host: Endpoint.allInterfaces, port: 0),
         advertiseHost: String? = nil, advertisePort: Int? = nil, chunkSize: UInt32? = nil,
         compression: CompressionPolicy = CompressionPolicy(),
+        maxUpload: TransferRate? = nil, maxDownload: TransferRate? = nil,
         downloadConfiguration: Downloader.Configuration = Downloader.Configuration(),
         logger: Logger, hashing: (@Sendable (String) -> Void)? = nil
     ) async throws -> Peer {
         let folder = try SharedFolder(path: directory, chunkSize: chunkSize)
         let library = ChunkLibrary(cacheDirectory: folder.stateDirectory + "/cache", compression: compression)
-        let server = try await PeerServer.start(host: listen.host, port: listen.port, library: library, compression: compression, logger: logger)
+        let server = try await PeerServer.start(host: listen.host, port: listen.port, library: library, compression: compression,
+                                                uploadLimit: maxUpload.map { RateLimiter(rate: $0, burst: RateLimiter.uploadBurst) }, logger: logger)
+        let downloadConfiguration = downloadConfiguration.limited(to: maxDownload)
         let session: TrackerSession
         do {
             // Log in first: a wrong password should not cost hashing the folder.

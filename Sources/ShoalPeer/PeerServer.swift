@@ -13,6 +13,8 @@ public final class PeerServer: Sendable {
     private let server: FramedServer
     private let logger: Logger
     private let compression: CompressionPolicy
+    /// The upload budget every connection draws its chunk replies from; nil: unlimited.
+    public let uploadLimit: RateLimiter?
     private let task: Task<Void, Never>
 
     /// The port it serves on.
@@ -23,7 +25,8 @@ public final class PeerServer: Sendable {
     /// `::` means every interface, IPv6 and IPv4; where IPv6 is turned off it
     /// falls back to `0.0.0.0`.
     public static func start(host: String = Endpoint.allInterfaces, port: Int = 0, library: ChunkLibrary,
-                             compression: CompressionPolicy = CompressionPolicy(), logger: Logger) async throws -> PeerServer {
+                             compression: CompressionPolicy = CompressionPolicy(), uploadLimit: RateLimiter? = nil,
+                             logger: Logger) async throws -> PeerServer {
         func bind(_ host: String) async throws -> FramedServer {
             try await FramedServer.bind(host: host, port: port, maximumConnections: 256) {
                 FramedServer.ConnectionSetup(
@@ -38,16 +41,17 @@ public final class PeerServer: Sendable {
             logger.info("cannot listen on [::]:\(port) (\(error)); listening on IPv4 only")
             server = try await bind("0.0.0.0")
         }
-        return PeerServer(server: server, library: library, compression: compression, logger: logger)
+        return PeerServer(server: server, library: library, compression: compression, uploadLimit: uploadLimit, logger: logger)
     }
 
-    private init(server: FramedServer, library: ChunkLibrary, compression: CompressionPolicy, logger: Logger) {
+    private init(server: FramedServer, library: ChunkLibrary, compression: CompressionPolicy, uploadLimit: RateLimiter?, logger: Logger) {
         self.server = server
         self.library = library
         self.compression = compression
+        self.uploadLimit = uploadLimit
         self.logger = logger
-        let serve: @Sendable (FramedServer.Connection) async -> Void = { [library, compression, logger] connection in
-            await Self.serve(connection, library: library, compression: compression, logger: logger)
+        let serve: @Sendable (FramedServer.Connection) async -> Void = { [library, compression, uploadLimit, logger] connection in
+            await Self.serve(connection, library: library, compression: compression, uploadLimit: uploadLimit, logger: logger)
         }
         self.task = Task { await server.run(serve) }
     }
@@ -58,7 +62,8 @@ public final class PeerServer: Sendable {
         await task.value
     }
 
-    private static func serve(_ connection: FramedServer.Connection, library: ChunkLibrary, compression: CompressionPolicy, logger: Logger) async {
+    private static func serve(_ connection: FramedServer.Connection, library: ChunkLibrary, compression: CompressionPolicy,
+                              uploadLimit: RateLimiter?, logger: Logger) async {
         let channel = connection.channel.channel
         let allocator = channel.allocator
         let liveness = try? await channel.pipeline.handler(type: LivenessHandler.self).get()
@@ -80,6 +85,8 @@ public final class PeerServer: Sendable {
                     let compressor = ChunkCompressor(policy: compression, memo: library.memo)
                     while let frame = await queue.next() {
                         let reply = Self.answer(frame, library: library, compressor: compressor, files: files, allocator: allocator)
+                        // Chunks wait for the upload budget; refusals and liveness answers do not.
+                        if let uploadLimit, reply.type == .chunkData { do { try await uploadLimit.acquire(reply.wireBytes) } catch { return } }
                         do {
                             try await outbound.write(reply)
                         } catch {

@@ -6,6 +6,14 @@ public enum OutgoingFrame: Sendable {
     case frame(Frame)
     case fileBacked(FileBackedFrame)
 
+    /// Its message type.
+    public var type: MessageType {
+        switch self {
+        case let .frame(frame): frame.type
+        case let .fileBacked(frame): frame.header.type
+        }
+    }
+
     /// Bytes on the wire, header included.
     public var wireBytes: Int {
         switch self {

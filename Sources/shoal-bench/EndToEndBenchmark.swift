@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ShoalCore
 import ShoalSamples
 
 /// Shoal against the local limit: `cp` + `openssl dgst -sha256` of the same
@@ -12,7 +13,9 @@ struct EndToEndBenchmark: AsyncParsableCommand {
         discussion: """
         Setup a real seeder does once (hashing its files, preparing compressed chunks) happens before \
         the timer starts: a seeder prints `serving on` only when it is ready. The timed part is the \
-        whole `shoal get` process: start, login, details, download, verification, logout.
+        whole `shoal get` process: start, login, details, download, verification, logout. \
+        With --max-download or --max-upload it measures the limit instead: the rate the download \
+        achieved (wire bytes over the download's own seconds) against the limit, with no cp+openssl runs.
         """)
 
     @Option(help: "Seeders.") var seeders = 4
@@ -22,6 +25,24 @@ struct EndToEndBenchmark: AsyncParsableCommand {
     @Option(help: "Work folder (default: a temporary one, removed afterwards).") var workDir: String?
     @Option(help: "Runs of each measurement; the best is kept, every run is listed.") var runs = 3
     @Option(name: .customLong("chunk-size"), help: "Seeders share in chunks of this many KiB (default: the size rule).") var chunkSizeKiB: Int?
+    @Option(name: .customLong("max-download"), help: "Run shoal get with this --max-download (e.g. 50MB/s) and report the rate achieved against it.")
+    var maxDownload: String?
+    @Option(name: .customLong("max-upload"), help: "Run each seeder with this --max-upload and report the rate achieved against their sum.")
+    var maxUpload: String?
+
+    func validate() throws {
+        for (option, value) in [("--max-download", maxDownload), ("--max-upload", maxUpload)] {
+            guard let value else { continue }
+            do { _ = try TransferRate(parsing: value) } catch { throw ValidationError("\(option): \(error)") }
+        }
+    }
+
+    /// The rate the download may reach under the limits asked for, in bytes per second; nil: unlimited.
+    var limitedRate: Double? {
+        let download = maxDownload.flatMap { try? TransferRate(parsing: $0) }?.bytesPerSecond
+        let upload = maxUpload.flatMap { try? TransferRate(parsing: $0) }.map { $0.bytesPerSecond * Double(seeders) }
+        return [download, upload].compactMap { $0 }.min()
+    }
 
     func run() async throws {
         let binary = shoal ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("shoal").path
@@ -48,6 +69,10 @@ struct EndToEndBenchmark: AsyncParsableCommand {
                 }
             }
             let size = Double(file.mib << 20)
+            if let limitedRate {
+                try await measureLimit(file: file, source: source, root: root, binary: binary, size: size, rate: limitedRate, rows: &rows)
+                continue
+            }
             // The local limit: copy the file and hash the copy (page cache warm for both contenders).
             _ = try Self.shell("cat '\(source)' > /dev/null")
             var limit = Double.infinity
@@ -72,7 +97,7 @@ struct EndToEndBenchmark: AsyncParsableCommand {
                 // The first download from freshly started seeders, as a user meets it.
                 let extra = chunkSizeKiB.map { ["--chunk-size", "\($0)"] } ?? []
                 let swarm = try await Swarm.start(binary: binary, root: root + "/swarm-\(file.label)", file: source, name: file.name,
-                                                  seeders: seeders, extra: extra)
+                                                  seeders: seeders, seederOptions: extra)
                 let folder = root + "/swarm-\(file.label)/downloader"
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
                 try Self.warmPageCache(root)
@@ -104,6 +129,44 @@ struct EndToEndBenchmark: AsyncParsableCommand {
         for row in rows { say(row) }
     }
 
+    /// Runs `shoal get` under the rate limits asked for and prints the rate each run achieved against the limit.
+    func measureLimit(file: (label: String, name: String, mib: Int), source: String, root: String, binary: String, size: Double, rate: Double,
+                      rows: inout [String]) async throws {
+        let seederOptions = maxUpload.map { ["--max-upload", $0] } ?? []
+        let getOptions = maxDownload.map { ["--max-download", $0] } ?? []
+        let swarm = try await Swarm.start(binary: binary, root: root + "/swarm-\(file.label)", file: source, name: file.name, seeders: seeders,
+                                          seederOptions: seederOptions)
+        do {
+            try runLimited(swarm: swarm, file: file, root: root, size: size, rate: rate, options: getOptions, rows: &rows)
+        } catch {
+            await swarm.stop()
+            throw error
+        }
+        await swarm.stop()
+    }
+
+    private func runLimited(swarm: Swarm, file: (label: String, name: String, mib: Int), root: String, size: Double, rate: Double,
+                            options getOptions: [String], rows: inout [String]) throws {
+        for run in 0..<runs {
+            let folder = root + "/swarm-\(file.label)/downloader-\(run)"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            let start = Date()
+            let output = try swarm.get(name: file.name, folder: folder, options: getOptions)
+            let process = Date().timeIntervalSince(start)
+            guard let json = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any],
+                  let seconds = json["seconds"] as? Double else {
+                throw ValidationError("shoal get printed no result: \(output)")
+            }
+            let wire = (json["wireBytes"] as? Double) ?? Double(json["wireBytes"] as? Int ?? 0)
+            let achieved = wire / seconds
+            rows.append(String(format: "%-7@ %6d MiB  limit %@   achieved %.3f MB/s on the wire (%.1f %% of the limit), file %.3f MB/s   (download %.2f s, process %.2f s)",
+                               file.label as NSString, file.mib, "\(TransferRate(bytesPerSecond: rate))" as NSString, achieved / 1e6,
+                               achieved / rate * 100, size / seconds / 1e6, seconds, process))
+            say(rows.last!)
+            try? FileManager.default.removeItem(atPath: folder)
+        }
+    }
+
     /// A tracker and N seeders as processes, ready to serve one file.
     struct Swarm {
         let binary: String
@@ -111,7 +174,8 @@ struct EndToEndBenchmark: AsyncParsableCommand {
         let seeders: [Process]
         let address: String
 
-        static func start(binary: String, root: String, file: String, name: String, seeders count: Int, extra: [String] = []) async throws -> Swarm {
+        static func start(binary: String, root: String, file: String, name: String, seeders count: Int,
+                          seederOptions: [String] = []) async throws -> Swarm {
             try? FileManager.default.removeItem(atPath: root)
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
             let (tracker, line) = try launch(binary, ["tracker", "--port", "0", "--db", root + "/tracker.sqlite", "--log-level", "warning"], password: nil)
@@ -125,15 +189,17 @@ struct EndToEndBenchmark: AsyncParsableCommand {
                 let folder = root + "/seeder\(i)"
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
                 if link(file, folder + "/" + name) != 0 { try FileManager.default.copyItem(atPath: file, toPath: folder + "/" + name) }
-                let (seeder, ready) = try launch(binary, ["seed", "--user", "seeder\(i)", "--dir", folder, "--tracker", address, "--listen", "127.0.0.1:0", "--log-level", "warning"] + extra, password: "pw")
+                let (seeder, ready) = try launch(binary, ["seed", "--user", "seeder\(i)", "--dir", folder, "--tracker", address, "--listen", "127.0.0.1:0", "--log-level", "warning"]
+                                                 + seederOptions, password: "pw")
                 guard ready.hasPrefix("serving on") else { throw ValidationError("seeder\(i) did not start: \(ready)") }
                 seeders.append(seeder)
             }
             return Swarm(binary: binary, tracker: tracker, seeders: seeders, address: address)
         }
 
-        func get(name: String, folder: String) throws -> String {
-            try shell("SHOAL_PASSWORD=pw '\(binary)' get '\(name)' --user downloader --dir '\(folder)' --tracker \(address) --listen 127.0.0.1:0 --json 2>/dev/null")
+        func get(name: String, folder: String, options: [String] = []) throws -> String {
+            try shell("SHOAL_PASSWORD=pw '\(binary)' get '\(name)' --user downloader --dir '\(folder)' --tracker \(address) --listen 127.0.0.1:0 --json "
+                      + options.map { "'\($0)'" }.joined(separator: " ") + " 2>/dev/null")
         }
 
         func stop() async {

@@ -49,6 +49,7 @@ struct PeerMenu: AsyncParsableCommand {
                 peer = try await Peer.start(directory: folder.dir, tracker: tracker.tracker, user: user, password: password,
                                             listen: network.listenEndpoint, advertiseHost: network.advertised.host,
                                             advertisePort: network.advertised.port, chunkSize: folder.chunkSize,
+                                            maxUpload: network.uploadRate, maxDownload: network.downloadRate,
                                             downloadConfiguration: network.downloadConfiguration,
                                             logger: Logger(label: "shoal.peer")) { name in Output.line("Hashing \(name) ...") }
             } catch {

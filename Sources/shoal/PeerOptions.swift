@@ -34,7 +34,8 @@ struct FolderOptions: ParsableArguments {
 }
 
 /// `--listen` and `--advertise`: where a peer serves chunks, and where
-/// downloaders are told to find it.
+/// downloaders are told to find it; `--compression`; `--max-upload` and
+/// `--max-download`: the peer's rate limits.
 struct NetworkOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Where to serve chunks: HOST:PORT, [IPv6]:PORT, or PORT on every interface; port 0 picks a free one.",
                                valueName: "address"))
@@ -57,7 +58,30 @@ struct NetworkOptions: ParsableArguments {
                 throw ValidationError("--advertise \(advertise): \(error)")
             }
         }
+        for (option, value) in [("--max-upload", maxUpload), ("--max-download", maxDownload)] {
+            guard let value else { continue }
+            do {
+                _ = try TransferRate(parsing: value)
+            } catch {
+                throw ValidationError("\(option): \(error)")
+            }
+        }
     }
+
+    @Option(name: .customLong("max-upload"),
+            help: ArgumentHelp("The most this peer uploads, over all its connections: e.g. 20MB/s, 100Mbit/s, 512KiB/s (MB = 10^6 bytes, MiB = 2^20; a bare number is bytes/s). No limit by default.",
+                               valueName: "rate"))
+    var maxUpload: String?
+
+    @Option(name: .customLong("max-download"),
+            help: ArgumentHelp("The most this peer downloads, over all its holders: e.g. 20MB/s, 100Mbit/s, 512KiB/s. No limit by default.",
+                               valueName: "rate"))
+    var maxDownload: String?
+
+    /// The upload limit, if any (validated already).
+    var uploadRate: TransferRate? { maxUpload.flatMap { try? TransferRate(parsing: $0) } }
+    /// The download limit, if any (validated already).
+    var downloadRate: TransferRate? { maxDownload.flatMap { try? TransferRate(parsing: $0) } }
 
     @Option(help: ArgumentHelp("How chunks come from each holder: auto (compressed over links slower than this machine inflates, stored over faster ones), always compressed, or never.",
                                valueName: "auto|always|never"))

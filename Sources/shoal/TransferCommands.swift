@@ -5,7 +5,7 @@ import ShoalCore
 import ShoalNet
 import ShoalPeer
 
-/// `shoal seed --user U --dir DIR [--listen ADDRESS] [--advertise ADDRESS]`: share a folder until SIGINT/SIGTERM.
+/// `shoal seed --user U --dir DIR [--listen ADDRESS] [--advertise ADDRESS] [--max-upload RATE]`: share a folder until SIGINT/SIGTERM.
 struct SeedCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "seed", abstract: "Log in, share a folder and serve it until SIGINT or SIGTERM, then log out.",
@@ -22,6 +22,7 @@ struct SeedCommand: AsyncParsableCommand {
         let shared = peer.library.announcement().count
         Output.line("serving on \(Endpoint(host: peer.server.host, port: peer.server.port))")
         Output.error("\(account.user) shares \(shared) file\(shared == 1 ? "" : "s") from \(peer.folder.path); stop with Ctrl-C")
+        if let rate = network.uploadRate { Output.error("uploads limited to \(rate) over all connections") }
         let stop = AsyncStream<Int32>.makeStream()
         let signals = TerminationSignals { stop.continuation.yield($0) }
         for await number in stop.stream {
@@ -116,7 +117,7 @@ func startPeer(tracker: TrackerOptions, account: UserOptions, folder: FolderOpti
     return try await withClearErrors {
         try await Peer.start(directory: folder.dir, tracker: tracker.tracker, user: account.user, password: password,
                              listen: network.listenEndpoint, advertiseHost: network.advertised.host, advertisePort: network.advertised.port,
-                             chunkSize: folder.chunkSize,
+                             chunkSize: folder.chunkSize, maxUpload: network.uploadRate, maxDownload: network.downloadRate,
                              downloadConfiguration: downloadConfiguration, logger: Logger(label: label)) { name in Output.error("hashing \(name) ...") }
     }
 }

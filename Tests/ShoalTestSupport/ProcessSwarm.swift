@@ -45,11 +45,13 @@ public final class ProcessSwarm: @unchecked Sendable {
         guard status == 0 else { throw SwarmError(step: "registering \(user) ended with \(status.map(String.init) ?? "a timeout")", errors: process.errors) }
     }
 
-    /// Registers `user` and starts `shoal seed` on its folder; returns once it serves.
+    /// Registers `user` and starts `shoal seed` on its folder (with `extra`
+    /// options); returns once it serves.
     @discardableResult
-    public func seed(_ user: String, register: Bool = true) async throws -> ShoalProcess {
+    public func seed(_ user: String, register: Bool = true, extra: [String] = []) async throws -> ShoalProcess {
         if register { try await self.register(user) }
-        let process = try ShoalProcess(["seed", "--user", user, "--dir", try folder(user), "--tracker", address, "--listen", "127.0.0.1:0"], environment: ["SHOAL_PASSWORD": "pw-\(user)"])
+        let process = try ShoalProcess(["seed", "--user", user, "--dir", try folder(user), "--tracker", address, "--listen", "127.0.0.1:0"] + extra,
+                                       environment: ["SHOAL_PASSWORD": "pw-\(user)"])
         guard try await process.waitForLine(timeout: 120, { $0.hasPrefix("serving on") }) != nil else {
             throw SwarmError(step: "\(user) did not start serving", errors: process.errors)
         }
