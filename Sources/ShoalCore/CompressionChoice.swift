@@ -18,6 +18,11 @@
 ///    only if it beat stored by 10 % and some chunk did come compressed), and
 ///    measures the other again every ``retrySeconds``, as loads change.
 ///
+/// Stored chunks can only win where the downloader's CPU is what limits: if
+/// it used less than half its cores while compressed chunks came (and some
+/// did come compressed), the links are the limit, compressed is kept at once
+/// and step 2 is skipped: over slow links that probe would cost time.
+///
 /// The choice is the download's, not each holder's: holders share the
 /// downloader's cores, so what one holder's chunks cost shows up in the
 /// others' rates, and only the whole download's rate tells the two apart.
@@ -50,6 +55,15 @@ public struct CompressionChoice: Sendable {
         var bytes = 0
         var chunks = 0
         var shrank = false
+        /// The process's CPU seconds at the first and last completion counted.
+        var cpuFirst = 0.0
+        var cpuLast = 0.0
+
+        /// Cores busy, on average, over the window.
+        var load: Double {
+            guard let first, last > first else { return 0 }
+            return (cpuLast - cpuFirst) / (last - first)
+        }
 
         /// Bytes per second from the first completion counted to the last.
         var rate: Double {
@@ -65,10 +79,13 @@ public struct CompressionChoice: Sendable {
     }
 
     public let mode: Mode
+    /// The cores the downloader can use.
+    public let cores: Int
     private var phase = Phase.probing(window: Window(stored: false, skip: warmUpChunks), other: nil)
 
-    public init(mode: Mode = .auto) {
+    public init(mode: Mode = .auto, cores: Int = ProcessInfoLite.activeProcessorCount) {
         self.mode = mode
+        self.cores = max(1, cores)
     }
 
     /// Whether to ask for stored chunks now.
@@ -85,16 +102,21 @@ public struct CompressionChoice: Sendable {
     }
 
     /// A chunk of `bytes` completed at `now` (it came `compressed` or not),
-    /// with `inFlight` requests still out over all holders.
-    public mutating func completed(bytes: Int, compressed: Bool, inFlight: Int, now: Double) {
+    /// with `inFlight` requests still out over all holders, when the process
+    /// has used `cpuSeconds` of CPU in all.
+    public mutating func completed(bytes: Int, compressed: Bool, inFlight: Int, now: Double, cpuSeconds: Double) {
         guard mode == .auto else { return }
         switch phase {
         case var .probing(window, other):
             if window.skip > 0 {
                 window.skip -= 1
             } else {
-                if window.first == nil { window.first = now }
+                if window.first == nil {
+                    window.first = now
+                    window.cpuFirst = cpuSeconds
+                }
                 window.last = now
+                window.cpuLast = cpuSeconds
                 window.chunks += 1
                 // The first completion only starts the clock: its bytes came before it.
                 if window.chunks > 1 { window.bytes += bytes }
@@ -104,7 +126,10 @@ public struct CompressionChoice: Sendable {
                 phase = .probing(window: window, other: other)
                 return
             }
-            if let other {
+            if !window.stored, other == nil, window.shrank, window.load < 0.5 * Double(cores) {
+                // Compressed chunks came, and the CPU had room to spare: the links are the limit.
+                phase = .decided(stored: false, at: now)
+            } else if let other {
                 let (storedRun, compressedRun) = window.stored ? (window, other) : (other, window)
                 let compressedWins = compressedRun.shrank && compressedRun.rate > storedRun.rate * 1.1
                 phase = .decided(stored: !compressedWins, at: now)

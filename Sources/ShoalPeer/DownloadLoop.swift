@@ -127,6 +127,9 @@ final class DownloadLoop {
             }
             if let ending { return ending }
             if plan.isComplete { return .complete }
+            // At the start, give every holder a moment to connect, so the
+            // first to answer does not take the whole file of a small download.
+            if connecting > 0 && now < configuration.startGrace { continue }
             pump()
         }
         // The stream ends only when the task running the loop is cancelled.
@@ -158,7 +161,8 @@ final class DownloadLoop {
         case let .received(frameBytes, compressed):
             wireBytes += UInt64(frameBytes)
             let outcome = plan.received(peer: request.peer, chunk: request.chunk, now: now)
-            compression.completed(bytes: manifest.length(ofChunk: request.chunk), compressed: compressed, inFlight: fetches.count, now: now)
+            compression.completed(bytes: manifest.length(ofChunk: request.chunk), compressed: compressed, inFlight: fetches.count, now: now,
+                                  cpuSeconds: ProcessInfoLite.cpuSeconds)
             guard case let .accepted(cancel) = outcome else { return }
             for loser in cancel { fetches.removeValue(forKey: loser)?.cancel() }
             fetchedChunks += 1

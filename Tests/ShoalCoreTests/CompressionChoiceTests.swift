@@ -6,18 +6,31 @@ import Testing
 struct CompressionChoiceTests {
     /// Completes `count` chunks of 1 MB at `rate` bytes per second from `now`; returns the time after.
     @discardableResult
-    func feed(_ choice: inout CompressionChoice, _ count: Int, rate: Double, compressed: Bool, inFlight: Int = 2, from now: Double) -> Double {
+    /// `load` is the cores busy meanwhile.
+    func feed(_ choice: inout CompressionChoice, _ count: Int, rate: Double, compressed: Bool, inFlight: Int = 2, from now: Double,
+              load: Double = 2) -> Double {
         var t = now
         for _ in 0..<count {
             t += 1e6 / rate
-            choice.completed(bytes: 1_000_000, compressed: compressed, inFlight: inFlight, now: t)
+            // CPU seconds as if `load` cores had been busy from the start.
+            choice.completed(bytes: 1_000_000, compressed: compressed, inFlight: inFlight, now: t, cpuSeconds: t * load)
         }
         return t
     }
 
+
+    /// Compressed chunks came while the CPU had room: the links are the limit, no stored probe.
+    @Test func idleCPUKeepsCompressionAtOnce() {
+        var choice = CompressionChoice(cores: 2)
+        let t = feed(&choice, CompressionChoice.warmUpChunks + CompressionChoice.probeChunks, rate: 150e6, compressed: true, from: 0, load: 0.4)
+        #expect(!choice.asksStored, "kept compressed without trying stored")
+        feed(&choice, 30, rate: 150e6, compressed: true, from: t, load: 0.4)
+        #expect(!choice.asksStored)
+    }
+
     /// Slow links: compressed completes four times faster than stored, and is kept.
     @Test func slowLinksKeepCompression() {
-        var choice = CompressionChoice()
+        var choice = CompressionChoice(cores: 2)
         #expect(!choice.asksStored, "compressed first")
         var t = feed(&choice, CompressionChoice.warmUpChunks, rate: 5e6, compressed: true, from: 0)   // pipelines filling: not counted
         t = feed(&choice, CompressionChoice.probeChunks, rate: 110e6, compressed: true, from: t)
@@ -31,11 +44,11 @@ struct CompressionChoiceTests {
     /// A fast link where inflating is the limit: stored completes more and is kept;
     /// data that does not compress stays stored.
     @Test func fastLinksKeepStored() {
-        var choice = CompressionChoice()
+        var choice = CompressionChoice(cores: 2)
         var t = feed(&choice, CompressionChoice.warmUpChunks + CompressionChoice.probeChunks, rate: 400e6, compressed: true, from: 0)
         feed(&choice, 2 + CompressionChoice.probeChunks, rate: 700e6, compressed: false, from: t)
         #expect(choice.asksStored)
-        var random = CompressionChoice()
+        var random = CompressionChoice(cores: 2)
         t = feed(&random, CompressionChoice.warmUpChunks + CompressionChoice.probeChunks, rate: 30e6, compressed: false, from: 0)
         feed(&random, 2 + CompressionChoice.probeChunks, rate: 20e6, compressed: false, from: t)
         #expect(random.asksStored, "nothing came compressed")
@@ -43,7 +56,7 @@ struct CompressionChoiceTests {
 
     /// A decision is measured again after a while; the user's choice overrides everything.
     @Test func retriesAndUserChoice() {
-        var choice = CompressionChoice()
+        var choice = CompressionChoice(cores: 2)
         var t = feed(&choice, CompressionChoice.warmUpChunks + CompressionChoice.probeChunks, rate: 400e6, compressed: true, from: 0)
         t = feed(&choice, 2 + CompressionChoice.probeChunks, rate: 700e6, compressed: false, from: t)
         #expect(choice.asksStored)
