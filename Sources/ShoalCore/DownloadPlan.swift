@@ -196,6 +196,13 @@ public struct DownloadPlan: Sendable {
         return out
     }
 
+    /// When the head of `peer`'s queue is expected: the first of
+    /// ``expectations(_:)`` without sorting the queue.
+    func headExpected(_ peer: Peer) -> Double? {
+        guard let oldest = peer.inFlight.values.min() else { return nil }
+        return max(oldest + peer.score.responseTime, peer.lastArrival ?? -.infinity) + serviceTime(peer)
+    }
+
     /// How far past its expected time a request of `peer` may run before it is late.
     func slack(_ peer: Peer) -> Double {
         max(configuration.minimumSlack, configuration.lateFactor * (peer.score.responseTime + serviceTime(peer)))
@@ -372,8 +379,8 @@ public struct DownloadPlan: Sendable {
     public func nextCheck(after now: Double) -> Double? {
         var earliest: Double?
         for peer in peers.values where peer.isActive && !peer.inFlight.isEmpty {
-            if let head = expectations(peer).first, !peer.isLate {
-                let late = head.expected + slack(peer)
+            if let head = headExpected(peer), !peer.isLate {
+                let late = head + slack(peer)
                 if late > now { earliest = min(earliest ?? late, late) }
             }
             let oldest = peer.inFlight.values.min()!
@@ -393,8 +400,8 @@ public struct DownloadPlan: Sendable {
 
     private mutating func refreshLateness(now: Double) {
         for (id, peer) in peers where peer.isActive && !peer.isLate {
-            guard let head = expectations(peer).first else { continue }
-            if now > head.expected + slack(peer) { peers[id]!.isLate = true }
+            guard let head = headExpected(peer) else { continue }
+            if now > head + slack(peer) { peers[id]!.isLate = true }
         }
     }
 

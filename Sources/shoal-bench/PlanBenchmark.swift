@@ -3,8 +3,9 @@ import Foundation
 import ShoalCore
 
 /// The planning cost of a whole download, with no I/O: a simulated swarm
-/// drives ``ChunkPicker`` (and, at small sizes, today's ``DownloadPlan``)
-/// from the first request to the last chunk.
+/// drives ``ChunkPicker`` alone, and the whole ``DownloadPlan`` (windows,
+/// per-holder clocks, copies, over the picker) from the first request to the
+/// last chunk.
 struct PlanBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
@@ -17,8 +18,8 @@ struct PlanBenchmark: ParsableCommand {
     @Option(help: "Holders in the swarm.")
     var holders = 8
 
-    @Option(name: .customLong("plan-limit"), help: "Simulate DownloadPlan (quadratic) only up to this many chunks.")
-    var planLimit = 16_384
+    @Option(name: .customLong("plan-limit"), help: "Simulate DownloadPlan only up to this many chunks.")
+    var planLimit = 262_144
 
     @Option(help: "Seed of the simulated swarm.")
     var seed: UInt64 = 1
@@ -194,7 +195,7 @@ struct Swarm {
         ]
     }
 
-    /// The whole download through today's ``DownloadPlan``; returns the number of requests.
+    /// The whole download through ``DownloadPlan``; returns the number of requests.
     func runPlan() -> Int {
         let manifest = try! Manifest(fileSize: UInt64(chunks) * 16_384, chunkSize: 16_384,
                                      digests: (0..<chunks).map { ChunkDigest(hashing: [UInt8(truncatingIfNeeded: $0)]) })
@@ -204,7 +205,7 @@ struct Swarm {
         configuration.maximumWindow = Self.window
         var plan = DownloadPlan(manifest: manifest, configuration: configuration)
         var known = Array(repeating: chunks / 4, count: partial)
-        var maps = (0..<partial).map { id in
+        let maps = (0..<partial).map { id in
             var map = ChunkMap(count: chunks)
             for chunk in arrivals[id][..<known[id]] { map.insert(chunk) }
             return map
@@ -220,9 +221,8 @@ struct Swarm {
         while !plan.isComplete {
             for id in 0..<partial where known[id] < chunks {
                 let next = min(chunks, known[id] + Self.gainPerRound)
-                for chunk in arrivals[id][known[id]..<next] { maps[id].insert(chunk) }
+                plan.peer(id, gained: Array(arrivals[id][known[id]..<next]))
                 known[id] = next
-                plan.addPeer(id: id, name: "h\(id)", score: PeerScore(responseTime: 0.001), available: maps[id])
             }
             for request in plan.nextRequests(now: now) {
                 queues[request.peer].append(request.chunk)
