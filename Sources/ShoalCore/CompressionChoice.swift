@@ -19,9 +19,11 @@
 ///    measures the other again every ``retrySeconds``, as loads change.
 ///
 /// Stored chunks can only win where the downloader's CPU is what limits: if
-/// it used less than half its cores while compressed chunks came (and some
-/// did come compressed), the links are the limit, compressed is kept at once
-/// and step 2 is skipped: over slow links that probe would cost time.
+/// it used less than three quarters of its cores while compressed chunks came
+/// (and some did come compressed), the links are the limit, compressed is
+/// kept at once and step 2 is skipped: over slow links that probe would cost
+/// time. A probe lasts at least ``minimumProbeSeconds``, so that the CPU time
+/// it measures is more than scheduling noise.
 ///
 /// The choice is the download's, not each holder's: holders share the
 /// downloader's cores, so what one holder's chunks cost shows up in the
@@ -42,6 +44,9 @@ public struct CompressionChoice: Sendable {
     public static let probeChunks = 24
     /// Chunks not counted at the start, while the pipelines fill.
     public static let warmUpChunks = 16
+    /// A probe lasts at least this long (seconds), so that the CPU time it
+    /// measures is not scheduling noise.
+    public static let minimumProbeSeconds = 0.1
     /// How long a decision stands before the other mode is measured again.
     public static let retrySeconds = 20.0
 
@@ -122,11 +127,11 @@ public struct CompressionChoice: Sendable {
                 if window.chunks > 1 { window.bytes += bytes }
                 window.shrank = window.shrank || compressed
             }
-            guard window.chunks >= Self.probeChunks else {
+            guard window.chunks >= Self.probeChunks, let first = window.first, now - first >= Self.minimumProbeSeconds else {
                 phase = .probing(window: window, other: other)
                 return
             }
-            if !window.stored, other == nil, window.shrank, window.load < 0.5 * Double(cores) {
+            if !window.stored, other == nil, window.shrank, window.load < 0.75 * Double(cores) {
                 // Compressed chunks came, and the CPU had room to spare: the links are the limit.
                 phase = .decided(stored: false, at: now)
             } else if let other {

@@ -4,16 +4,16 @@ import Testing
 /// Stored or compressed, by measuring both.
 @Suite("Compression choice")
 struct CompressionChoiceTests {
-    /// Completes `count` chunks of 1 MB at `rate` bytes per second from `now`; returns the time after.
+    /// Completes `count` chunks of 10 MB at `rate` bytes per second from `now`; returns the time after.
     @discardableResult
     /// `load` is the cores busy meanwhile.
     func feed(_ choice: inout CompressionChoice, _ count: Int, rate: Double, compressed: Bool, inFlight: Int = 2, from now: Double,
               load: Double = 2) -> Double {
         var t = now
         for _ in 0..<count {
-            t += 1e6 / rate
+            t += 1e7 / rate
             // CPU seconds as if `load` cores had been busy from the start.
-            choice.completed(bytes: 1_000_000, compressed: compressed, inFlight: inFlight, now: t, cpuSeconds: t * load)
+            choice.completed(bytes: 10_000_000, compressed: compressed, inFlight: inFlight, now: t, cpuSeconds: t * load)
         }
         return t
     }
