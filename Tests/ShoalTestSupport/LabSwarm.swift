@@ -85,33 +85,17 @@ public final class LabSwarm: @unchecked Sendable {
 
     /// The counter `key` (`countDownloads`, `countFailures`) of every user the tracker lists, asked from `host`.
     public func counters(_ key: String, from host: String) async throws -> [String: Int] {
-        let peers = try await status(from: host)["peers"] as? [[String: Any]] ?? []
-        return Dictionary(peers.compactMap { peer in
-            guard let user = peer["user"] as? String, let count = peer[key] as? Int else { return nil }
-            return (user, count)
-        }, uniquingKeysWith: max)
+        DownloadWatch.counters(key, in: try await status(from: host))
     }
 
     /// The fraction of chunks `user`'s download has verified so far (from its resume map).
     public func progress(of user: String) -> Double {
-        let partial = root.file(user) + "/.shoal/partial"
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: partial),
-              let have = names.first(where: { $0.hasSuffix(".have") }),
-              let manifestName = names.first(where: { $0.hasSuffix(".manifest") }),
-              let bits = FileManager.default.contents(atPath: partial + "/" + have),
-              let manifestBytes = FileManager.default.contents(atPath: partial + "/" + manifestName),
-              let manifest = try? Manifest(canonicalBytes: [UInt8](manifestBytes)), manifest.chunkCount > 0 else { return 0 }
-        return Double(bits.reduce(0) { $0 + $1.nonzeroBitCount }) / Double(manifest.chunkCount)
+        DownloadWatch.progress(ofFolder: root.file(user))
     }
 
     /// Waits (at most `timeout` seconds) until `user`'s download has `fraction` of its chunks.
     public func waitForProgress(of user: String, atLeast fraction: Double, timeout: Double = 60) async throws -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if progress(of: user) >= fraction { return true }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        return false
+        try await DownloadWatch.wait(forFolder: root.file(user), atLeast: fraction, timeout: timeout)
     }
 
     /// Kills whatever still runs in the lab, deletes it and removes the

@@ -72,25 +72,12 @@ public final class ProcessSwarm: @unchecked Sendable {
 
     /// The fraction of chunks a download in `user`'s folder has verified so far (from its resume map).
     public func progress(of user: String) -> Double {
-        let partial = root.file(user) + "/.shoal/partial"
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: partial),
-              let have = names.first(where: { $0.hasSuffix(".have") }),
-              let manifestName = names.first(where: { $0.hasSuffix(".manifest") }),
-              let bits = FileManager.default.contents(atPath: partial + "/" + have),
-              let manifestBytes = FileManager.default.contents(atPath: partial + "/" + manifestName),
-              let manifest = try? Manifest(canonicalBytes: [UInt8](manifestBytes)), manifest.chunkCount > 0 else { return 0 }
-        let held = bits.reduce(0) { $0 + $1.nonzeroBitCount }
-        return Double(held) / Double(manifest.chunkCount)
+        DownloadWatch.progress(ofFolder: root.file(user))
     }
 
     /// Waits until `user`'s download has at least `fraction` of its chunks (or the timeout passes).
     public func waitForProgress(of user: String, atLeast fraction: Double, timeout: Double = 60) async throws -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if progress(of: user) >= fraction { return true }
-            try await Task.sleep(for: .milliseconds(2))
-        }
-        return false
+        try await DownloadWatch.wait(forFolder: root.file(user), atLeast: fraction, timeout: timeout)
     }
 
     /// The tracker's status document.
@@ -103,11 +90,7 @@ public final class ProcessSwarm: @unchecked Sendable {
     /// The counter `key` (`countDownloads`, `countFailures`) of each connected
     /// user whose name starts with `prefix`, from the tracker's status.
     public func counters(_ key: String, ofUsersStartingWith prefix: String = "") async throws -> [String: Int] {
-        let peers = try await status()["peers"] as? [[String: Any]] ?? []
-        return Dictionary(peers.compactMap { peer in
-            guard let user = peer["user"] as? String, user.hasPrefix(prefix), let count = peer[key] as? Int else { return nil }
-            return (user, count)
-        }, uniquingKeysWith: max)
+        DownloadWatch.counters(key, in: try await status(), ofUsersStartingWith: prefix)
     }
 
     public func seeder(_ user: String) -> ShoalProcess? { lock.withLock { seeders[user] } }
