@@ -77,6 +77,10 @@ public struct DownloadPlan: Sendable {
         public var deadlineFactor = 8.0
         /// ...but never before this many seconds of silence.
         public var minimumDeadline = 2.0
+        /// A holder that refuses this many chunks its own map offered is
+        /// dropped as failing: refusals cost nothing to send, and a holder
+        /// that announces what it cannot serve wastes everyone's requests.
+        public var refusalsToFail = 4
         public init() {}
     }
 
@@ -107,7 +111,9 @@ public struct DownloadPlan: Sendable {
         fileprivate var lastArrival: Double?
         /// Whether its head request went past its slack with nothing arriving since.
         public fileprivate(set) var isLate = false
-        fileprivate var refused: Set<Int> = []
+        /// Chunks it refused: never asked of it again in this download, even
+        /// when a refreshed map offers them again.
+        public fileprivate(set) var refused: Set<Int> = []
 
         public func has(_ index: Int) -> Bool {
             !refused.contains(index) && (available?.contains(index) ?? true)
@@ -220,12 +226,13 @@ public struct DownloadPlan: Sendable {
         if var existing = peers[id] {
             guard existing.isActive else { return }
             existing.available = available
-            existing.refused = []
             peers[id] = existing
         } else {
             peers[id] = Peer(id: id, name: name, score: score, available: available, window: configuration.initialWindow)
         }
         picker.setHolder(id, available: available)
+        // A new map does not undo refusals: what it refused stays refused.
+        for chunk in peers[id]!.refused where chunk >= 0 && chunk < chunkCount { picker.holder(id, refused: chunk) }
     }
 
     /// A partial holder announced more chunks.
@@ -327,11 +334,19 @@ public struct DownloadPlan: Sendable {
         guard peers[id] != nil else { return false }
         switch failure {
         case .unavailable:
-            // A refusal is an answer: the holder is alive.
+            // A refusal is an answer: the holder is alive. But it offered the
+            // chunk, so it loses it for this download, and too many refusals
+            // make it a failing holder.
+            guard peers[id]!.isActive else { return false }
             peers[id]!.refused.insert(chunk)
             if chunk >= 0 && chunk < chunkCount { picker.holder(id, refused: chunk) }
             if let now, !peers[id]!.inFlight.isEmpty { peers[id]!.lastArrival = now }
             peers[id]!.isLate = false
+            if peers[id]!.refused.count >= configuration.refusalsToFail {
+                peers[id]!.score.observeFailure()
+                drop(peer: id, reason: "refused \(peers[id]!.refused.count) chunks it announced")
+                return true
+            }
             return false
         case let .badData(reason), let .unresponsive(reason):
             guard peers[id]!.isActive else { return false }

@@ -173,7 +173,11 @@ final class DownloadLoop {
             if plan.failed(peer: request.peer, chunk: request.chunk, failure, now: now) {
                 drop(request.peer, reason: plan.peers[request.peer]?.dropped ?? "failed")
                 guard let user = links[request.peer]?.user else { return }
-                if case .badData = failure { banned.insert(user) } else { retryLater(user) }
+                // Bad data, or refusing what it announced: not asked again in this download.
+                switch failure {
+                case .badData, .unavailable: banned.insert(user)
+                case .unresponsive: retryLater(user)
+                }
             }
         case let .storage(error):
             ending = .storage(error)

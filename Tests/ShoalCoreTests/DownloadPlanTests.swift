@@ -219,6 +219,32 @@ struct DownloadPlanTests {
         #expect(!again.contains(DownloadPlan.Request(peer: 0, chunk: toA.chunk)))
     }
 
+    /// A refused chunk stays refused when a refreshed map offers it again, and
+    /// a holder that keeps refusing what it announced is dropped as failing.
+    @Test func refusalsOutliveRefreshesAndFailTheHolder() {
+        var configuration = DownloadPlan.Configuration()
+        configuration.refusalsToFail = 3
+        configuration.firstChunk = 0
+        var plan = DownloadPlan(manifest: manifest(chunks: 8), configuration: configuration)
+        plan.addPeer(id: 0, name: "liar", score: PeerScore(responseTime: 0.001), available: nil)
+        let first = plan.nextRequests(now: 0).filter { $0.peer == 0 }
+        #expect(first.count >= 2)
+        let droppedFirst = plan.failed(peer: 0, chunk: first[0].chunk, .unavailable, now: 0.1)
+        #expect(!droppedFirst)
+        // The tracker says again that it has everything: the refusal holds.
+        plan.addPeer(id: 0, name: "liar", score: PeerScore(responseTime: 0.001), available: nil)
+        let again = plan.nextRequests(now: 0.2)
+        #expect(!again.contains(DownloadPlan.Request(peer: 0, chunk: first[0].chunk)))
+        let droppedSecond = plan.failed(peer: 0, chunk: first[1].chunk, .unavailable, now: 0.3)
+        #expect(!droppedSecond)
+        let more = plan.nextRequests(now: 0.4).filter { $0.peer == 0 } + again.filter { $0.peer == 0 }
+        let third = more.first { ![first[0].chunk, first[1].chunk].contains($0.chunk) }!
+        let droppedThird = plan.failed(peer: 0, chunk: third.chunk, .unavailable, now: 0.5)
+        #expect(droppedThird, "the third refusal drops it")
+        #expect(plan.peers[0]!.dropped?.contains("refused 3 chunks") == true)
+        #expect(plan.peers[0]!.score.liveFailures == 1)
+    }
+
     /// Chunks nobody has are named; a refusal is an answer, not silence.
     @Test func unobtainableAndRefusals() {
         var plan = DownloadPlan(manifest: manifest(chunks: 4))
