@@ -125,7 +125,7 @@ let package = Package(
         .testTarget(
             name: "ShoalTrackerTests",
             dependencies: [
-                "ShoalTracker", "ShoalNet", "ShoalWire", "ShoalCore", "ShoalTestSupport",
+                "ShoalTracker", "ShoalPeer", "ShoalNet", "ShoalWire", "ShoalCore", "ShoalTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -60,19 +60,49 @@ public struct Downloader: Sendable {
         self.configuration = configuration
     }
 
-    /// Downloads the file shared as `name` into the folder.
-    public func download(name: String, progress: @escaping @Sendable (DownloadProgress) -> Void = { _ in }) async throws -> DownloadResult {
+    /// Downloads the file shared as `name` into the folder. When several
+    /// contents are shared under that name, `content` (a content id, or its
+    /// first 8 or more hex digits) says which; without it the download stops
+    /// with ``DownloadError/ambiguous(name:choices:more:)``, listing them:
+    /// nothing is chosen by counting holders, which free accounts can inflate.
+    public func download(name: String, content: String? = nil,
+                         progress: @escaping @Sendable (DownloadProgress) -> Void = { _ in }) async throws -> DownloadResult {
         let fileName: FileName
         do { fileName = try FileName(name) } catch { throw DownloadError.invalidName(name, error) }
-        let details: [FileDetail]
+        var detail: FileDetail
         do {
-            details = try await session.details(name: fileName.value)
+            let details = try await session.details(name: fileName.value)
+            if let content {
+                let prefix = content.lowercased()
+                guard prefix.count >= 8, prefix.allSatisfy(\.isHexDigit) else { throw DownloadError.badContentID(content) }
+                let matches = details.files.filter { $0.contentID.hex.hasPrefix(prefix) }
+                guard matches.count <= 1 else { throw DownloadError.ambiguous(name: name, choices: matches, more: nil) }
+                if let match = matches.first {
+                    detail = match
+                } else if prefix.count == 64, let id = ContentID(hex: prefix) {
+                    // Beyond the contents listed: ask for it by id.
+                    guard let found = try await session.details(contentID: id).first else { throw DownloadError.contentNotFound(name: name, content: content) }
+                    detail = found
+                } else {
+                    throw DownloadError.contentNotFound(name: name, content: content)
+                }
+            } else {
+                guard details.files.count == 1, details.moreContents == nil else {
+                    throw DownloadError.ambiguous(name: name, choices: details.files, more: details.moreContents)
+                }
+                detail = details.files[0]
+            }
+            if detail.manifest == nil {
+                guard let whole = try await session.details(contentID: detail.contentID).first else { throw DownloadError.notFound(name) }
+                detail = whole
+            }
         } catch NetError.wire(.remote("not_found", _)) {
             throw DownloadError.notFound(name)
+        } catch let error as DownloadError {
+            throw error
         } catch {
             throw DownloadError.tracker("\(error)")
         }
-        guard let detail = details.first else { throw DownloadError.notFound(name) }
         let manifest: Manifest
         guard let payload = detail.manifest else { throw DownloadError.tracker("its details of \(name.debugDescription) carry no manifest") }
         do { manifest = try payload.manifest(expecting: detail.contentID) } catch { throw DownloadError.corrupt("\(error)") }

@@ -84,10 +84,11 @@ public final class Peer: Sendable {
         return library.announcement()
     }
 
-    /// Downloads `name` into the folder.
-    public func download(name: String, progress: @escaping @Sendable (DownloadProgress) -> Void = { _ in }) async throws -> DownloadResult {
+    /// Downloads `name` into the folder (the content whose id starts with
+    /// `content`, when several share the name).
+    public func download(name: String, content: String? = nil, progress: @escaping @Sendable (DownloadProgress) -> Void = { _ in }) async throws -> DownloadResult {
         try await Downloader(folder: folder, library: library, session: session, logger: logger, configuration: downloadConfiguration)
-            .download(name: name, progress: progress)
+            .download(name: name, content: content, progress: progress)
     }
 
     /// Rescans the folder and announces it again.

@@ -83,28 +83,106 @@ public actor TrackerSession {
         _ = try await request(timeout: .seconds(60)) { .announce(Announce(token: $0, replace: false, files: files)) }
     }
 
-    public func list() async throws -> [ListedFile] {
-        guard case let .fileList(reply) = try await request(timeout: .seconds(30), { .list(ListFiles(token: $0)) }) else {
-            throw NetError.unexpectedReply(expected: "fileList", received: "another message")
-        }
-        return reply.files
+    /// Every file available, asked for page by page (at most `maximumRows`).
+    public func list(maximumRows: Int = 1_000_000) async throws -> [ListedFile] {
+        var rows: [ListedFile] = []
+        var after: ListCursor?
+        repeat {
+            let cursor = after
+            guard case let .fileList(reply) = try await request(timeout: .seconds(30), { .list(ListFiles(token: $0, after: cursor)) }) else {
+                throw NetError.unexpectedReply(expected: "fileList", received: "another message")
+            }
+            rows += reply.files
+            // A cursor that does not move on would loop forever.
+            guard reply.next != cursor, !reply.files.isEmpty else { break }
+            after = reply.next
+        } while after != nil && rows.count < maximumRows
+        return rows
     }
 
-    public func details(name: String) async throws -> [FileDetail] {
+    /// The contents shared as `name`. When there is just one, it comes whole:
+    /// every page of its holders and its manifest. When there are several,
+    /// each comes as a summary (first page of holders, no manifest): ask
+    /// again by content id for the one chosen.
+    public func details(name: String) async throws -> FileDetails {
         guard case let .fileDetails(reply) = try await request(timeout: .seconds(30), { .details(Details(token: $0, name: name)) }) else {
             throw NetError.unexpectedReply(expected: "fileDetails", received: "another message")
         }
-        return reply.files
+        guard reply.files.count == 1, reply.moreContents == nil else { return reply }
+        return FileDetails(files: [try await complete(reply.files[0], withManifest: true)])
     }
 
-    /// The content's details; `withManifest` false leaves the manifest out
-    /// (a downloader that has it, asking only for holders).
+    /// The content's details, whole (every page of holders); `withManifest`
+    /// false leaves the manifest out (a downloader that has it, asking only
+    /// for holders).
     public func details(contentID: ContentID, withManifest: Bool = true) async throws -> [FileDetail] {
         let without: Bool? = withManifest ? nil : true
         guard case let .fileDetails(reply) = try await request(timeout: .seconds(30), { .details(Details(token: $0, contentID: contentID, withoutManifest: without)) }) else {
             throw NetError.unexpectedReply(expected: "fileDetails", received: "another message")
         }
-        return reply.files
+        guard let first = reply.files.first else { return [] }
+        return [try await complete(first, withManifest: withManifest)]
+    }
+
+    /// Holders at most, over all pages of one content's details: what a
+    /// lying tracker could otherwise make a downloader keep.
+    public static let maximumHolders = 4096
+
+    /// `detail` with the rest of its holders, and its manifest if asked and not inline.
+    private func complete(_ detail: FileDetail, withManifest: Bool) async throws -> FileDetail {
+        var detail = detail
+        var more = detail.moreHolders
+        while let remaining = more, remaining > 0, let last = detail.holders.last?.user, detail.holders.count < Self.maximumHolders {
+            let id = detail.contentID
+            guard case let .fileDetails(reply) = try await request(timeout: .seconds(30), { token in
+                .details(Details(token: token, contentID: id, withoutManifest: true, holdersAfter: last))
+            }), let page = reply.files.first, page.contentID == id else {
+                throw NetError.unexpectedReply(expected: "fileDetails", received: "another message")
+            }
+            // Pages must move forward by user name, or a lying tracker loops us.
+            let fresh = page.holders.filter { last.utf8.lexicographicallyPrecedes($0.user.utf8) }
+            guard !fresh.isEmpty else { break }
+            detail.holders += fresh
+            more = page.moreHolders
+        }
+        detail.moreHolders = nil
+        if withManifest, detail.manifest == nil, let chunkCount = detail.chunkCount {
+            detail.manifest = try await manifest(contentID: detail.contentID, chunkCount: chunkCount)
+        }
+        return detail
+    }
+
+    /// A manifest asked for in parts, several at a time; the caller checks it hashes to its content id.
+    public func manifest(contentID: ContentID, chunkCount: Int) async throws -> ManifestPayload {
+        guard chunkCount > 0, chunkCount <= Int(ChunkSizing.maximumChunkCount) else {
+            throw NetError.unexpectedReply(expected: "a manifest of 1 ... \(ChunkSizing.maximumChunkCount) chunks", received: "\(chunkCount) chunks")
+        }
+        let starts = Array(stride(from: 0, to: chunkCount, by: ManifestPart.maximumDigests))
+        var parts: [Int: ManifestPart] = [:]
+        for batch in stride(from: 0, to: starts.count, by: 8) {
+            try await withThrowingTaskGroup(of: ManifestPart.self) { group in
+                for from in starts[batch..<min(starts.count, batch + 8)] {
+                    group.addTask {
+                        guard case let .manifestPart(part) = try await self.request(timeout: .seconds(30), { .manifest(ManifestRequest(token: $0, contentID: contentID, from: from)) }),
+                              part.contentID == contentID, part.from == from else {
+                            throw NetError.unexpectedReply(expected: "manifestPart from \(from)", received: "another message")
+                        }
+                        return part
+                    }
+                }
+                for try await part in group { parts[part.from] = part }
+            }
+        }
+        var digests = Data()
+        for from in starts {
+            guard let part = parts[from], let bytes = Data(base64Encoded: part.digests),
+                  bytes.count == min(ManifestPart.maximumDigests, chunkCount - from) * 32 else {
+                throw NetError.unexpectedReply(expected: "manifestPart from \(from) with its digests", received: "a malformed part")
+            }
+            digests += bytes
+        }
+        let first = parts[0]!
+        return ManifestPayload(fileSize: first.fileSize, chunkSize: first.chunkSize, digests: digests.base64EncodedString())
     }
 
     /// Reports a holder's outcome; if the tracker is away, the report waits for it.

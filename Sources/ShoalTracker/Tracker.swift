@@ -47,7 +47,7 @@ public actor Tracker {
     private var nextConnection: UInt64 = 0
     /// The encoded `fileList` payload and the registry generation it was made at:
     /// every client asking between two changes gets the same bytes.
-    private var listCache: (generation: UInt64, payload: ByteBuffer)?
+    private var listCache: (generation: UInt64, rows: [ListedFile], firstPage: ByteBuffer?)?
     /// A hash to verify against when the user does not exist, so a wrong name
     /// takes as long as a wrong password (no user enumeration by timing).
     private let decoyHash: String
@@ -97,19 +97,23 @@ public actor Tracker {
                 return Outcome(reply: .message(.loggedOut(LoggedOut())), session: .loggedOut)
             case let .announce(request):
                 let token = try session(request.token, connection)
-                let count = try registry.announce(token, request)
+                let count = try registry.announce(token, request, now: now())
                 let user = registry.peer(token)?.user ?? "?"
                 let partial = registry.peer(token)?.holdings.values.filter { !$0.isComplete }.count ?? 0
                 logger.info("announce: \(user) shares \(count) file\(count == 1 ? "" : "s") (\(partial) partial) after \(request.replace ? "a full" : "an incremental") announce of \(request.files.count)")
                 return Outcome(reply: .message(.announced(Announced(files: count))), session: .none)
             case let .list(request):
                 _ = try session(request.token, connection)
-                return Outcome(reply: try fileList(), session: .none)
+                return Outcome(reply: try fileList(after: request.after), session: .none)
             case let .details(request):
                 let token = try session(request.token, connection)
-                let files = try registry.details(token, name: request.name, contentID: request.contentID,
-                                                 withManifest: request.withoutManifest != true)
-                return Outcome(reply: .message(.fileDetails(FileDetails(files: files))), session: .none)
+                let details = try registry.details(token, name: request.name, contentID: request.contentID,
+                                                   withManifest: request.withoutManifest != true, holdersAfter: request.holdersAfter)
+                return Outcome(reply: .message(.fileDetails(details)), session: .none)
+            case let .manifest(request):
+                let token = try session(request.token, connection)
+                return Outcome(reply: .message(.manifestPart(try registry.manifestPart(token, contentID: request.contentID, from: request.from))),
+                               session: .none)
             case let .report(request):
                 return Outcome(reply: .message(.reported(try await report(request, connection: connection))), session: .none)
             case .status:
@@ -179,7 +183,7 @@ public actor Tracker {
         let peer = TrackerRegistry.Peer(
             user: account.user, host: served, port: request.port, connection: connection,
             countDownloads: account.countDownloads, countFailures: account.countFailures, bytesServed: account.bytesServed)
-        if let (_, replaced) = registry.login(token: token, peer: peer) {
+        if let (_, replaced) = try registry.login(token: token, peer: peer) {
             logger.info("login: \(account.user) logged in again; the previous session (\(replaced.host):\(replaced.port)) is closed")
             if replaced.connection != connection { closeConnection(replaced.connection) }
         }
@@ -221,17 +225,38 @@ public actor Tracker {
         return Reported(holder: account.user, countDownloads: account.countDownloads, countFailures: account.countFailures)
     }
 
-    private func fileList() throws(TrackerError) -> Reply {
-        if let cache = listCache, cache.generation == registry.generation {
-            return .encoded(.fileList, cache.payload)
+    /// A page of the file list: rows after `after`, at most ``TrackerRegistry/Limits/listPage``.
+    /// The sorted rows are made once per change of the registry, and the
+    /// first page (what most clients ask) is kept encoded.
+    private func fileList(after: ListCursor?) throws(TrackerError) -> Reply {
+        if listCache?.generation != registry.generation {
+            listCache = (registry.generation, registry.list(), nil)
         }
+        let rows = listCache!.rows
+        if after == nil, let encoded = listCache!.firstPage { return .encoded(.fileList, encoded) }
+        var start = 0
+        if let after {
+            // First row past the cursor, by (name bytes, content id).
+            var low = 0, high = rows.count
+            while low < high {
+                let mid = (low + high) / 2
+                let row = rows[mid]
+                let isAfter = after.name.utf8.lexicographicallyPrecedes(row.name.utf8)
+                    || (after.name == row.name && after.contentID < row.contentID)
+                if isAfter { high = mid } else { low = mid + 1 }
+            }
+            start = low
+        }
+        let end = min(rows.count, start + registry.limits.listPage)
+        let page = Array(rows[start..<end])
+        let next = end < rows.count ? ListCursor(name: page.last!.name, contentID: page.last!.contentID) : nil
         let frame: Frame
         do {
-            frame = try FileList(files: registry.list()).frame(requestID: 0)
+            frame = try FileList(files: page, next: next).frame(requestID: 0)
         } catch {
-            throw .tooLarge("the file list does not fit in one frame (\(error)); ask for details by name instead")
+            throw .tooLarge("a page of the file list does not fit in one frame (\(error))")
         }
-        listCache = (registry.generation, frame.payload)
+        if after == nil { listCache!.firstPage = frame.payload }
         return .encoded(.fileList, frame.payload)
     }
 

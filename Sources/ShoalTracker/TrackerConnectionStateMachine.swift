@@ -36,7 +36,7 @@ public struct TrackerConnectionStateMachine: Sendable, Equatable {
     public mutating func receive(_ message: Message) -> Action {
         guard state != .closed else { return .refuse(.badRequest("the connection is closing")) }
         switch message {
-        case .register, .login, .logout, .announce, .list, .details, .report, .status:
+        case .register, .login, .logout, .announce, .list, .details, .manifest, .report, .status:
             return .handle
         case .active:
             return .ignore

@@ -23,6 +23,23 @@ public struct TrackerRegistry: Sendable {
         public var namesPerContent = 16
         /// Total chunks over the contents one session announces (bounds manifest memory: 4 Mi chunks = 128 MiB of digests).
         public var chunksPerSession = 1 << 22
+        /// Total chunks over every content the tracker knows, whoever
+        /// announced them: 8 Mi chunks = 256 MiB of digests. Per-session
+        /// bounds alone let many sessions add up to any size.
+        public var chunksOverall = 1 << 23
+        /// Sessions one account may have open at once (serving or not).
+        public var sessionsPerAccount = 8
+        /// Rows in one page of `fileList`.
+        public var listPage = 128
+        /// Holders in one page of `fileDetails`, and the chunk-map bytes
+        /// (base64) one page may carry; a page always has at least one holder.
+        public var holdersPage = 64
+        public var holderMapBytesPage = 48 * 1024
+        /// Contents of one name in one `fileDetails`.
+        public var contentsPerName = 16
+        /// Chunks of a manifest carried inside `fileDetails`; a larger one is
+        /// asked for in parts with `manifest`.
+        public var inlineManifestChunks = ManifestPart.maximumDigests
         public init() {}
     }
 
@@ -65,6 +82,9 @@ public struct TrackerRegistry: Sendable {
     struct Content: Sendable {
         var manifest: Manifest
         var holders: Set<SessionToken> = []
+        /// When it was first announced, and by whom (while anyone held it since).
+        var since: Double
+        var firstSharedBy: String
     }
 
     public let limits: Limits
@@ -73,6 +93,10 @@ public struct TrackerRegistry: Sendable {
     private(set) var sessions: [SessionToken: Peer] = [:]
     private var tokenByUser: [String: SessionToken] = [:]
     private var contents: [ContentID: Content] = [:]
+    /// Chunks over every content in `contents`.
+    public private(set) var totalChunks = 0
+    /// Open sessions by user.
+    private var sessionsByUser: [String: Int] = [:]
     /// name -> content -> number of sessions sharing that content under that name.
     private var names: [FileName: [ContentID: Int]] = [:]
 
@@ -98,12 +122,17 @@ public struct TrackerRegistry: Sendable {
     /// closed: the user logged in elsewhere).
     /// Only serving sessions (port > 0) are unique per user: a tool's session
     /// (port 0, e.g. `shoal list`) never displaces a seeding one.
-    public mutating func login(token: SessionToken, peer: Peer) -> (SessionToken, Peer)? {
-        sessions[token] = peer
-        guard peer.port > 0 else { return nil }
+    /// At most ``Limits/sessionsPerAccount`` sessions per user at once.
+    public mutating func login(token: SessionToken, peer: Peer) throws(TrackerError) -> (SessionToken, Peer)? {
+        let replacing = peer.port > 0 ? tokenByUser[peer.user] : nil
+        guard sessionsByUser[peer.user, default: 0] - (replacing == nil ? 0 : 1) < limits.sessionsPerAccount else {
+            throw .notAllowed("\(peer.user) already has \(limits.sessionsPerAccount) sessions open, the most one account may have; log out of one first")
+        }
         var replaced: (SessionToken, Peer)?
-        if let old = tokenByUser[peer.user], let oldPeer = logout(old) { replaced = (old, oldPeer) }
-        tokenByUser[peer.user] = token
+        if let old = replacing, let oldPeer = logout(old) { replaced = (old, oldPeer) }
+        sessions[token] = peer
+        sessionsByUser[peer.user, default: 0] += 1
+        if peer.port > 0 { tokenByUser[peer.user] = token }
         return replaced
     }
 
@@ -114,6 +143,7 @@ public struct TrackerRegistry: Sendable {
         generation &+= 1
         for contentID in peer.holdings.keys { withdraw(token, contentID) }
         if tokenByUser[peer.user] == token { tokenByUser.removeValue(forKey: peer.user) }
+        if sessionsByUser[peer.user, default: 0] <= 1 { sessionsByUser.removeValue(forKey: peer.user) } else { sessionsByUser[peer.user]! -= 1 }
         return sessions.removeValue(forKey: token)
     }
 
@@ -132,9 +162,10 @@ public struct TrackerRegistry: Sendable {
         case hold(ContentID, FileName, manifest: Manifest?, chunks: ChunkMap?, have: [Int])
     }
 
-    /// Applies an `announce` from `token`'s session; returns how many contents
-    /// it now shares. All or nothing: an invalid entry refuses the whole request.
-    public mutating func announce(_ token: SessionToken, _ request: Announce) throws(TrackerError) -> Int {
+    /// Applies an `announce` from `token`'s session at `now` (Unix seconds);
+    /// returns how many contents it now shares. All or nothing: an invalid
+    /// entry refuses the whole request.
+    public mutating func announce(_ token: SessionToken, _ request: Announce, now: Double = 0) throws(TrackerError) -> Int {
         guard let peer = sessions[token] else { throw .notLoggedIn }
         guard peer.port > 0 else {
             throw .badRequest("this session does not serve chunks (it logged in with port 0), so it cannot share files; log in with the port you serve on")
@@ -205,12 +236,19 @@ public struct TrackerRegistry: Sendable {
         guard announcedChunks <= limits.chunksPerSession else {
             throw .tooLarge("the files announced add up to \(announcedChunks) chunks, over the \(limits.chunksPerSession) a peer may announce")
         }
+        let newChunks = newManifests.values.reduce(0) { $0 + $1.chunkCount }
+        guard newChunks == 0 || totalChunks + newChunks <= limits.chunksOverall else {
+            throw .tooLarge("the tracker holds manifests of \(totalChunks) chunks, and \(newChunks) more would pass its limit of \(limits.chunksOverall); try again later or ask its operator")
+        }
         // Apply.
-        for (id, manifest) in newManifests where contents[id] == nil { contents[id] = Content(manifest: manifest) }
+        for (id, manifest) in newManifests where contents[id] == nil {
+            contents[id] = Content(manifest: manifest, since: now, firstSharedBy: peer.user)
+            totalChunks += manifest.chunkCount
+        }
         for id in peer.holdings.keys where holdings[id] == nil { withdraw(token, id) }
         for (id, holding) in holdings { setHolding(token, id, holding) }
         // Contents validated but held by nobody (e.g. withdrawn in the same request) are not kept.
-        for id in newManifests.keys where contents[id]?.holders.isEmpty == true { contents.removeValue(forKey: id) }
+        for id in newManifests.keys where contents[id]?.holders.isEmpty == true { forget(id) }
         sessions[token]?.announcedChunks = announcedChunks
         generation &+= 1
         return holdings.count
@@ -228,7 +266,12 @@ public struct TrackerRegistry: Sendable {
         guard let holding = sessions[token]?.holdings.removeValue(forKey: id) else { return }
         for name in holding.names { unindex(name, id) }
         contents[id]?.holders.remove(token)
-        if contents[id]?.holders.isEmpty == true { contents.removeValue(forKey: id) }
+        if contents[id]?.holders.isEmpty == true { forget(id) }
+    }
+
+    private mutating func forget(_ id: ContentID) {
+        guard let content = contents.removeValue(forKey: id) else { return }
+        totalChunks -= content.manifest.chunkCount
     }
 
     private mutating func unindex(_ name: FileName, _ id: ContentID) {
@@ -257,11 +300,15 @@ public struct TrackerRegistry: Sendable {
         return rows.sorted { ($0.name.utf8.lexicographicallyPrecedes($1.name.utf8)) || ($0.name == $1.name && $0.contentID < $1.contentID) }
     }
 
-    /// Every content shared under `name` (or the content `contentID`), each
-    /// with its manifest and holders. Contents come in the order a download by
-    /// name picks from: most complete holders, then most holders, then lowest
-    /// content id. Records the holders handed out, for ``authorizeReport``.
-    public mutating func details(_ token: SessionToken, name: String?, contentID: ContentID?, withManifest: Bool = true) throws(TrackerError) -> [FileDetail] {
+    /// Every content shared under `name` (or the content `contentID`), oldest
+    /// first, at most ``Limits/contentsPerName`` of them, each with a page of
+    /// its holders (by user name, after `holdersAfter`). The manifest comes
+    /// inline only for a single content of at most
+    /// ``Limits/inlineManifestChunks`` chunks; otherwise ``manifestPart(_:contentID:from:)``.
+    /// Nothing here orders contents by how many hold them: free accounts
+    /// could inflate that. Records the holders handed out, for ``authorizeReport``.
+    public mutating func details(_ token: SessionToken, name: String?, contentID: ContentID?, withManifest: Bool = true,
+                                 holdersAfter: String? = nil) throws(TrackerError) -> FileDetails {
         guard sessions[token] != nil else { throw .notLoggedIn }
         var ids: [ContentID]
         var displayName: [ContentID: String] = [:]
@@ -279,33 +326,66 @@ public struct TrackerRegistry: Sendable {
         case (nil, nil):
             throw .badRequest("details needs a name or a content id")
         }
-        let ranked = ids.map { id -> (ContentID, Int, Int) in
-            let holders = contents[id]!.holders
-            let complete = holders.filter { sessions[$0]?.holdings[id]?.isComplete == true }.count
-            return (id, complete, holders.count)
-        }.sorted { a, b in
-            if a.1 != b.1 { return a.1 > b.1 }
-            if a.2 != b.2 { return a.2 > b.2 }
-            return a.0 < b.0
+        ids.sort { a, b in
+            let (ca, cb) = (contents[a]!, contents[b]!)
+            return ca.since != cb.since ? ca.since < cb.since : a < b
         }
+        let shown = ids.prefix(limits.contentsPerName)
         var result: [FileDetail] = []
-        for (id, _, _) in ranked {
+        for id in shown {
             let content = contents[id]!
-            var holders: [(Holder, Int)] = []
-            for holderToken in content.holders where holderToken != token {
+            var page: [Holder] = []
+            var mapBytes = 0
+            var more = 0
+            var complete = 0
+            var candidates: [(String, SessionToken)] = []
+            for holderToken in content.holders {
                 guard let peer = sessions[holderToken], let holding = peer.holdings[id] else { continue }
-                let chunks = holding.isComplete ? nil : Data(holding.chunks.bytes).base64EncodedString()
-                holders.append((Holder(user: peer.user, host: peer.host, port: peer.port, countDownloads: peer.countDownloads,
-                                       countFailures: peer.countFailures, bytesServed: peer.bytesServed, chunks: chunks),
-                                holding.chunks.heldCount))
+                if holding.isComplete { complete += 1 }
+                guard holderToken != token else { continue }
+                if let holdersAfter, !(holdersAfter.utf8.lexicographicallyPrecedes(peer.user.utf8)) { continue }
+                candidates.append((peer.user, holderToken))
             }
-            holders.sort { a, b in a.1 != b.1 ? a.1 > b.1 : a.0.user < b.0.user }
-            sessions[token]!.given[id, default: []].formUnion(holders.map(\.0.user))
+            candidates.sort { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) || ($0.0 == $1.0 && $0.1.value < $1.1.value) }
+            for (index, (_, holderToken)) in candidates.enumerated() {
+                let peer = sessions[holderToken]!
+                let holding = peer.holdings[id]!
+                let chunks = holding.isComplete ? nil : Data(holding.chunks.bytes).base64EncodedString()
+                let bytes = chunks?.utf8.count ?? 0
+                if !page.isEmpty, page.count >= limits.holdersPage || mapBytes + bytes > limits.holderMapBytesPage,
+                   page.last!.user != peer.user {
+                    more = candidates.count - index
+                    break
+                }
+                mapBytes += bytes
+                page.append(Holder(user: peer.user, host: peer.host, port: peer.port, countDownloads: peer.countDownloads,
+                                   countFailures: peer.countFailures, bytesServed: peer.bytesServed, chunks: chunks))
+            }
+            sessions[token]!.given[id, default: []].formUnion(page.map(\.user))
             let shownName = displayName[id] ?? sessions[content.holders.first!]?.holdings[id]?.names.min()?.value ?? id.short
-            result.append(FileDetail(name: shownName, contentID: id, manifest: withManifest ? ManifestPayload(content.manifest) : nil,
-                                     holders: holders.map(\.0)))
+            let inline = withManifest && ids.count == 1 && content.manifest.chunkCount <= limits.inlineManifestChunks
+            result.append(FileDetail(name: shownName, contentID: id, manifest: inline ? ManifestPayload(content.manifest) : nil,
+                                     holders: page, moreHolders: more > 0 ? more : nil,
+                                     size: content.manifest.fileSize, chunkCount: content.manifest.chunkCount,
+                                     completeHolders: complete, partialHolders: content.holders.count - complete,
+                                     firstSharedBy: content.firstSharedBy, since: content.since))
         }
-        return result
+        return FileDetails(files: result, moreContents: ids.count > shown.count ? ids.count - shown.count : nil)
+    }
+
+    /// Digests of `contentID`'s manifest from chunk `from` on, at most
+    /// ``ManifestPart/maximumDigests`` of them.
+    public func manifestPart(_ token: SessionToken, contentID: ContentID, from: Int) throws(TrackerError) -> ManifestPart {
+        guard sessions[token] != nil else { throw .notLoggedIn }
+        guard let manifest = contents[contentID]?.manifest else { throw .notFound("content \(contentID.short)") }
+        guard from >= 0 && from < max(manifest.chunkCount, 1) else {
+            throw .badRequest("'from' \(from) is outside the manifest's \(manifest.chunkCount) chunks")
+        }
+        let end = min(manifest.chunkCount, from + ManifestPart.maximumDigests)
+        var digests = Data(capacity: (end - from) * ChunkDigest.byteCount)
+        for index in from..<end { digests.append(contentsOf: manifest.digests[index].bytes) }
+        return ManifestPart(contentID: contentID, fileSize: manifest.fileSize, chunkSize: manifest.chunkSize, from: from,
+                            digests: digests.base64EncodedString())
     }
 
     /// Checks that `token`'s session was given `holder` for `contentID` and has

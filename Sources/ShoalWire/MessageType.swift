@@ -24,6 +24,8 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case reported = 0x1D
     case status = 0x1E
     case trackerStatus = 0x1F
+    case manifest = 0x20
+    case manifestPart = 0x21
 
     // Peer -> peer.
     case chunkRequest = 0x30
@@ -54,6 +56,8 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .reported: "reported"
         case .status: "status"
         case .trackerStatus: "trackerStatus"
+        case .manifest: "manifest"
+        case .manifestPart: "manifestPart"
         case .chunkRequest: "chunkRequest"
         case .chunkData: "chunkData"
         case .chunkCancel: "chunkCancel"

@@ -53,13 +53,20 @@ struct DetailsCommand: AsyncParsableCommand {
     var name: String
     @OptionGroup var tracker: TrackerOptions
     @OptionGroup var account: UserOptions
-    @Flag(help: "Print one JSON document (see README: a holders array).")
+    @Option(help: "Only the content whose id starts with these hex digits (when several files share the name).")
+    var content: String?
+    @Flag(help: "Print one JSON document (see README: a holders array; an array of them when several contents share the name).")
     var json = false
 
     func run() async throws {
         let password = try PasswordInput.read()
-        let report = try await withSession(tracker.tracker, account.user, password) { try await HolderReport.make(name: name, session: $0) }
-        if json { try Output.json(report) } else { report.print() }
+        let reports = try await withSession(tracker.tracker, account.user, password) { try await HolderReport.make(name: name, content: content, session: $0) }
+        if json {
+            if reports.count == 1 { try Output.json(reports[0]) } else { try Output.json(reports) }
+        } else {
+            if reports.count > 1 { Output.line("\(reports.count) different files are shared as \(name.debugDescription), oldest first:") }
+            for report in reports { report.print() }
+        }
     }
 }
 

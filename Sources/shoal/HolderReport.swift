@@ -25,19 +25,34 @@ struct HolderReport: Codable {
     var size: UInt64
     var chunkSize: UInt32
     var chunks: Int
-    /// Other contents shared under the same name (a download by name takes this one).
-    var otherContents: [String]
+    /// Who first shared this content under this name, and when (ISO 8601).
+    var firstSharedBy: String?
+    var since: String?
     var holders: [Row]
 
-    /// Asks the tracker, then times each holder with CheckActive.
-    static func make(name: String, session: TrackerSession) async throws -> HolderReport {
-        let files: [FileDetail]
+    /// Asks the tracker, then times each holder with CheckActive: one report
+    /// per content shared under `name` (several contents can share a name;
+    /// they come oldest first), or only the content whose id starts with `content`.
+    static func make(name: String, content: String? = nil, session: TrackerSession) async throws -> [HolderReport] {
+        let summary: FileDetails
         do {
-            files = try await session.details(name: name)
+            summary = try await session.details(name: name)
         } catch NetError.wire(.remote("not_found", _)) {
             throw CLIError("FILE DOES NOT EXIST: no connected peer shares \(name.debugDescription)")
         }
-        guard let detail = files.first else { throw CLIError("FILE DOES NOT EXIST: no connected peer shares \(name.debugDescription)") }
+        var chosen = summary.files
+        if let content { chosen = chosen.filter { $0.contentID.hex.hasPrefix(content.lowercased()) } }
+        guard !chosen.isEmpty else { throw CLIError("FILE DOES NOT EXIST: no connected peer shares \(name.debugDescription)\(content.map { " as content \($0)" } ?? "")") }
+        var reports: [HolderReport] = []
+        for detail in chosen {
+            let whole = detail.manifest != nil ? detail : try await session.details(contentID: detail.contentID).first ?? detail
+            reports.append(try await make(whole))
+        }
+        return reports
+    }
+
+    private static func make(_ detail: FileDetail) async throws -> HolderReport {
+        let name = detail.name
         guard let payload = detail.manifest else { throw CLIError("the tracker's details of \(name.debugDescription) carry no manifest") }
         let manifest = try payload.manifest(expecting: detail.contentID)
         let rows = await withTaskGroup(of: (Int, Row).self) { group in
@@ -58,7 +73,8 @@ struct HolderReport: Codable {
             return await group.reduce(into: [(Int, Row)]()) { $0.append($1) }.sorted { $0.0 < $1.0 }.map(\.1)
         }
         return HolderReport(name: detail.name, contentID: detail.contentID.hex, size: manifest.fileSize, chunkSize: manifest.chunkSize,
-                            chunks: manifest.chunkCount, otherContents: files.dropFirst().map(\.contentID.hex),
+                            chunks: manifest.chunkCount, firstSharedBy: detail.firstSharedBy,
+                            since: detail.since.flatMap { $0 > 0 ? ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: $0)) : nil },
                             holders: rows.sorted { ($0.score ?? .infinity) < ($1.score ?? .infinity) })
     }
 
@@ -72,9 +88,9 @@ struct HolderReport: Codable {
     }
 
     func print() {
-        Output.line("\(name)  \(Output.bytes(size))  \(chunks) chunks of \(chunkSize / 1024) KiB  content \(String(contentID.prefix(12)))")
-        if !otherContents.isEmpty {
-            Output.line("  (\(otherContents.count) other content\(otherContents.count == 1 ? "" : "s") shared under this name; a download takes this one)")
+        Output.line("\(name)  \(Output.bytes(size))  \(chunks) chunks of \(chunkSize / 1024) KiB  content \(String(contentID.prefix(16)))")
+        if let firstSharedBy {
+            Output.line("  first shared by \(firstSharedBy)\(since.map { " at \($0)" } ?? "")")
         }
         guard !holders.isEmpty else {
             Output.line("  No other peer holds it right now.")

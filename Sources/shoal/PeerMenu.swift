@@ -104,7 +104,18 @@ struct PeerMenu: AsyncParsableCommand {
                 guard let name = input.prompt("Enter the filename to download: ") else { return true }
                 let line = ProgressLine()
                 do {
-                    let result = try await peer.download(name: name) { line.update($0) }
+                    var content: String?
+                    if case let .some(.ambiguous(_, choices, more)) = await Self.ambiguity(peer: peer, name: name) {
+                        Output.line("\(choices.count + (more ?? 0)) different files are shared as \(name.debugDescription):")
+                        for (index, choice) in choices.enumerated() { Output.line("  \(index + 1). \(DownloadError.describe(choice))") }
+                        guard let answer = input.prompt("Enter the number of the file to download (1-\(choices.count)): ") else { return true }
+                        guard let number = Int(answer), (1...choices.count).contains(number) else {
+                            Output.line("Invalid choice \(answer.debugDescription): nothing downloaded.")
+                            continue
+                        }
+                        content = choices[number - 1].contentID.hex
+                    }
+                    let result = try await peer.download(name: name, content: content) { line.update($0) }
                     Output.line(String(format: "FILE DOWNLOADED: %@ (%@) in %.2f s, %.1f MB/s from %d peer%@.", result.name, Output.bytes(result.size),
                                        result.seconds, result.megabytesPerSecond, result.holders.count, result.holders.count == 1 ? "" : "s"))
                     for holder in result.holders {
@@ -117,7 +128,9 @@ struct PeerMenu: AsyncParsableCommand {
                 Output.line("")
                 guard let name = input.prompt("Enter the filename to get peers that host it: ") else { return true }
                 do {
-                    try await HolderReport.make(name: name, session: peer.session).print()
+                    let reports = try await HolderReport.make(name: name, session: peer.session)
+                    if reports.count > 1 { Output.line("\(reports.count) different files are shared as \(name.debugDescription), oldest first:") }
+                    for report in reports { report.print() }
                 } catch {
                     Output.line("Error retrieving the details of the file: \(Self.explain(error))")
                 }
@@ -131,6 +144,12 @@ struct PeerMenu: AsyncParsableCommand {
                 Output.line("Invalid choice \(choice.debugDescription): enter a number from 1 to 5.")
             }
         }
+    }
+
+    /// Whether `name` is shared as several contents (the menu then asks which).
+    static func ambiguity(peer: Peer, name: String) async -> DownloadError? {
+        guard let details = try? await peer.session.details(name: name), details.files.count > 1 || details.moreContents != nil else { return nil }
+        return .ambiguous(name: name, choices: details.files, more: details.moreContents)
     }
 
     static func explain(_ error: any Error) -> String {

@@ -43,6 +43,8 @@ struct GetCommand: AsyncParsableCommand {
         discussion: "Exits 0 only when the verified file is in the folder. Progress goes to stderr.")
 
     @Argument(help: "The name of the file to download.") var name: String
+    @Option(help: "When several files are shared under the name: the content id (or its first 8+ hex digits) of the one to download.")
+    var content: String?
     @OptionGroup var tracker: TrackerOptions
     @OptionGroup var account: UserOptions
     @OptionGroup var folder: FolderOptions
@@ -60,7 +62,7 @@ struct GetCommand: AsyncParsableCommand {
         let line = ProgressLine()
         let outcome: Result<DownloadResult, any Error>
         do {
-            outcome = .success(try await peer.download(name: name) { line.update($0) })
+            outcome = .success(try await peer.download(name: name, content: content) { line.update($0) })
         } catch {
             outcome = .failure(error)
         }

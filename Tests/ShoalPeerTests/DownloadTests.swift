@@ -24,7 +24,7 @@ struct DownloadTests {
         // No partial file is left behind, and the downloader now shares the file.
         #expect(try FileManager.default.contentsOfDirectory(atPath: swarm.folder("downloader") + "/.shoal/partial").isEmpty)
         let details = try await swarm.peers[0].session.details(name: "big.bin")
-        #expect(details.first?.holders.contains { $0.user == "downloader" } == true)
+        #expect(details.files.first?.holders.contains { $0.user == "downloader" } == true)
         // Each seeder's success was reported.
         let status = try await swarm.tracker.connect().status()
         #expect(status.peers.filter { $0.user.hasPrefix("seeder") }.allSatisfy { $0.countDownloads == 1 })

@@ -139,3 +139,14 @@ public func sampleManifest(_ seed: UInt8, size: Int = 40_000, chunkSize: UInt32 
     let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) }
     return try! ManifestBuilder(parallelism: 1).build(fileSize: UInt64(size), chunkSize: chunkSize, reader: MemoryChunkReader(bytes))
 }
+
+/// A manifest of `chunks` 16 KiB chunks with made-up digests: for tests of
+/// what the tracker keeps, where no file needs to exist.
+public func sampleManifest(_ seed: UInt8, chunks: Int) -> Manifest {
+    let digests = (0..<chunks).map { index -> ChunkDigest in
+        var bytes = [UInt8](repeating: seed, count: ChunkDigest.byteCount)
+        withUnsafeBytes(of: UInt64(index).littleEndian) { for (i, b) in $0.enumerated() { bytes[i] = b } }
+        return ChunkDigest(bytes: bytes)!
+    }
+    return try! Manifest(fileSize: UInt64(chunks) * 16 * 1024, chunkSize: 16 * 1024, digests: digests)
+}

@@ -16,9 +16,9 @@ struct TrackerRegistryTests {
 
     func registry() -> TrackerRegistry {
         var registry = TrackerRegistry()
-        _ = registry.login(token: a, peer: peer("alice", connection: 1))
-        _ = registry.login(token: b, peer: peer("bob", connection: 2))
-        _ = registry.login(token: c, peer: peer("carol", connection: 3))
+        _ = try? registry.login(token: a, peer: peer("alice", connection: 1))
+        _ = try? registry.login(token: b, peer: peer("bob", connection: 2))
+        _ = try? registry.login(token: c, peer: peer("carol", connection: 3))
         return registry
     }
 
@@ -35,13 +35,13 @@ struct TrackerRegistryTests {
         partial.insert(0)
         _ = try registry.announce(b, Announce(token: "", replace: true, files: [file("x.bin", m1, manifest: false, chunks: partial)]))
         #expect(registry.list() == [ListedFile(name: "x.bin", contentID: m1.contentID, size: 40_000, holders: 1, partialHolders: 1)])
-        let details = try registry.details(c, name: "x.bin", contentID: nil)
+        let details = try registry.details(c, name: "x.bin", contentID: nil).files
         #expect(details.count == 1)
         #expect(details[0].holders.map(\.user) == ["alice", "bob"])
         #expect(details[0].holders[0].chunks == nil)
         #expect(details[0].holders[1].chunks == Data(partial.bytes).base64EncodedString())
         #expect(try details[0].manifest?.manifest(expecting: m1.contentID) == m1)
-        let refresh = try registry.details(c, name: nil, contentID: m1.contentID, withManifest: false)
+        let refresh = try registry.details(c, name: nil, contentID: m1.contentID, withManifest: false).files
         #expect(refresh[0].manifest == nil && refresh[0].holders == details[0].holders, "a refresh: holders, no manifest")
     }
 
@@ -56,19 +56,101 @@ struct TrackerRegistryTests {
         #expect(registry.list().first?.holders == 1)
     }
 
-    /// Two contents under one name are listed apart, and details ranks them for a download by name.
+    /// Two contents under one name are listed apart; details gives both,
+    /// oldest first whatever their holder counts (which free accounts can
+    /// inflate), with who shared each first and since when, and no manifest:
+    /// the downloader must choose one by content id.
     @Test func sameNameTwoContents() throws {
         var registry = registry()
-        _ = try registry.announce(a, Announce(token: "", replace: true, files: [file("report.txt", m1)]))
-        _ = try registry.announce(b, Announce(token: "", replace: true, files: [file("report.txt", m2)]))
-        _ = try registry.announce(c, Announce(token: "", replace: true, files: [file("report.txt", m2, manifest: false)]))
+        _ = try registry.announce(a, Announce(token: "", replace: true, files: [file("report.txt", m1)]), now: 100)
+        _ = try registry.announce(b, Announce(token: "", replace: true, files: [file("report.txt", m2)]), now: 200)
+        _ = try registry.announce(c, Announce(token: "", replace: true, files: [file("report.txt", m2, manifest: false)]), now: 300)
         let list = registry.list()
         #expect(list.count == 2)
         #expect(Set(list.map(\.contentID)) == [m1.contentID, m2.contentID])
-        let details = try registry.details(a, name: "report.txt", contentID: nil)
-        #expect(details.map(\.contentID) == [m2.contentID, m1.contentID], "most complete holders first")
-        #expect(details[1].holders.isEmpty, "a peer is not its own holder")
-        #expect(try registry.details(a, name: "report.txt", contentID: m1.contentID).map(\.contentID) == [m1.contentID])
+        let details = try registry.details(a, name: "report.txt", contentID: nil).files
+        #expect(details.map(\.contentID) == [m1.contentID, m2.contentID], "oldest first, not most held")
+        #expect(details.map(\.firstSharedBy) == ["alice", "bob"])
+        #expect(details.map(\.since) == [100, 200])
+        #expect(details.map(\.completeHolders) == [1, 2])
+        #expect(details.allSatisfy { $0.manifest == nil }, "no manifest when the name is ambiguous")
+        #expect(details[0].holders.isEmpty, "a peer is not its own holder")
+        let chosen = try registry.details(a, name: "report.txt", contentID: m1.contentID).files
+        #expect(chosen.map(\.contentID) == [m1.contentID])
+        #expect(chosen[0].manifest != nil)
+    }
+
+    /// Holders come in pages by user name; the pages together are every holder once.
+    @Test func holderPages() throws {
+        var limits = TrackerRegistry.Limits()
+        limits.holdersPage = 3
+        var registry = TrackerRegistry(limits: limits)
+        let users = (0..<10).map { String(format: "user%02d", $0) }
+        for (i, user) in users.enumerated() {
+            let token = SessionToken(value: user)
+            _ = try registry.login(token: token, peer: peer(user, connection: UInt64(i)))
+            _ = try registry.announce(token, Announce(token: "", replace: true, files: [file("x", m1)]))
+        }
+        _ = try registry.login(token: a, peer: peer("asker", connection: 99, port: 0))
+        var seen: [String] = []
+        var after: String?
+        var pages = 0
+        repeat {
+            let page = try registry.details(a, name: nil, contentID: m1.contentID, holdersAfter: after).files[0]
+            #expect(page.holders.count <= 3)
+            seen += page.holders.map(\.user)
+            after = page.moreHolders == nil ? nil : page.holders.last?.user
+            pages += 1
+        } while after != nil && pages < 20
+        #expect(seen == users)
+        #expect(pages == 4)
+    }
+
+    /// Manifests come in parts that put together hash to the content id.
+    @Test func manifestParts() throws {
+        var registry = registry()
+        let big = sampleManifest(9, chunks: 2500)
+        _ = try registry.announce(a, Announce(token: "", replace: true, files: [file("big", big)]))
+        let detail = try registry.details(b, name: "big", contentID: nil).files[0]
+        #expect(detail.manifest == nil, "too big to carry inline")
+        #expect(detail.chunkCount == 2500)
+        var digests = Data()
+        var from = 0
+        while from < 2500 {
+            let part = try registry.manifestPart(b, contentID: big.contentID, from: from)
+            let bytes = Data(base64Encoded: part.digests)!
+            #expect(bytes.count <= ManifestPart.maximumDigests * 32)
+            digests += bytes
+            from += bytes.count / 32
+        }
+        let rebuilt = try Manifest(fileSize: big.fileSize, chunkSize: big.chunkSize, concatenatedDigests: digests)
+        #expect(rebuilt.contentID == big.contentID)
+        #expect(throws: TrackerError.self) { try registry.manifestPart(b, contentID: big.contentID, from: 2500) }
+        #expect(throws: TrackerError.self) { try registry.manifestPart(b, contentID: big.contentID, from: -1) }
+    }
+
+    /// Global bounds: sessions per account, and chunks over all manifests.
+    @Test func globalBounds() throws {
+        var limits = TrackerRegistry.Limits()
+        limits.sessionsPerAccount = 2
+        limits.chunksOverall = 3000
+        var registry = TrackerRegistry(limits: limits)
+        _ = try registry.login(token: a, peer: peer("mallory", connection: 1, port: 0))
+        _ = try registry.login(token: b, peer: peer("mallory", connection: 2))
+        #expect(throws: TrackerError.self) { try registry.login(token: c, peer: peer("mallory", connection: 3, port: 0)) }
+        // A serving login that replaces the serving session is not one more.
+        _ = try registry.login(token: c, peer: peer("mallory", connection: 3))
+        #expect(registry.connectedCount == 2)
+        _ = try registry.announce(c, Announce(token: "", replace: true, files: [file("big", sampleManifest(9, chunks: 2500))]))
+        let d = SessionToken(value: "d")
+        _ = try registry.login(token: d, peer: peer("trudy", connection: 4))
+        #expect(throws: TrackerError.self) {
+            try registry.announce(d, Announce(token: "", replace: true, files: [file("big2", sampleManifest(10, chunks: 600))]))
+        }
+        _ = try registry.announce(d, Announce(token: "", replace: true, files: [file("small", sampleManifest(10, chunks: 400))]))
+        #expect(registry.totalChunks == 2900)
+        registry.logout(c)
+        #expect(registry.totalChunks == 400)
     }
 
     /// Logging out, replacing and withdrawing remove holdings; a content nobody holds is forgotten.
@@ -90,7 +172,7 @@ struct TrackerRegistryTests {
     @Test func reloginReplaces() throws {
         var registry = registry()
         _ = try registry.announce(a, Announce(token: "", replace: true, files: [file("x", m1)]))
-        let replaced = registry.login(token: SessionToken(value: "a2"), peer: peer("alice", connection: 9))
+        let replaced = try registry.login(token: SessionToken(value: "a2"), peer: peer("alice", connection: 9))
         #expect(replaced?.0 == a)
         #expect(registry.peer(a) == nil)
         #expect(registry.list().isEmpty)
@@ -131,11 +213,11 @@ struct TrackerRegistryTests {
             #expect(registry.list() == before)
         }
         var small = TrackerRegistry(limits: { var l = TrackerRegistry.Limits(); l.filesPerAnnounce = 2; l.contentsPerSession = 2; return l }())
-        _ = small.login(token: a, peer: peer("alice", connection: 1))
+        _ = try small.login(token: a, peer: peer("alice", connection: 1))
         #expect(throws: TrackerError.self) {
             try small.announce(a, Announce(token: "", replace: true, files: [file("1", m1), file("2", m2), file("3", sampleManifest(3))]))
         }
-        _ = small.login(token: b, peer: peer("bob", connection: 2, port: 0))
+        _ = try small.login(token: b, peer: peer("bob", connection: 2, port: 0))
         #expect(throws: TrackerError.self) { try small.announce(b, Announce(token: "", replace: true, files: [file("1", m1)])) }
     }
 }

@@ -46,11 +46,26 @@ public struct Announced: ControlMessage {
     public init(files: Int) { self.files = files }
 }
 
-/// `list`: the files available now.
+/// `list`: the files available now, one page at a time: the rows after
+/// `after` (from the start without it).
 public struct ListFiles: ControlMessage {
     public static let messageType = MessageType.list
     public var token: String
-    public init(token: String) { self.token = token }
+    public var after: ListCursor?
+    public init(token: String, after: ListCursor? = nil) {
+        self.token = token
+        self.after = after
+    }
+}
+
+/// Where a page of `fileList` ended: its last row's name and content id.
+public struct ListCursor: Codable, Sendable, Equatable, Hashable {
+    public var name: String
+    public var contentID: ContentID
+    public init(name: String, contentID: ContentID) {
+        self.name = name
+        self.contentID = contentID
+    }
 }
 
 /// One row of a `fileList`.
@@ -71,11 +86,16 @@ public struct ListedFile: Codable, Sendable, Equatable {
     }
 }
 
-/// `fileList`: the answer to `list`, sorted by name then content id.
+/// `fileList`: the answer to `list`, sorted by name then content id. When
+/// more rows follow, `next` is the cursor to ask for them with.
 public struct FileList: ControlMessage {
     public static let messageType = MessageType.fileList
     public var files: [ListedFile]
-    public init(files: [ListedFile]) { self.files = files }
+    public var next: ListCursor?
+    public init(files: [ListedFile], next: ListCursor? = nil) {
+        self.files = files
+        self.next = next
+    }
 }
 
 /// `details`: one file, by name or by content id (one of the two).
@@ -87,11 +107,14 @@ public struct Details: ControlMessage {
     /// `true`: leave the manifests out of the reply (a downloader refreshing
     /// its holders has the manifest already; at 1 TiB it is 11 MiB).
     public var withoutManifest: Bool?
-    public init(token: String, name: String? = nil, contentID: ContentID? = nil, withoutManifest: Bool? = nil) {
+    /// The holders after this user name (a later page of them).
+    public var holdersAfter: String?
+    public init(token: String, name: String? = nil, contentID: ContentID? = nil, withoutManifest: Bool? = nil, holdersAfter: String? = nil) {
         self.token = token
         self.name = name
         self.contentID = contentID
         self.withoutManifest = withoutManifest
+        self.holdersAfter = holdersAfter
     }
 }
 
@@ -120,23 +143,51 @@ public struct Holder: Codable, Sendable, Equatable {
 public struct FileDetail: Codable, Sendable, Equatable {
     public var name: String
     public var contentID: ContentID
-    /// Absent when the request asked `withoutManifest`.
+    /// The manifest, when the reply carries it: only for one content, small
+    /// enough, and not asked `withoutManifest`. Otherwise ask `manifest`.
     public var manifest: ManifestPayload?
+    /// A page of holders, by user name.
     public var holders: [Holder]
-    public init(name: String, contentID: ContentID, manifest: ManifestPayload?, holders: [Holder]) {
+    /// Holders after this page (ask again with `holdersAfter`).
+    public var moreHolders: Int?
+    /// The file size and chunk count (always given, with or without the manifest).
+    public var size: UInt64?
+    public var chunkCount: Int?
+    /// Connected peers holding every chunk, and some chunks.
+    public var completeHolders: Int?
+    public var partialHolders: Int?
+    /// Who first shared this content under this name, and when (Unix
+    /// seconds): what tells two contents of one name apart.
+    public var firstSharedBy: String?
+    public var since: Double?
+
+    public init(name: String, contentID: ContentID, manifest: ManifestPayload?, holders: [Holder], moreHolders: Int? = nil,
+                size: UInt64? = nil, chunkCount: Int? = nil, completeHolders: Int? = nil, partialHolders: Int? = nil,
+                firstSharedBy: String? = nil, since: Double? = nil) {
         self.name = name
         self.contentID = contentID
         self.manifest = manifest
         self.holders = holders
+        self.moreHolders = moreHolders
+        self.size = size
+        self.chunkCount = chunkCount
+        self.completeHolders = completeHolders
+        self.partialHolders = partialHolders
+        self.firstSharedBy = firstSharedBy
+        self.since = since
     }
 }
 
 /// `fileDetails`: every content shared under the name asked for (or the one
-/// content asked for), most complete holders first.
+/// content asked for), oldest first; `moreContents` counts those left out.
 public struct FileDetails: ControlMessage {
     public static let messageType = MessageType.fileDetails
     public var files: [FileDetail]
-    public init(files: [FileDetail]) { self.files = files }
+    public var moreContents: Int?
+    public init(files: [FileDetail], moreContents: Int? = nil) {
+        self.files = files
+        self.moreContents = moreContents
+    }
 }
 
 /// `report`: a downloader says how a transfer from `holder` went. Only about a

@@ -10,6 +10,12 @@ public struct ManifestPayload: Codable, Sendable, Equatable {
     /// Base64 of the digests, 32 bytes each, in chunk order.
     public var digests: String
 
+    public init(fileSize: UInt64, chunkSize: UInt32, digests: String) {
+        self.fileSize = fileSize
+        self.chunkSize = chunkSize
+        self.digests = digests
+    }
+
     public init(_ manifest: Manifest) {
         fileSize = manifest.fileSize
         chunkSize = manifest.chunkSize

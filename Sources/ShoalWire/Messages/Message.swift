@@ -21,6 +21,8 @@ public enum Message: Sendable, Equatable {
     case reported(Reported)
     case status(StatusRequest)
     case trackerStatus(TrackerStatus)
+    case manifest(ManifestRequest)
+    case manifestPart(ManifestPart)
     case chunkRequest(ChunkRequest)
     case chunkCancel(ChunkCancel)
     case chunkData(ChunkData)
@@ -49,6 +51,8 @@ public enum Message: Sendable, Equatable {
         case .reported: self = .reported(try Reported(frame: frame))
         case .status: self = .status(try StatusRequest(frame: frame))
         case .trackerStatus: self = .trackerStatus(try TrackerStatus(frame: frame))
+        case .manifest: self = .manifest(try ManifestRequest(frame: frame))
+        case .manifestPart: self = .manifestPart(try ManifestPart(frame: frame))
         case .chunkRequest: self = .chunkRequest(try ChunkRequest(frame: frame))
         case .chunkCancel: self = .chunkCancel(try ChunkCancel(frame: frame))
         case .chunkData: self = .chunkData(try ChunkData(frame: frame))
@@ -79,6 +83,8 @@ public enum Message: Sendable, Equatable {
         case .reported: .reported
         case .status: .status
         case .trackerStatus: .trackerStatus
+        case .manifest: .manifest
+        case .manifestPart: .manifestPart
         case .chunkRequest: .chunkRequest
         case .chunkCancel: .chunkCancel
         case .chunkData: .chunkData
@@ -109,6 +115,8 @@ public enum Message: Sendable, Equatable {
         case let .reported(m): try m.frame(requestID: requestID)
         case let .status(m): try m.frame(requestID: requestID)
         case let .trackerStatus(m): try m.frame(requestID: requestID)
+        case let .manifest(m): try m.frame(requestID: requestID)
+        case let .manifestPart(m): try m.frame(requestID: requestID)
         case let .chunkRequest(m): m.frame(requestID: requestID)
         case let .chunkCancel(m): m.frame(requestID: requestID)
         case let .chunkData(m): m.frame(requestID: requestID)
