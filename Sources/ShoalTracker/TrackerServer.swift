@@ -52,12 +52,13 @@ public final class TrackerServer: Sendable {
                 maximumConnections: configuration.maximumConnections
             ) {
                 let gate = FrameLimitGate()
+                let replies = ReplyGate()
                 let liveness = LivenessHandler(probeAfter: probeAfter, timeout: probeTimeout) { address in
                     logger.info("liveness: \(Framing.describe(address)) did not answer CheckActive within \(configuration.probeTimeout) s; dropping it")
                 }
                 return FramedServer.ConnectionSetup(
                     limit: { type in type == .announce && gate.isOpen ? FrameHeader.maximumPayloadLength : anonymousLimit },
-                    handlers: [gate, liveness])
+                    handlers: [gate, replies, liveness])
             }
         } catch {
             store.close()
@@ -98,6 +99,11 @@ public final class TrackerServer: Sendable {
         }
         let gate = try? await channel.pipeline.handler(type: FrameLimitGate.self).get()
         let liveness = try? await channel.pipeline.handler(type: LivenessHandler.self).get()
+        let replies = try? await channel.pipeline.handler(type: ReplyGate.self).get()
+        // Small buffers per connection: a tracker's requests and replies are
+        // small, and a thousand clients that never read must not add up.
+        _ = try? await channel.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 8 * 1024, high: 16 * 1024)).get()
+        _ = try? await channel.setOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 16 * 1024)).get()
         var machine = TrackerConnectionStateMachine()
         var reason = "closed the connection"
         do {
@@ -108,6 +114,8 @@ public final class TrackerServer: Sendable {
                     handshakeDeadline.cancel()
                     liveness?.activate(on: channel.eventLoop)
                     while let frame = try await iterator.next() {
+                        // A client that does not read its replies waits here, holding nothing new.
+                        await replies?.waitUntilWritable()
                         let message: Message
                         do throws(WireError) {
                             message = try Message(frame: frame)

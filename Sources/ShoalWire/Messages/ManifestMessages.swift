@@ -19,8 +19,8 @@ public struct ManifestRequest: ControlMessage {
 /// with the file size and chunk size that the whole manifest hashes with.
 public struct ManifestPart: ControlMessage {
     public static let messageType = MessageType.manifestPart
-    /// Digests in one part, at most: 32 KiB of them.
-    public static let maximumDigests = 1024
+    /// Digests in one part, at most: 8 KiB of them (11 KiB as base64), so no reply is big.
+    public static let maximumDigests = 256
 
     public var contentID: ContentID
     public var fileSize: UInt64

@@ -1,0 +1,61 @@
+import NIOCore
+import ShoalWire
+import Synchronization
+
+/// Holds a tracker connection's next request until its earlier replies have
+/// drained. A client that sends requests and never reads the replies would
+/// otherwise make the tracker build reply after reply for it; with the gate,
+/// such a connection costs at most the replies already handed to its socket
+/// (the channel's write buffer high-water mark plus one reply), however many
+/// requests it sends.
+///
+/// An inbound handler that only watches writability: it passes frames on.
+final class ReplyGate: ChannelInboundHandler, Sendable {
+    typealias InboundIn = Frame
+    typealias InboundOut = Frame
+
+    private struct State {
+        var writable = true
+        var closed = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = Mutex(State())
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.writable = writable
+            guard writable else { return [] }
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.closed = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+        context.fireChannelInactive()
+    }
+
+    /// Returns once the connection can take more bytes (or has closed).
+    func waitUntilWritable() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { state -> Bool in
+                if state.writable || state.closed { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+}
