@@ -39,9 +39,6 @@ public struct TrackerRegistry: Sendable {
         public var bytesServed: UInt64
         /// What it holds, by content.
         public var holdings: [ContentID: Holding] = [:]
-        /// Holders this session was given in `details`, by content: the only
-        /// ones it may `report` about (each once).
-        var given: [ContentID: Set<String>] = [:]
         var announcedChunks = 0
 
         public init(user: String, host: String, port: Int, connection: UInt64, countDownloads: Int, countFailures: Int, bytesServed: UInt64) {
@@ -260,9 +257,10 @@ public struct TrackerRegistry: Sendable {
     /// Every content shared under `name` (or the content `contentID`), each
     /// with its manifest and holders. Contents come in the order a download by
     /// name picks from: most complete holders, then most holders, then lowest
-    /// content id. Records the holders handed out, for ``authorizeReport``.
-    public mutating func details(_ token: SessionToken, name: String?, contentID: ContentID?, withManifest: Bool = true) throws(TrackerError) -> [FileDetail] {
-        guard sessions[token] != nil else { throw .notLoggedIn }
+    /// content id. The asker's own account is never listed, from any of its
+    /// sessions: nobody is sent to itself (or can vouch for itself).
+    public func details(_ token: SessionToken, name: String?, contentID: ContentID?, withManifest: Bool = true) throws(TrackerError) -> [FileDetail] {
+        guard let asker = sessions[token]?.user else { throw .notLoggedIn }
         var ids: [ContentID]
         var displayName: [ContentID: String] = [:]
         switch (name, contentID) {
@@ -293,14 +291,13 @@ public struct TrackerRegistry: Sendable {
             let content = contents[id]!
             var holders: [(Holder, Int)] = []
             for holderToken in content.holders where holderToken != token {
-                guard let peer = sessions[holderToken], let holding = peer.holdings[id] else { continue }
+                guard let peer = sessions[holderToken], peer.user != asker, let holding = peer.holdings[id] else { continue }
                 let chunks = holding.isComplete ? nil : Data(holding.chunks.bytes).base64EncodedString()
                 holders.append((Holder(user: peer.user, host: peer.host, port: peer.port, countDownloads: peer.countDownloads,
                                        countFailures: peer.countFailures, bytesServed: peer.bytesServed, chunks: chunks),
                                 holding.chunks.heldCount))
             }
             holders.sort { a, b in a.1 != b.1 ? a.1 > b.1 : a.0.user < b.0.user }
-            sessions[token]!.given[id, default: []].formUnion(holders.map(\.0.user))
             let shownName = displayName[id] ?? sessions[content.holders.first!]?.holdings[id]?.names.min()?.value ?? id.short
             result.append(FileDetail(name: shownName, contentID: id, manifest: withManifest ? ManifestPayload(content.manifest) : nil,
                                      holders: holders.map(\.0)))
@@ -308,16 +305,8 @@ public struct TrackerRegistry: Sendable {
         return result
     }
 
-    /// Checks that `token`'s session was given `holder` for `contentID` and has
-    /// not reported about it since; consumes that permission.
-    public mutating func authorizeReport(_ token: SessionToken, contentID: ContentID, holder: String) throws(TrackerError) {
-        guard let peer = sessions[token] else { throw .notLoggedIn }
-        guard peer.given[contentID]?.contains(holder) == true else {
-            throw .notAllowed("you may report only about a holder the tracker gave you for that file, once per details request; \(holder.debugDescription) was not given to you for \(contentID.short)")
-        }
-        sessions[token]!.given[contentID]!.remove(holder)
-        if sessions[token]!.given[contentID]!.isEmpty { sessions[token]!.given.removeValue(forKey: contentID) }
-    }
+    /// The size of the content `id`, if someone holds it.
+    public func fileSize(of id: ContentID) -> UInt64? { contents[id]?.manifest.fileSize }
 
     /// The operator's view of files: each (name, content) with the users holding it.
     public func fileStatus() -> [TrackerStatus.File] {

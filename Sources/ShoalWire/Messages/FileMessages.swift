@@ -87,11 +87,16 @@ public struct Details: ControlMessage {
     /// `true`: leave the manifests out of the reply (a downloader refreshing
     /// its holders has the manifest already; at 1 TiB it is 11 MiB).
     public var withoutManifest: Bool?
-    public init(token: String, name: String? = nil, contentID: ContentID? = nil, withoutManifest: Bool? = nil) {
+    /// The `downloadID` of an earlier `fileDetails` for the same content:
+    /// the holders listed now are added to that download's, and the reply
+    /// carries the same id (a downloader refreshing its holders keeps one id).
+    public var downloadID: String?
+    public init(token: String, name: String? = nil, contentID: ContentID? = nil, withoutManifest: Bool? = nil, downloadID: String? = nil) {
         self.token = token
         self.name = name
         self.contentID = contentID
         self.withoutManifest = withoutManifest
+        self.downloadID = downloadID
     }
 }
 
@@ -123,11 +128,16 @@ public struct FileDetail: Codable, Sendable, Equatable {
     /// Absent when the request asked `withoutManifest`.
     public var manifest: ManifestPayload?
     public var holders: [Holder]
-    public init(name: String, contentID: ContentID, manifest: ManifestPayload?, holders: [Holder]) {
+    /// A token naming this download: bound by the tracker to the account
+    /// that asked, this content and the holders listed. A `report` must
+    /// carry it and may name only a holder it lists.
+    public var downloadID: String?
+    public init(name: String, contentID: ContentID, manifest: ManifestPayload?, holders: [Holder], downloadID: String? = nil) {
         self.name = name
         self.contentID = contentID
         self.manifest = manifest
         self.holders = holders
+        self.downloadID = downloadID
     }
 }
 
@@ -140,7 +150,8 @@ public struct FileDetails: ControlMessage {
 }
 
 /// `report`: a downloader says how a transfer from `holder` went. Only about a
-/// holder the tracker gave it for this content.
+/// holder the `fileDetails` that gave `downloadID` listed, once per reporting
+/// account, holder and content.
 public struct Report: ControlMessage {
     public static let messageType = MessageType.report
     public enum Outcome: String, Codable, Sendable { case success, failure }
@@ -150,12 +161,16 @@ public struct Report: ControlMessage {
     public var outcome: Outcome
     /// Verified bytes received from the holder.
     public var bytes: UInt64
-    public init(token: String, contentID: ContentID, holder: String, outcome: Outcome, bytes: UInt64) {
+    /// The `downloadID` from the `fileDetails` that listed the holder
+    /// (optional in the JSON for older senders; the tracker requires it).
+    public var downloadID: String?
+    public init(token: String, contentID: ContentID, holder: String, outcome: Outcome, bytes: UInt64, downloadID: String? = nil) {
         self.token = token
         self.contentID = contentID
         self.holder = holder
         self.outcome = outcome
         self.bytes = bytes
+        self.downloadID = downloadID
     }
 }
 
