@@ -98,10 +98,14 @@ public actor TrackerSession {
     }
 
     /// The content's details; `withManifest` false leaves the manifest out
-    /// (a downloader that has it, asking only for holders).
-    public func details(contentID: ContentID, withManifest: Bool = true) async throws -> [FileDetail] {
+    /// (a downloader that has it, asking only for holders). With the
+    /// `downloadID` of an earlier reply, the holders listed now join that
+    /// download's, and the reply carries the same id.
+    public func details(contentID: ContentID, withManifest: Bool = true, downloadID: String? = nil) async throws -> [FileDetail] {
         let without: Bool? = withManifest ? nil : true
-        guard case let .fileDetails(reply) = try await request(timeout: .seconds(30), { .details(Details(token: $0, contentID: contentID, withoutManifest: without)) }) else {
+        guard case let .fileDetails(reply) = try await request(timeout: .seconds(30), {
+            .details(Details(token: $0, contentID: contentID, withoutManifest: without, downloadID: downloadID))
+        }) else {
             throw NetError.unexpectedReply(expected: "fileDetails", received: "another message")
         }
         return reply.files
@@ -110,13 +114,14 @@ public actor TrackerSession {
     /// Reports a holder's outcome; if the tracker is away, the report waits for it.
     /// Returns the holder's counters after the report, when the tracker answered.
     ///
-    /// The tracker takes reports only about holders it has listed to this
-    /// session. One that restarted since has listed nobody yet: a refusal of
-    /// that kind is answered by asking it for the file's holders once, then
-    /// reporting again.
+    /// The tracker takes a report only with the `downloadID` of the details
+    /// that listed the holder to this account. One that restarted since
+    /// knows no such id: a refusal of that kind is answered by asking it for
+    /// the file's holders once, then reporting again with the new id.
     @discardableResult
-    public func report(contentID: ContentID, holder: String, succeeded: Bool, bytes: UInt64) async -> Reported? {
-        let report = Report(token: "", contentID: contentID, holder: holder, outcome: succeeded ? .success : .failure, bytes: bytes)
+    public func report(contentID: ContentID, holder: String, succeeded: Bool, bytes: UInt64, downloadID: String?) async -> Reported? {
+        var report = Report(token: "", contentID: contentID, holder: holder, outcome: succeeded ? .success : .failure, bytes: bytes,
+                            downloadID: downloadID)
         for attempt in 1...2 {
             do {
                 guard case let .reported(reply) = try await request(timeout: .seconds(30), { token in
@@ -126,7 +131,11 @@ public actor TrackerSession {
                 }) else { return nil }
                 return reply
             } catch NetError.wire(.remote(let code, let message)) {
-                if attempt == 1, code == ErrorCode.notAllowed.rawValue, (try? await details(contentID: contentID)) != nil { continue }
+                if attempt == 1, code == ErrorCode.notAllowed.rawValue, !message.contains("reported about"),
+                   let fresh = try? await details(contentID: contentID, withManifest: false, downloadID: report.downloadID).first?.downloadID {
+                    report.downloadID = fresh
+                    continue
+                }
                 logger.notice("the tracker refused a report about \(holder) (\(code)): \(message)")
                 return nil
             } catch {
@@ -205,7 +214,8 @@ public actor TrackerSession {
             let reports = pendingReports
             pendingReports = []
             for report in reports {
-                await self.report(contentID: report.contentID, holder: report.holder, succeeded: report.outcome == .success, bytes: report.bytes)
+                await self.report(contentID: report.contentID, holder: report.holder, succeeded: report.outcome == .success, bytes: report.bytes,
+                                  downloadID: report.downloadID)
             }
             return true
         } catch {

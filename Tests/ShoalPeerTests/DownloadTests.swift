@@ -26,7 +26,7 @@ struct DownloadTests {
         let details = try await swarm.peers[0].session.details(name: "big.bin")
         #expect(details.first?.holders.contains { $0.user == "downloader" } == true)
         // Each seeder's success was reported.
-        let status = try await swarm.tracker.connect().status()
+        let status = try await swarm.tracker.connect().status(operatorToken: swarm.tracker.operatorToken)
         #expect(status.peers.filter { $0.user.hasPrefix("seeder") }.allSatisfy { $0.countDownloads == 1 })
         await swarm.stop()
     }
@@ -91,7 +91,7 @@ struct FaultTests {
         let bad = try #require(result.holders.first { $0.user == "bad" })
         #expect(bad.chunks == 0)
         #expect(bad.failed?.contains("hashes to") == true, "\(bad.failed ?? "not dropped")")
-        let status = try await swarm.tracker.connect().status()
+        let status = try await swarm.tracker.connect().status(operatorToken: swarm.tracker.operatorToken)
         #expect(status.peers.first { $0.user == "bad" }?.countFailures == 1)
         #expect(status.peers.first { $0.user == "good" }?.countDownloads == 1)
         await swarm.stop()
