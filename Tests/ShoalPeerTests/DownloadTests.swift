@@ -31,6 +31,26 @@ struct DownloadTests {
         await swarm.stop()
     }
 
+    /// A listed holder that cannot be reached is not reported (it may be the
+    /// network's fault); the seeder that served is reported as a success.
+    @Test func unreachableHoldersAreNotReported() async throws {
+        let swarm = try await TestSwarm()
+        let bytes = randomBytes(1 << 20, seed: 11)
+        _ = try await swarm.peer("s", folder: try swarm.folder("s", files: ["f.bin": bytes]))
+        let manifest = try ManifestBuilder().build(path: try swarm.folder("s") + "/f.bin")
+        // A holder at an address where nothing listens (port 1 on loopback refuses).
+        let ghost = try await swarm.tracker.connect()
+        let ghostToken = try await ghost.signUp("ghost", port: 1)
+        try await ghost.announce(ghostToken, [("f.bin", manifest)])
+        let downloader = try await swarm.peer("d", folder: try swarm.folder("d"))
+        _ = try await downloader.download(name: "f.bin")
+        #expect(sha256(ofFile: try swarm.folder("d") + "/f.bin") == ChunkDigest(hashing: bytes).hex)
+        #expect(swarm.tracker.log.contains("report: d says s served"))
+        #expect(!swarm.tracker.log.contains("says ghost"), "the unreachable holder was reported")
+        ghost.close()
+        await swarm.stop()
+    }
+
     /// An unknown name, a path-escaping name and a name with no reachable holder give clear errors.
     @Test func badNames() async throws {
         let swarm = try await TestSwarm()
