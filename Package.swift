@@ -126,6 +126,7 @@ let package = Package(
             name: "ShoalTrackerTests",
             dependencies: [
                 "ShoalTracker", "ShoalPeer", "ShoalNet", "ShoalWire", "ShoalCore", "ShoalTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

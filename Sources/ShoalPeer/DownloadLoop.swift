@@ -25,7 +25,7 @@ final class DownloadLoop {
         case connected(ShoalWire.Holder, FramedConnection, roundTrip: Double)
         case unreachable(ShoalWire.Holder, reason: String)
         case chunk(DownloadPlan.Request, ChunkFetch.Outcome)
-        case holders([ShoalWire.Holder]?)
+        case holders([ShoalWire.Holder]?, downloadID: String?)
         case tick
     }
 
@@ -56,8 +56,9 @@ final class DownloadLoop {
 
     private(set) var plan: DownloadPlan
     private(set) var links: [Int: Link] = [:]
-    /// Holders that could not be reached, to report.
-    private(set) var unreachable: [ShoalWire.Holder] = []
+    /// The tracker's id for this download, which reports carry: refreshes
+    /// send it back, so the holders they list join the same download.
+    private(set) var downloadID: String?
     private(set) var fetchedChunks = 0
     private(set) var fetchedBytes: UInt64 = 0
     private(set) var wireBytes: UInt64 = 0
@@ -70,8 +71,9 @@ final class DownloadLoop {
     private var ticker: Task<Void, Never>?
     /// Holders connected or being connected to, by user name.
     private var knownUsers = Set<String>()
-    /// Holders that sent bad data: never asked again in this download.
-    private var banned = Set<String>()
+    /// Holders that sent bad data or refused chunks: never asked again in
+    /// this download, and the only ones reported as failures.
+    private(set) var banned = Set<String>()
     /// Holders that went silent or could not be reached: asked again once
     /// the tracker still lists them after a delay that doubles each time.
     private var retries: [String: (after: Double, delay: Double)] = [:]
@@ -88,8 +90,9 @@ final class DownloadLoop {
     private var compression: CompressionChoice
 
     init(name: FileName, manifest: Manifest, partial: PartialDownload, session: TrackerSession, logger: Logger,
-         configuration: Downloader.Configuration, progress: @escaping @Sendable (DownloadProgress) -> Void) {
+         configuration: Downloader.Configuration, downloadID: String?, progress: @escaping @Sendable (DownloadProgress) -> Void) {
         self.name = name
+        self.downloadID = downloadID
         self.manifest = manifest
         self.partial = partial
         self.session = session
@@ -122,7 +125,9 @@ final class DownloadLoop {
             case let .connected(holder, connection, roundTrip): onConnected(holder, connection, roundTrip: roundTrip)
             case let .unreachable(holder, reason): onUnreachable(holder, reason: reason)
             case let .chunk(request, outcome): onChunk(request, outcome)
-            case let .holders(fresh): onHolders(fresh)
+            case let .holders(fresh, id):
+                if let id { downloadID = id }
+                onHolders(fresh)
             case .tick: onTick()
             }
             if let ending { return ending }
@@ -150,8 +155,9 @@ final class DownloadLoop {
 
     private func onUnreachable(_ holder: ShoalWire.Holder, reason: String) {
         connecting -= 1
+        // Not reported: an address that does not answer may be the network's
+        // fault, or the downloader's, as much as the holder's.
         logger.notice("holder \(holder.user) at \(Endpoint(host: holder.host, port: holder.port)) cannot be reached: \(reason)")
-        if !unreachable.contains(where: { $0.user == holder.user }) { unreachable.append(holder) }
         retryLater(holder.user)
     }
 
@@ -304,9 +310,10 @@ final class DownloadLoop {
     private func refresh() {
         refreshing = true
         lastRefresh = now
-        let (session, contentID, post) = (session, manifest.contentID, post)
+        let (session, contentID, post, id) = (session, manifest.contentID, post, downloadID)
         Task {
-            post.yield(.holders(try? await session.details(contentID: contentID, withManifest: false).first?.holders))
+            let detail = try? await session.details(contentID: contentID, withManifest: false, downloadID: id).first
+            post.yield(.holders(detail?.holders, downloadID: detail?.downloadID))
         }
     }
 

@@ -106,10 +106,10 @@ public struct Downloader: Sendable {
         let manifest: Manifest
         guard let payload = detail.manifest else { throw DownloadError.tracker("its details of \(name.debugDescription) carry no manifest") }
         do { manifest = try payload.manifest(expecting: detail.contentID) } catch { throw DownloadError.corrupt("\(error)") }
-        return try await download(name: fileName, manifest: manifest, holders: detail.holders, progress: progress)
+        return try await download(name: fileName, manifest: manifest, holders: detail.holders, downloadID: detail.downloadID, progress: progress)
     }
 
-    private func download(name: FileName, manifest: Manifest, holders initial: [ShoalWire.Holder],
+    private func download(name: FileName, manifest: Manifest, holders initial: [ShoalWire.Holder], downloadID: String?,
                           progress: @escaping @Sendable (DownloadProgress) -> Void) async throws -> DownloadResult {
         let started = ContinuousClock.now
         let destination = folder.file(name)
@@ -128,7 +128,7 @@ public struct Downloader: Sendable {
         try? await session.announce([partialEntry])
 
         let loop = DownloadLoop(name: name, manifest: manifest, partial: partial, session: session, logger: logger,
-                                configuration: configuration, progress: progress)
+                                configuration: configuration, downloadID: downloadID, progress: progress)
         let ending = await loop.run(holders: initial)
         let plan = loop.plan
         switch ending {
@@ -140,7 +140,7 @@ public struct Downloader: Sendable {
         case let .storage(error):
             throw DownloadError.storage(error)
         case .gaveUp:
-            await reportHolders(plan, loop.links, loop.unreachable, manifest)
+            await reportHolders(plan, loop, manifest)
             throw DownloadError.holdersGone(name: name.value, missing: plan.missingCount)
         }
 
@@ -172,7 +172,7 @@ public struct Downloader: Sendable {
             }
         }
         try? await session.announce([AnnouncedFile(name: name.value, contentID: manifest.contentID, manifest: ManifestPayload(manifest))])
-        await reportHolders(plan, loop.links, loop.unreachable, manifest)
+        await reportHolders(plan, loop, manifest)
         let seconds = (ContinuousClock.now - started).seconds
         progress(loop.snapshot(elapsed: seconds))
         // One row per holder; one that came back after going silent sums its connections, the last one decides the rest.
@@ -195,21 +195,27 @@ public struct Downloader: Sendable {
                               wireBytes: loop.wireBytes, seconds: seconds, peakMemoryKiB: nil, holders: outcomes)
     }
 
-    /// Reports each holder once: a failure if it was dropped and never came
-    /// back (or could never be reached), a success if it served verified
-    /// chunks. A holder met on several connections (it went silent and came
-    /// back) is one holder, with the bytes of all of them.
-    private func reportHolders(_ plan: DownloadPlan, _ links: [Int: DownloadLoop.Link], _ unreachable: [ShoalWire.Holder], _ manifest: Manifest) async {
-        var outcome: [String: (failed: Bool, bytes: Int, served: Int)] = [:]
-        for (id, link) in links.sorted(by: { $0.key < $1.key }) {
+    /// Reports each holder once, with the download's id: a failure if it
+    /// sent bad data or refused a chunk it announced (it is banned from the
+    /// download), else a success if it served verified chunks. A holder that
+    /// could not be reached or went silent is not reported: that may be the
+    /// network's fault, or ours, and the tracker cannot tell. A holder met on
+    /// several connections (it went silent and came back) is one holder,
+    /// with the bytes of all of them.
+    private func reportHolders(_ plan: DownloadPlan, _ loop: DownloadLoop, _ manifest: Manifest) async {
+        var served: [String: (bytes: Int, chunks: Int)] = [:]
+        for (id, link) in loop.links {
             guard let peer = plan.peers[id] else { continue }
-            let before = outcome[link.user] ?? (false, 0, 0)
-            // The last connection decides: links are in the order they were made.
-            outcome[link.user] = (peer.dropped != nil, before.bytes + peer.bytesServed, before.served + peer.chunksServed)
+            let before = served[link.user] ?? (0, 0)
+            served[link.user] = (before.bytes + peer.bytesServed, before.chunks + peer.chunksServed)
         }
-        for holder in unreachable where outcome[holder.user] == nil { outcome[holder.user] = (true, 0, 0) }
-        for (user, result) in outcome.sorted(by: { $0.key < $1.key }) where result.failed || result.served > 0 {
-            await session.report(contentID: manifest.contentID, holder: user, succeeded: !result.failed, bytes: UInt64(result.bytes))
+        let users = Set(served.keys).union(loop.banned).sorted()
+        for user in users {
+            let bad = loop.banned.contains(user)
+            let result = served[user] ?? (0, 0)
+            guard bad || result.chunks > 0 else { continue }
+            await session.report(contentID: manifest.contentID, holder: user, succeeded: !bad, bytes: min(UInt64(result.bytes), manifest.fileSize),
+                                 downloadID: loop.downloadID)
         }
     }
 }

@@ -114,10 +114,13 @@ public actor TrackerSession {
 
     /// The content's details, whole (every page of holders); `withManifest`
     /// false leaves the manifest out (a downloader that has it, asking only
-    /// for holders).
-    public func details(contentID: ContentID, withManifest: Bool = true) async throws -> [FileDetail] {
+    /// for holders). With the `downloadID` of an earlier reply, the holders
+    /// listed now join that download's, and the reply carries the same id.
+    public func details(contentID: ContentID, withManifest: Bool = true, downloadID: String? = nil) async throws -> [FileDetail] {
         let without: Bool? = withManifest ? nil : true
-        guard case let .fileDetails(reply) = try await request(timeout: .seconds(30), { .details(Details(token: $0, contentID: contentID, withoutManifest: without)) }) else {
+        guard case let .fileDetails(reply) = try await request(timeout: .seconds(30), {
+            .details(Details(token: $0, contentID: contentID, withoutManifest: without, downloadID: downloadID))
+        }) else {
             throw NetError.unexpectedReply(expected: "fileDetails", received: "another message")
         }
         guard let first = reply.files.first else { return [] }
@@ -134,8 +137,9 @@ public actor TrackerSession {
         var more = detail.moreHolders
         while let remaining = more, remaining > 0, let last = detail.holders.last?.user, detail.holders.count < Self.maximumHolders {
             let id = detail.contentID
+            let downloadID = detail.downloadID
             guard case let .fileDetails(reply) = try await request(timeout: .seconds(30), { token in
-                .details(Details(token: token, contentID: id, withoutManifest: true, holdersAfter: last))
+                .details(Details(token: token, contentID: id, withoutManifest: true, holdersAfter: last, downloadID: downloadID))
             }), let page = reply.files.first, page.contentID == id else {
                 throw NetError.unexpectedReply(expected: "fileDetails", received: "another message")
             }
@@ -143,6 +147,7 @@ public actor TrackerSession {
             let fresh = page.holders.filter { last.utf8.lexicographicallyPrecedes($0.user.utf8) }
             guard !fresh.isEmpty else { break }
             detail.holders += fresh
+            detail.downloadID = page.downloadID ?? detail.downloadID
             more = page.moreHolders
         }
         detail.moreHolders = nil
@@ -188,13 +193,14 @@ public actor TrackerSession {
     /// Reports a holder's outcome; if the tracker is away, the report waits for it.
     /// Returns the holder's counters after the report, when the tracker answered.
     ///
-    /// The tracker takes reports only about holders it has listed to this
-    /// session. One that restarted since has listed nobody yet: a refusal of
-    /// that kind is answered by asking it for the file's holders once, then
-    /// reporting again.
+    /// The tracker takes a report only with the `downloadID` of the details
+    /// that listed the holder to this account. One that restarted since
+    /// knows no such id: a refusal of that kind is answered by asking it for
+    /// the file's holders once, then reporting again with the new id.
     @discardableResult
-    public func report(contentID: ContentID, holder: String, succeeded: Bool, bytes: UInt64) async -> Reported? {
-        let report = Report(token: "", contentID: contentID, holder: holder, outcome: succeeded ? .success : .failure, bytes: bytes)
+    public func report(contentID: ContentID, holder: String, succeeded: Bool, bytes: UInt64, downloadID: String?) async -> Reported? {
+        var report = Report(token: "", contentID: contentID, holder: holder, outcome: succeeded ? .success : .failure, bytes: bytes,
+                            downloadID: downloadID)
         for attempt in 1...2 {
             do {
                 guard case let .reported(reply) = try await request(timeout: .seconds(30), { token in
@@ -204,7 +210,11 @@ public actor TrackerSession {
                 }) else { return nil }
                 return reply
             } catch NetError.wire(.remote(let code, let message)) {
-                if attempt == 1, code == ErrorCode.notAllowed.rawValue, (try? await details(contentID: contentID)) != nil { continue }
+                if attempt == 1, code == ErrorCode.notAllowed.rawValue, !message.contains("reported about"),
+                   let fresh = try? await details(contentID: contentID, withManifest: false, downloadID: report.downloadID).first?.downloadID {
+                    report.downloadID = fresh
+                    continue
+                }
                 logger.notice("the tracker refused a report about \(holder) (\(code)): \(message)")
                 return nil
             } catch {
@@ -283,7 +293,8 @@ public actor TrackerSession {
             let reports = pendingReports
             pendingReports = []
             for report in reports {
-                await self.report(contentID: report.contentID, holder: report.holder, succeeded: report.outcome == .success, bytes: report.bytes)
+                await self.report(contentID: report.contentID, holder: report.holder, succeeded: report.outcome == .success, bytes: report.bytes,
+                                  downloadID: report.downloadID)
             }
             return true
         } catch {

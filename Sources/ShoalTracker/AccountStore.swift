@@ -1,11 +1,12 @@
 /// An account as the tracker keeps it. The password exists only as a salted
-/// slow hash (``PasswordHasher``) and never leaves the store.
+/// slow hash (``PasswordHasher``) and never leaves the store; printing an
+/// account never shows it.
 public struct Account: Sendable, Equatable {
     public var user: String
     public var passwordHash: String
     /// Downloads served to others that succeeded.
     public var countDownloads: Int
-    /// Downloads served to others that failed.
+    /// Downloads served to others that failed (as ``ReputationRule`` counts them).
     public var countFailures: Int
     /// Verified bytes others received from this account's peer.
     public var bytesServed: UInt64
@@ -17,6 +18,56 @@ public struct Account: Sendable, Equatable {
         self.countFailures = countFailures
         self.bytesServed = bytesServed
     }
+
+    /// The counters alone.
+    public var counters: AccountCounters {
+        AccountCounters(user: user, countDownloads: countDownloads, countFailures: countFailures, bytesServed: bytesServed)
+    }
+}
+
+extension Account: CustomStringConvertible, CustomDebugStringConvertible {
+    /// Never the password hash: an account printed into a log or an error stays harmless.
+    public var description: String {
+        "Account(user: \(user.debugDescription), passwordHash: <redacted>, countDownloads: \(countDownloads), countFailures: \(countFailures), bytesServed: \(bytesServed))"
+    }
+    public var debugDescription: String { description }
+}
+
+/// An account's public counters: what `details`, `reported` and `status` show.
+public struct AccountCounters: Sendable, Equatable {
+    public var user: String
+    public var countDownloads: Int
+    public var countFailures: Int
+    public var bytesServed: UInt64
+
+    public init(user: String, countDownloads: Int, countFailures: Int, bytesServed: UInt64) {
+        self.user = user
+        self.countDownloads = countDownloads
+        self.countFailures = countFailures
+        self.bytesServed = bytesServed
+    }
+}
+
+/// A report the tracker has authorized (its download id checked) and stores.
+public struct ReportRecord: Sendable, Equatable {
+    public var reporter: String
+    public var holder: String
+    /// The content id, hex.
+    public var contentID: String
+    public var succeeded: Bool
+    /// At most the file's size.
+    public var bytes: UInt64
+    /// When it was made (Unix seconds).
+    public var at: Double
+
+    public init(reporter: String, holder: String, contentID: String, succeeded: Bool, bytes: UInt64, at: Double) {
+        self.reporter = reporter
+        self.holder = holder
+        self.contentID = contentID
+        self.succeeded = succeeded
+        self.bytes = bytes
+        self.at = at
+    }
 }
 
 /// Where accounts and their counters persist: the boundary between the
@@ -27,10 +78,13 @@ public protocol AccountStore: Sendable {
     func create(_ account: Account) throws(TrackerError)
     /// The account named `user`, if any.
     func account(named user: String) throws(TrackerError) -> Account?
-    /// Adds a transfer outcome to `user`'s counters and returns the new account.
-    func recordTransfer(holder user: String, succeeded: Bool, bytes: UInt64) throws(TrackerError) -> Account?
+    /// Stores a report and applies it to the holder's counters as `rule`
+    /// says, atomically; returns the holder's counters after it (nil: no
+    /// such holder). Throws ``TrackerError/notAllowed(_:)`` if this reporter
+    /// has reported about this holder and content before.
+    func recordReport(_ report: ReportRecord, rule: ReputationRule) throws(TrackerError) -> AccountCounters?
     /// The number of registered accounts.
     func count() throws(TrackerError) -> Int
-    /// Every account, by name (for the operator's status view).
-    func all() throws(TrackerError) -> [Account]
+    /// Every account's counters, by name (for the operator's status view).
+    func allCounters() throws(TrackerError) -> [AccountCounters]
 }

@@ -7,7 +7,8 @@ import ShoalNet
 import ShoalWire
 
 /// The tracker's brain: accounts (through an ``AccountStore``), sessions and
-/// holdings (a ``TrackerRegistry``) and the login throttle, behind one actor.
+/// holdings (a ``TrackerRegistry``), the download ids reports must carry
+/// (``DownloadGrants``) and the login throttle, behind one actor.
 /// ``TrackerServer`` feeds it one request at a time per connection.
 ///
 /// Slow work (password hashing, database writes) runs on a thread pool, so
@@ -41,7 +42,11 @@ public actor Tracker {
     private let logger: Logger
     private let now: @Sendable () -> Double
     private var registry: TrackerRegistry
-    private var throttle = LoginThrottle()
+    private var throttle: LoginThrottle
+    private var grants = DownloadGrants()
+    private let reputation: ReputationRule
+    /// The token `status` must carry; nil: `status` is refused to everyone.
+    private let operatorToken: String?
     /// Called to close a connection whose session was taken over by a new login.
     private let closeConnection: @Sendable (UInt64) -> Void
     private var nextConnection: UInt64 = 0
@@ -55,9 +60,13 @@ public actor Tracker {
     public init(
         store: any AccountStore, configuration: TrackerConfiguration, logger: Logger,
         now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
+        operatorToken: String? = nil,
         closeConnection: @escaping @Sendable (UInt64) -> Void = { _ in }
     ) {
         self.store = store
+        self.reputation = configuration.reputation
+        self.throttle = configuration.loginThrottle
+        self.operatorToken = operatorToken
         self.hasher = PasswordHasher(rounds: configuration.passwordRounds)
         self.registry = TrackerRegistry(limits: configuration.limits)
         self.logger = logger
@@ -106,18 +115,15 @@ public actor Tracker {
                 _ = try session(request.token, connection)
                 return Outcome(reply: try fileList(after: request.after), session: .none)
             case let .details(request):
-                let token = try session(request.token, connection)
-                let details = try registry.details(token, name: request.name, contentID: request.contentID,
-                                                   withManifest: request.withoutManifest != true, holdersAfter: request.holdersAfter)
-                return Outcome(reply: .message(.fileDetails(details)), session: .none)
+                return Outcome(reply: .message(.fileDetails(try details(request, connection: connection))), session: .none)
             case let .manifest(request):
                 let token = try session(request.token, connection)
                 return Outcome(reply: .message(.manifestPart(try registry.manifestPart(token, contentID: request.contentID, from: request.from))),
                                session: .none)
             case let .report(request):
                 return Outcome(reply: .message(.reported(try await report(request, connection: connection))), session: .none)
-            case .status:
-                return Outcome(reply: .message(.trackerStatus(try await status())), session: .none)
+            case let .status(request):
+                return Outcome(reply: .message(.trackerStatus(try await status(request, host: host))), session: .none)
             default:
                 throw TrackerError.badRequest("\(message.type) is not a request a tracker serves")
             }
@@ -160,9 +166,12 @@ public actor Tracker {
             throw TrackerError.badRequest("port \(request.port) is not a TCP port (0 ... 65535)")
         }
         let served = try Self.servingHost(advertised: request.host, observed: host)
-        let wait = throttle.wait(user: name.value, now: now())
+        // Checked and reserved in one step, before the hash: the attempt
+        // counts as a failure until the password proves right, so parallel
+        // connections cannot each get a guess in while the others hash.
+        let wait = throttle.begin(user: name.value, address: host, now: now())
         guard wait == 0 else {
-            logger.notice("login refused: \(name.value) is throttled for \(wait) s after repeated failures")
+            logger.notice("login refused: \(name.value) from \(host) is throttled for \(wait) s after repeated failures")
             throw TrackerError.tooManyAttempts(user: name.value, retryAfterSeconds: wait)
         }
         let store = self.store
@@ -174,11 +183,11 @@ public actor Tracker {
             return hasher.verify(password, against: account?.passwordHash ?? decoy) ? account : nil
         }
         guard let account else {
-            throttle.failed(user: name.value, now: now())
+            throttle.attemptFailed(user: name.value, address: host, now: now())
             logger.notice("login failed: \(name.value) from \(host)")
             throw TrackerError.badCredentials
         }
-        throttle.succeeded(user: name.value)
+        throttle.succeeded(user: name.value, address: host)
         let token = SessionToken.random()
         let peer = TrackerRegistry.Peer(
             user: account.user, host: served, port: request.port, connection: connection,
@@ -211,18 +220,66 @@ public actor Tracker {
         return address.value
     }
 
+    /// The details asked for, each content with a download id bound to this
+    /// account, the content and the holders listed (``DownloadGrants``).
+    private func details(_ request: Details, connection: UInt64) throws(TrackerError) -> FileDetails {
+        let token = try session(request.token, connection)
+        guard let asker = registry.peer(token)?.user else { throw .notLoggedIn }
+        var details = try registry.details(token, name: request.name, contentID: request.contentID,
+                                           withManifest: request.withoutManifest != true, holdersAfter: request.holdersAfter)
+        let t = now()
+        for index in details.files.indices {
+            let file = details.files[index]
+            let size = registry.fileSize(of: file.contentID) ?? 0
+            details.files[index].downloadID = grants.issue(account: asker, contentID: file.contentID, fileSize: size,
+                                                           holders: file.holders.map(\.user), extending: request.downloadID, now: t)
+        }
+        return details
+    }
+
+    /// A report is taken only with the evidence that the reporter was sent
+    /// to that holder for that content: a download id from `details`, issued
+    /// to the same account, for the same content, listing that holder. It
+    /// may not be about the reporter itself, may not claim more bytes than
+    /// the file has, and is taken once per (reporter, holder, content), ever
+    /// (the store enforces that, across sessions and restarts). How much it
+    /// moves the holder's counters is ``ReputationRule``'s call.
     private func report(_ request: Report, connection: UInt64) async throws -> Reported {
         let token = try session(request.token, connection)
-        try registry.authorizeReport(token, contentID: request.contentID, holder: request.holder)
-        let reporter = registry.peer(token)?.user ?? "?"
+        guard let reporter = registry.peer(token)?.user else { throw TrackerError.notLoggedIn }
+        guard request.holder != reporter else {
+            throw TrackerError.notAllowed("you cannot report about your own account (\(reporter.debugDescription)); reports are about other holders")
+        }
+        guard let id = request.downloadID else {
+            throw TrackerError.notAllowed("a report must carry the downloadID of the fileDetails that listed \(request.holder.debugDescription); ask for the file's details, then report")
+        }
+        guard let grant = grants.grant(id, now: now()), grant.account == reporter, grant.contentID == request.contentID else {
+            throw TrackerError.notAllowed("the downloadID is not one this tracker gave you for content \(request.contentID.short) (or it expired); ask for the file's details again")
+        }
+        guard grant.holders.contains(request.holder) else {
+            throw TrackerError.notAllowed("\(request.holder.debugDescription) was not listed to you as a holder of \(request.contentID.short) in that download; you may report only about holders you were sent to")
+        }
+        guard request.bytes <= grant.fileSize else {
+            throw TrackerError.badRequest("a report of \(request.bytes) bytes from one holder is more than the file's \(grant.fileSize) bytes; report the verified bytes it sent")
+        }
         let store = self.store
+        let rule = reputation
         let succeeded = request.outcome == .success
-        guard let account = try await runBlocking({ try store.recordTransfer(holder: request.holder, succeeded: succeeded, bytes: request.bytes) }) else {
+        let record = ReportRecord(reporter: reporter, holder: request.holder, contentID: request.contentID.hex, succeeded: succeeded,
+                                  bytes: request.bytes, at: now())
+        let counters: AccountCounters?
+        do {
+            counters = try await runBlocking { try store.recordReport(record, rule: rule) }
+        } catch let error as TrackerError {
+            if case .notAllowed = error { logger.notice("report refused: \(reporter) about \(request.holder) for \(request.contentID.short): reported before") }
+            throw error
+        }
+        guard let counters else {
             throw TrackerError.notFound("the account \(request.holder.debugDescription)")
         }
-        registry.setCounters(user: account.user, downloads: account.countDownloads, failures: account.countFailures, bytesServed: account.bytesServed)
-        logger.info("report: \(reporter) says \(request.holder) \(succeeded ? "served" : "failed") \(request.contentID.short) (\(request.bytes) bytes); \(request.holder) now has \(account.countDownloads) downloads, \(account.countFailures) failures")
-        return Reported(holder: account.user, countDownloads: account.countDownloads, countFailures: account.countFailures)
+        registry.setCounters(user: counters.user, downloads: counters.countDownloads, failures: counters.countFailures, bytesServed: counters.bytesServed)
+        logger.info("report: \(reporter) says \(request.holder) \(succeeded ? "served" : "failed") \(request.contentID.short) (\(request.bytes) bytes); \(request.holder) now has \(counters.countDownloads) downloads, \(counters.countFailures) failures")
+        return Reported(holder: counters.user, countDownloads: counters.countDownloads, countFailures: counters.countFailures)
     }
 
     /// A page of the file list: rows after `after`, at most ``TrackerRegistry/Limits/listPage``.
@@ -260,9 +317,14 @@ public actor Tracker {
         return .encoded(.fileList, frame.payload)
     }
 
-    private func status() async throws -> TrackerStatus {
+    /// The operator's view: only with the operator token (constant-time compare).
+    private func status(_ request: StatusRequest, host: String) async throws -> TrackerStatus {
+        guard let expected = operatorToken, let given = request.token, Self.sameToken(given, expected) else {
+            logger.notice("status refused: \(host) sent \(request.token == nil ? "no" : "a wrong") operator token")
+            throw TrackerError.notAllowed("status is for the tracker's operator: send the operator token from the file the tracker wrote beside its database (`shoal tracker status` reads it; see --token-file)")
+        }
         let store = self.store
-        let accounts = try await runBlocking { try store.all() }
+        let accounts = try await runBlocking { try store.allCounters() }
         let connected = Dictionary(registry.connectedPeers.map { ($0.user, $0) }, uniquingKeysWith: { a, _ in a })
         let peers = accounts.prefix(10_000).map { account in
             let peer = connected[account.user]
@@ -271,6 +333,15 @@ public actor Tracker {
                                       bytesServed: account.bytesServed)
         }
         return TrackerStatus(registered: accounts.count, connected: registry.connectedCount, files: registry.fileStatus(), peers: Array(peers))
+    }
+
+    /// Whether two tokens are equal, in time that does not depend on where they differ.
+    static func sameToken(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        var difference: UInt8 = 0
+        for i in x.indices { difference |= x[i] ^ y[i] }
+        return difference == 0
     }
 
     // MARK: - Helpers

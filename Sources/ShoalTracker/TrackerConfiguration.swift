@@ -26,6 +26,21 @@ public struct TrackerConfiguration: Sendable {
     public var passwordRounds = PasswordHasher.defaultRounds
     /// What one session may make the tracker remember.
     public var limits = TrackerRegistry.Limits()
+    /// How failed logins are slowed down.
+    public var loginThrottle = LoginThrottle()
+    /// How much a report moves a holder's counters.
+    public var reputation = ReputationRule()
+    /// Where the operator token for `status` is written at start (mode
+    /// 0600); nil: beside the database, as `DATABASE-operator-token`.
+    public var operatorTokenPath: String?
+
+    /// The operator token file this tracker writes.
+    public var operatorTokenFile: String { operatorTokenPath ?? Self.operatorTokenPath(forDatabase: databasePath) }
+
+    /// The operator token file of a tracker whose database is `databasePath`.
+    public static func operatorTokenPath(forDatabase databasePath: String) -> String {
+        databasePath + "-operator-token"
+    }
 
     public init(host: String = defaultHost, port: Int = defaultPort, databasePath: String = defaultDatabasePath) {
         self.host = host

@@ -56,9 +56,6 @@ public struct TrackerRegistry: Sendable {
         public var bytesServed: UInt64
         /// What it holds, by content.
         public var holdings: [ContentID: Holding] = [:]
-        /// Holders this session was given in `details`, by content: the only
-        /// ones it may `report` about (each once).
-        var given: [ContentID: Set<String>] = [:]
         var announcedChunks = 0
 
         public init(user: String, host: String, port: Int, connection: UInt64, countDownloads: Int, countFailures: Int, bytesServed: UInt64) {
@@ -306,10 +303,11 @@ public struct TrackerRegistry: Sendable {
     /// inline only for a single content of at most
     /// ``Limits/inlineManifestChunks`` chunks; otherwise ``manifestPart(_:contentID:from:)``.
     /// Nothing here orders contents by how many hold them: free accounts
-    /// could inflate that. Records the holders handed out, for ``authorizeReport``.
-    public mutating func details(_ token: SessionToken, name: String?, contentID: ContentID?, withManifest: Bool = true,
-                                 holdersAfter: String? = nil) throws(TrackerError) -> FileDetails {
-        guard sessions[token] != nil else { throw .notLoggedIn }
+    /// could inflate that. The asker's own account is never listed, from any
+    /// of its sessions: nobody is sent to itself (or can vouch for itself).
+    public func details(_ token: SessionToken, name: String?, contentID: ContentID?, withManifest: Bool = true,
+                        holdersAfter: String? = nil) throws(TrackerError) -> FileDetails {
+        guard let asker = sessions[token]?.user else { throw .notLoggedIn }
         var ids: [ContentID]
         var displayName: [ContentID: String] = [:]
         switch (name, contentID) {
@@ -342,7 +340,7 @@ public struct TrackerRegistry: Sendable {
             for holderToken in content.holders {
                 guard let peer = sessions[holderToken], let holding = peer.holdings[id] else { continue }
                 if holding.isComplete { complete += 1 }
-                guard holderToken != token else { continue }
+                guard holderToken != token, peer.user != asker else { continue }
                 if let holdersAfter, !(holdersAfter.utf8.lexicographicallyPrecedes(peer.user.utf8)) { continue }
                 candidates.append((peer.user, holderToken))
             }
@@ -361,7 +359,6 @@ public struct TrackerRegistry: Sendable {
                 page.append(Holder(user: peer.user, host: peer.host, port: peer.port, countDownloads: peer.countDownloads,
                                    countFailures: peer.countFailures, bytesServed: peer.bytesServed, chunks: chunks))
             }
-            sessions[token]!.given[id, default: []].formUnion(page.map(\.user))
             let shownName = displayName[id] ?? sessions[content.holders.first!]?.holdings[id]?.names.min()?.value ?? id.short
             let inline = withManifest && ids.count == 1 && content.manifest.chunkCount <= limits.inlineManifestChunks
             result.append(FileDetail(name: shownName, contentID: id, manifest: inline ? ManifestPayload(content.manifest) : nil,
@@ -388,16 +385,8 @@ public struct TrackerRegistry: Sendable {
                             digests: digests.base64EncodedString())
     }
 
-    /// Checks that `token`'s session was given `holder` for `contentID` and has
-    /// not reported about it since; consumes that permission.
-    public mutating func authorizeReport(_ token: SessionToken, contentID: ContentID, holder: String) throws(TrackerError) {
-        guard let peer = sessions[token] else { throw .notLoggedIn }
-        guard peer.given[contentID]?.contains(holder) == true else {
-            throw .notAllowed("you may report only about a holder the tracker gave you for that file, once per details request; \(holder.debugDescription) was not given to you for \(contentID.short)")
-        }
-        sessions[token]!.given[contentID]!.remove(holder)
-        if sessions[token]!.given[contentID]!.isEmpty { sessions[token]!.given.removeValue(forKey: contentID) }
-    }
+    /// The size of the content `id`, if someone holds it.
+    public func fileSize(of id: ContentID) -> UInt64? { contents[id]?.manifest.fileSize }
 
     /// The operator's view of files: each (name, content) with the users holding it.
     public func fileStatus() -> [TrackerStatus.File] {

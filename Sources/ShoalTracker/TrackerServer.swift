@@ -39,8 +39,15 @@ public final class TrackerServer: Sendable {
     /// Opens the database and binds the listening socket.
     public static func start(configuration: TrackerConfiguration, logger: Logger) async throws -> TrackerServer {
         let store = try SQLiteAccountStore(path: configuration.databasePath)
+        let operatorToken: String
+        do {
+            operatorToken = try OperatorToken.create(at: configuration.operatorTokenFile)
+        } catch {
+            store.close()
+            throw error
+        }
         let connections = ConnectionTable()
-        let tracker = Tracker(store: store, configuration: configuration, logger: logger,
+        let tracker = Tracker(store: store, configuration: configuration, logger: logger, operatorToken: operatorToken,
                               closeConnection: { id in connections.close(id) })
         let probeAfter = TimeAmount.seconds(configuration.probeInterval)
         let probeTimeout = TimeAmount.seconds(configuration.probeTimeout)
@@ -66,6 +73,7 @@ public final class TrackerServer: Sendable {
             throw error
         }
         logger.info("tracker listening on \(server.host):\(server.port), database \(configuration.databasePath)")
+        logger.info("operator token for status written to \(configuration.operatorTokenFile) (mode 0600)")
         return TrackerServer(tracker: tracker, server: server, store: store, configuration: configuration, logger: logger, connections: connections)
     }
 

@@ -20,7 +20,11 @@ struct TrackerServe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve as the tracker until SIGINT or SIGTERM.",
-        discussion: "The first line on stdout is `listening on HOST:PORT`; events are logged on stderr, one line each."
+        discussion: """
+            The first line on stdout is `listening on HOST:PORT`; events are logged on stderr, one line each. \
+            At start the tracker writes a new operator token for `shoal tracker status` to DB-operator-token \
+            beside its database (mode 0600).
+            """
     )
 
     @Option(help: "The address to listen on.")
@@ -31,6 +35,9 @@ struct TrackerServe: AsyncParsableCommand {
 
     @Option(help: "The SQLite database file for accounts and counters.")
     var db = TrackerConfiguration.defaultDatabasePath
+
+    @Option(help: ArgumentHelp("Where to write the operator token that `status` needs (mode 0600).", valueName: "path"))
+    var tokenFile: String?
 
     @Option(help: "Probe a peer that has been quiet this many seconds.")
     var probeInterval: Double = 30
@@ -67,6 +74,7 @@ struct TrackerServe: AsyncParsableCommand {
         configuration.probeTimeout = probeTimeout
         configuration.maximumConnections = maxConnections
         configuration.passwordRounds = passwordRounds
+        configuration.operatorTokenPath = tokenFile
 
         let server: TrackerServer
         do {
@@ -90,23 +98,42 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 struct TrackerStatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show a running tracker's registered and connected peers, files and counters."
+        abstract: "Show a running tracker's registered and connected peers, files and counters.",
+        discussion: """
+            Only for the tracker's operator: it sends the operator token the tracker wrote at start, read from \
+            --token-file, or else from DB-operator-token beside the database named by --db.
+            """
     )
 
     @OptionGroup var options: TrackerOptions
+
+    @Option(help: ArgumentHelp("The tracker's database, whose operator token file (DB-operator-token) to read.", valueName: "path"))
+    var db = TrackerConfiguration.defaultDatabasePath
+
+    @Option(help: ArgumentHelp("The operator token file the tracker wrote (default: DB-operator-token).", valueName: "path"))
+    var tokenFile: String?
 
     @Flag(help: "Print one JSON document instead of text.")
     var json = false
 
     func run() async throws {
+        let path = tokenFile ?? TrackerConfiguration.operatorTokenPath(forDatabase: db)
+        let token: String
+        do {
+            token = try OperatorToken.read(from: path)
+        } catch {
+            throw CLIError("cannot read the operator token file \(path) (\(error.localizedDescription)); status is for the tracker's operator: run it as the tracker's user with --db pointing at its database, or pass --token-file")
+        }
         let status: TrackerStatus
         do {
             let connection = try await FramedConnection.connect(host: options.tracker.host, port: options.tracker.port, role: "tool")
             defer { connection.close() }
-            guard case let .trackerStatus(reply) = try await connection.request(.status(StatusRequest()), timeout: .seconds(10)) else {
+            guard case let .trackerStatus(reply) = try await connection.request(.status(StatusRequest(token: token)), timeout: .seconds(10)) else {
                 throw CLIError("the tracker answered status with something else")
             }
             status = reply
+        } catch NetError.wire(.remote("not_allowed", _)) {
+            throw CLIError("the tracker refused the operator token in \(path): it is not the one this tracker wrote at its last start; point --token-file (or --db) at the running tracker's file")
         } catch let error as NetError {
             throw CLIError("\(error)")
         }

@@ -166,9 +166,9 @@ struct ReportTests {
         let manifest = try ManifestBuilder().build(path: try swarm.folder("s") + "/r.bin")
 
         // No details asked: the tracker has listed nobody to this session.
-        let reply = await reporter.session.report(contentID: manifest.contentID, holder: "s", succeeded: true, bytes: 300_000)
+        let reply = await reporter.session.report(contentID: manifest.contentID, holder: "s", succeeded: true, bytes: 300_000, downloadID: nil)
         #expect(reply?.countDownloads == 1)
-        let refused = await reporter.session.report(contentID: manifest.contentID, holder: "nobody", succeeded: true, bytes: 1)
+        let refused = await reporter.session.report(contentID: manifest.contentID, holder: "nobody", succeeded: true, bytes: 1, downloadID: nil)
         #expect(refused == nil)
         _ = seeder
         await swarm.stop()

@@ -78,7 +78,7 @@ public final class LabSwarm: @unchecked Sendable {
 
     /// The tracker's status document, asked from `host`.
     public func status(from host: String) async throws -> [String: Any] {
-        let process = try process(["tracker", "status", "--tracker", trackerAddress, "--json"], on: host)
+        let process = try process(["tracker", "status", "--tracker", trackerAddress, "--db", root.file("tracker.sqlite"), "--json"], on: host)
         _ = try await process.waitForExit(timeout: 30)
         return (try? JSONSerialization.jsonObject(with: Data(process.lines.joined(separator: "\n").utf8)) as? [String: Any]) ?? [:]
     }

@@ -82,7 +82,7 @@ public final class ProcessSwarm: @unchecked Sendable {
 
     /// The tracker's status document.
     public func status() async throws -> [String: Any] {
-        let process = try ShoalProcess(["tracker", "status", "--tracker", address, "--json"])
+        let process = try ShoalProcess(["tracker", "status", "--tracker", address, "--db", root.file("tracker.sqlite"), "--json"])
         _ = try await process.waitForExit()
         return (try? JSONSerialization.jsonObject(with: Data(process.lines.joined(separator: "\n").utf8)) as? [String: Any]) ?? [:]
     }

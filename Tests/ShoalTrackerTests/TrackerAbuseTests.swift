@@ -47,7 +47,7 @@ struct TrackerAbuseTests {
         }
         // A truncated frame and silence: closed by the handshake deadline at the latest.
         let client = try await tracker.connect()
-        #expect(try await client.status().registered == 0, "others are still served")
+        #expect(try await client.status(operatorToken: tracker.operatorToken).registered == 0, "others are still served")
         client.close()
         await tracker.stopAndRemove()
     }
@@ -66,7 +66,7 @@ struct TrackerAbuseTests {
         #expect(reply.message.contains("login"))
         let chunk = await refusalCode { _ = try await client.request(.chunkRequest(ChunkRequest(contentID: sampleManifest(1).contentID, index: 0))) }
         #expect(chunk == "bad_request")
-        #expect(try await client.status().registered == 0, "the connection is still served")
+        #expect(try await client.status(operatorToken: tracker.operatorToken).registered == 0, "the connection is still served")
         client.close()
         await tracker.stopAndRemove()
     }

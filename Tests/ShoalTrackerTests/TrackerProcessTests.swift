@@ -22,7 +22,7 @@ struct TrackerProcessTests {
         try await client.register("maria", "pw")
         _ = try await client.login("maria", "pw")
 
-        let status = try ShoalProcess(["tracker", "status", "--tracker", "127.0.0.1:\(port)", "--json"])
+        let status = try ShoalProcess(["tracker", "status", "--tracker", "127.0.0.1:\(port)", "--db", database, "--json"])
         #expect(try await status.waitForExit() == 0)
         let json = status.lines.joined(separator: "\n")
         let decoded = try JSONDecoder().decode(TrackerStatus.self, from: Data(json.utf8))
@@ -44,6 +44,50 @@ struct TrackerProcessTests {
         #expect(try await again.stop() == 0)
     }
 
+    /// `status` is for the operator: the tracker writes a token file only its
+    /// user can read, the command reads it (by --db or --token-file), and
+    /// without the token, or with a wrong one, the tracker refuses.
+    @Test func statusNeedsTheOperatorToken() async throws {
+        let directory = try TemporaryDirectory("shoal-tracker-operator")
+        defer { directory.remove() }
+        let database = directory.file("db.sqlite")
+        let tracker = try ShoalProcess(["tracker", "--port", "0", "--db", database, "--password-rounds", "1000"])
+        let port = try #require(try await tracker.waitForLine { $0.hasPrefix("listening on") }.flatMap(ShoalProcess.port(fromListeningLine:)))
+        let tokenFile = database + "-operator-token"
+        let attributes = try FileManager.default.attributesOfItem(atPath: tokenFile)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+
+        let client = try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "tool")
+        #expect(await refusalCode { _ = try await client.request(.status(StatusRequest())) } == "not_allowed")
+        #expect(await refusalCode { _ = try await client.request(.status(StatusRequest(token: String(repeating: "0", count: 64)))) } == "not_allowed")
+        let token = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(token.count == 64)
+        guard case let .trackerStatus(reply) = try await client.request(.status(StatusRequest(token: token))) else {
+            Issue.record("no status with the token")
+            return
+        }
+        #expect(reply.registered == 0)
+        client.close()
+
+        // The command: by --token-file, and a clear error without a readable file.
+        let byFile = try ShoalProcess(["tracker", "status", "--tracker", "127.0.0.1:\(port)", "--token-file", tokenFile])
+        #expect(try await byFile.waitForExit() == 0)
+        #expect(byFile.lines.first == "tracker 127.0.0.1:\(port): 0 registered, 0 connected")
+        let missing = try ShoalProcess(["tracker", "status", "--tracker", "127.0.0.1:\(port)", "--db", directory.file("other.sqlite")])
+        #expect(try await missing.waitForExit() != 0)
+        #expect(missing.errors.contains("cannot read the operator token file"), "stderr: \(missing.errors)")
+        // A token from an earlier start is refused once the tracker restarted.
+        let stale = directory.file("stale-token")
+        try FileManager.default.copyItem(atPath: tokenFile, toPath: stale)
+        #expect(try await tracker.stop() == 0)
+        let again = try ShoalProcess(["tracker", "--port", "0", "--db", database, "--password-rounds", "1000"])
+        let newPort = try #require(try await again.waitForLine { $0.hasPrefix("listening on") }.flatMap(ShoalProcess.port(fromListeningLine:)))
+        let old = try ShoalProcess(["tracker", "status", "--tracker", "127.0.0.1:\(newPort)", "--token-file", stale])
+        #expect(try await old.waitForExit() != 0)
+        #expect(old.errors.contains("refused the operator token"), "stderr: \(old.errors)")
+        #expect(try await again.stop() == 0)
+    }
+
     /// A port in use and an unreachable tracker give one clear line and a non-zero exit.
     @Test func clearErrors() async throws {
         let directory = try TemporaryDirectory("shoal-tracker-errors")
@@ -55,7 +99,7 @@ struct TrackerProcessTests {
         #expect(clash.errors.contains("cannot listen on 127.0.0.1:\(port)"))
         _ = try await tracker.stop()
 
-        let status = try ShoalProcess(["tracker", "status", "--tracker", "127.0.0.1:\(port)"])
+        let status = try ShoalProcess(["tracker", "status", "--tracker", "127.0.0.1:\(port)", "--db", directory.file("a.sqlite")])
         #expect(try await status.waitForExit() != 0)
         #expect(status.errors.contains("cannot connect to 127.0.0.1:\(port)"))
         let bad = try ShoalProcess(["tracker", "status", "--tracker", "nowhere"])

@@ -179,16 +179,16 @@ struct TrackerRegistryTests {
         #expect(registry.connectedCount == 3)
     }
 
-    /// Reports are allowed only about holders handed out in details, once each.
-    @Test func reportAuthorization() throws {
+    /// The asker's account is never listed as a holder, from any of its
+    /// sessions: a tool's port-0 session does not see its own seeding one.
+    @Test func ownAccountIsNeverListed() throws {
         var registry = registry()
         _ = try registry.announce(a, Announce(token: "", replace: true, files: [file("x", m1)]))
-        #expect(throws: TrackerError.self) { try registry.authorizeReport(b, contentID: m1.contentID, holder: "alice") }
-        _ = try registry.details(b, name: "x", contentID: nil)
-        try registry.authorizeReport(b, contentID: m1.contentID, holder: "alice")
-        #expect(throws: TrackerError.self) { try registry.authorizeReport(b, contentID: m1.contentID, holder: "alice") }
-        #expect(throws: TrackerError.self) { try registry.authorizeReport(b, contentID: m1.contentID, holder: "carol") }
-        #expect(throws: TrackerError.self) { try registry.authorizeReport(c, contentID: m1.contentID, holder: "alice") }
+        let tool = SessionToken(value: "alice-tool")
+        _ = try registry.login(token: tool, peer: peer("alice", connection: 7, port: 0))
+        #expect(try registry.details(tool, name: "x", contentID: nil).files.first?.holders.isEmpty == true)
+        #expect(try registry.details(b, name: "x", contentID: nil).files.first?.holders.map(\.user) == ["alice"])
+        #expect(registry.fileSize(of: m1.contentID) == m1.fileSize)
     }
 
     /// Bad announces are refused whole, and change nothing.
@@ -228,22 +228,22 @@ struct LoginThrottleTests {
     @Test func doublingWait() {
         var throttle = LoginThrottle()
         for i in 0..<5 {
-            #expect(throttle.wait(user: "u", now: Double(i)) == 0)
-            throttle.failed(user: "u", now: Double(i))
+            #expect(throttle.begin(user: "u", address: "198.18.0.1", now: Double(i)) == 0)
         }
-        #expect(throttle.wait(user: "u", now: 4) == 1)
-        #expect(throttle.wait(user: "u", now: 5.5) == 0)
-        throttle.failed(user: "u", now: 6)
-        #expect(throttle.wait(user: "u", now: 6) == 2)
-        #expect(throttle.wait(user: "other", now: 6) == 0)
-        throttle.succeeded(user: "u")
-        #expect(throttle.wait(user: "u", now: 6) == 0)
+        #expect(throttle.begin(user: "u", address: "198.18.0.1", now: 4) == 1, "refused, and not counted")
+        #expect(throttle.wait(user: "u", address: "198.18.0.1", now: 5.5) == 0)
+        #expect(throttle.begin(user: "u", address: "198.18.0.1", now: 6) == 0)
+        #expect(throttle.wait(user: "u", address: "198.18.0.1", now: 6) == 2)
+        #expect(throttle.wait(user: "other", address: "198.18.0.1", now: 6) == 0)
+        #expect(throttle.wait(user: "u", address: "198.18.0.2", now: 6) == 0, "another source is not slowed")
+        throttle.succeeded(user: "u", address: "198.18.0.1")
+        #expect(throttle.wait(user: "u", address: "198.18.0.1", now: 6) == 0)
     }
 
     /// It forgets the oldest names past its capacity.
     @Test func bounded() {
         var throttle = LoginThrottle(capacity: 3)
-        for i in 0..<10 { throttle.failed(user: "u\(i)", now: Double(i)) }
+        for i in 0..<10 { throttle.failed(user: "u\(i)", address: "198.18.0.1", now: Double(i)) }
         #expect(throttle.trackedNames == 3)
     }
 }

@@ -55,19 +55,21 @@ struct TrackerServerTests {
         #expect(holder.countDownloads == 0 && holder.countFailures == 0)
         #expect(try details[0].manifest?.manifest(expecting: m.contentID) == m)
 
-        guard case let .reported(reported) = try await bob.request(.report(Report(token: bobToken, contentID: m.contentID, holder: "alice", outcome: .success, bytes: 40_000))) else {
+        let id = try #require(details[0].downloadID)
+        guard case let .reported(reported) = try await bob.request(.report(Report(token: bobToken, contentID: m.contentID, holder: "alice", outcome: .success, bytes: 40_000, downloadID: id))) else {
             Issue.record("no reported reply")
             return
         }
         #expect(reported.countDownloads == 1 && reported.countFailures == 0)
-        // A second report without a new details request is refused.
+        // A second report about the same holder and content is refused, and one without a download id.
+        #expect(await refusalCode { _ = try await bob.request(.report(Report(token: bobToken, contentID: m.contentID, holder: "alice", outcome: .failure, bytes: 0, downloadID: id))) } == "not_allowed")
         #expect(await refusalCode { _ = try await bob.request(.report(Report(token: bobToken, contentID: m.contentID, holder: "alice", outcome: .failure, bytes: 0))) } == "not_allowed")
         // Nobody reports about a holder they were not given.
         #expect(await refusalCode { _ = try await alice.request(.report(Report(token: aliceToken, contentID: m.contentID, holder: "bob", outcome: .failure, bytes: 0))) } == "not_allowed")
         // The counter shows in the next details.
         #expect(try await bob.details(bobToken, contentID: m.contentID).first?.holders.first?.countDownloads == 1)
 
-        let status = try await bob.status()
+        let status = try await bob.status(operatorToken: tracker.operatorToken)
         #expect(status.registered == 2 && status.connected == 2)
         #expect(status.files.map(\.holders) == [["alice"]])
         #expect(status.peers.first { $0.user == "alice" }?.bytesServed == 40_000)
@@ -75,7 +77,7 @@ struct TrackerServerTests {
         _ = try await alice.request(.logout(Logout(token: aliceToken)))
         #expect(try await bob.list(bobToken).isEmpty, "a logged-out peer's files go")
         #expect(await refusalCode { _ = try await alice.list(aliceToken) } == "not_logged_in")
-        #expect(try await bob.status().connected == 1)
+        #expect(try await bob.status(operatorToken: tracker.operatorToken).connected == 1)
 
         // Nothing secret was logged, and each event was.
         for secret in ["secret-of-alice", "secret-of-bob", aliceToken, bobToken] {
@@ -138,8 +140,8 @@ struct TrackerServerTests {
         let downloaderToken = try await downloader.signUp("downloader")
         let m = sampleManifest(5)
         try await holder.announce(holderToken, [("f", m)])
-        _ = try await downloader.details(downloaderToken, name: "f")
-        _ = try await downloader.request(.report(Report(token: downloaderToken, contentID: m.contentID, holder: "holder", outcome: .failure, bytes: 0)))
+        let id = try await downloader.details(downloaderToken, name: "f").first?.downloadID
+        _ = try await downloader.request(.report(Report(token: downloaderToken, contentID: m.contentID, holder: "holder", outcome: .success, bytes: 40_000, downloadID: id)))
         holder.close()
         downloader.close()
         await first.stop()
@@ -148,11 +150,12 @@ struct TrackerServerTests {
         let client = try await second.connect()
         #expect(await refusalCode { _ = try await client.list(holderToken) } == "not_logged_in")
         let token = try await client.login("holder", "secret-of-holder")
-        let status = try await client.status()
+        let status = try await client.status(operatorToken: second.operatorToken)
         #expect(status.registered == 2)
         #expect(status.connected == 1)
         #expect(status.files.isEmpty)
-        #expect(status.peers.first { $0.user == "holder" }?.countFailures == 1)
+        #expect(status.peers.first { $0.user == "holder" }?.countDownloads == 1)
+        #expect(status.peers.first { $0.user == "holder" }?.bytesServed == 40_000)
         #expect(try await client.list(token).isEmpty)
         client.close()
         await second.stopAndRemove()
@@ -199,7 +202,7 @@ struct TrackerServerTests {
         #expect(!dead.isOpen)
         #expect(tracker.log.contains("did not answer CheckActive"))
         #expect(tracker.log.contains("disconnect: dead stopped answering CheckActive; its 1 file withdrawn"))
-        #expect(try await step("status") { try await alive.status().connected } == 1)
+        #expect(try await step("status") { try await alive.status(operatorToken: tracker.operatorToken).connected } == 1)
         alive.close()
         await tracker.stopAndRemove()
     }
@@ -214,14 +217,14 @@ struct TrackerServerTests {
         let newToken = try await second.login("sofia", "secret-of-sofia")
         await first.closed()
         #expect(try await second.list(newToken).isEmpty)
-        #expect(try await second.status().connected == 1)
+        #expect(try await second.status(operatorToken: tracker.operatorToken).connected == 1)
         second.close()
         await tracker.stopAndRemove()
     }
 
     /// Repeated failed logins for one name are slowed down.
     @Test func failedLoginsAreSlowed() async throws {
-        let tracker = try await TestTracker.start()
+        let tracker = try await TestTracker.start { $0.loginThrottle = LoginThrottle(baseDelay: 120) }
         let client = try await tracker.connect()
         try await client.register("target", "right")
         for _ in 0..<5 {

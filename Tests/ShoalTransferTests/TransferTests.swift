@@ -88,8 +88,8 @@ struct TransferTests {
         try await swarm.seed("seeder2")
         #expect(try await get.waitForExit(timeout: 120) == 0, "\(get.errors)")
         expectIntact(swarm, user: "d", name: "c.bin", sha: sha)
-        let failures = try await swarm.counters("countFailures")
-        #expect(failures["seeder1"] == 1, "\(failures)")
+        // Its failure is reported (a fresh downloader's failure weighs 1/8, so the counter does not move: PROTOCOL.md 5.11).
+        #expect(swarm.tracker.errors.contains("report: d says seeder1 failed"), "\(swarm.tracker.errors.suffix(2000))")
         await swarm.stop()
     }
 

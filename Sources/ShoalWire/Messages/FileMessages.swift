@@ -109,12 +109,19 @@ public struct Details: ControlMessage {
     public var withoutManifest: Bool?
     /// The holders after this user name (a later page of them).
     public var holdersAfter: String?
-    public init(token: String, name: String? = nil, contentID: ContentID? = nil, withoutManifest: Bool? = nil, holdersAfter: String? = nil) {
+    /// The `downloadID` of an earlier `fileDetails` for the same content:
+    /// the holders listed now are added to that download's, and the reply
+    /// carries the same id (a downloader refreshing its holders, or asking
+    /// for their next page, keeps one id).
+    public var downloadID: String?
+    public init(token: String, name: String? = nil, contentID: ContentID? = nil, withoutManifest: Bool? = nil, holdersAfter: String? = nil,
+                downloadID: String? = nil) {
         self.token = token
         self.name = name
         self.contentID = contentID
         self.withoutManifest = withoutManifest
         self.holdersAfter = holdersAfter
+        self.downloadID = downloadID
     }
 }
 
@@ -161,9 +168,14 @@ public struct FileDetail: Codable, Sendable, Equatable {
     public var firstSharedBy: String?
     public var since: Double?
 
+    /// A token naming this download: bound by the tracker to the account
+    /// that asked, this content and the holders listed. A `report` must
+    /// carry it and may name only a holder it lists.
+    public var downloadID: String?
+
     public init(name: String, contentID: ContentID, manifest: ManifestPayload?, holders: [Holder], moreHolders: Int? = nil,
                 size: UInt64? = nil, chunkCount: Int? = nil, completeHolders: Int? = nil, partialHolders: Int? = nil,
-                firstSharedBy: String? = nil, since: Double? = nil) {
+                firstSharedBy: String? = nil, since: Double? = nil, downloadID: String? = nil) {
         self.name = name
         self.contentID = contentID
         self.manifest = manifest
@@ -175,6 +187,7 @@ public struct FileDetail: Codable, Sendable, Equatable {
         self.partialHolders = partialHolders
         self.firstSharedBy = firstSharedBy
         self.since = since
+        self.downloadID = downloadID
     }
 }
 
@@ -191,7 +204,8 @@ public struct FileDetails: ControlMessage {
 }
 
 /// `report`: a downloader says how a transfer from `holder` went. Only about a
-/// holder the tracker gave it for this content.
+/// holder the `fileDetails` that gave `downloadID` listed, once per reporting
+/// account, holder and content.
 public struct Report: ControlMessage {
     public static let messageType = MessageType.report
     public enum Outcome: String, Codable, Sendable { case success, failure }
@@ -201,12 +215,16 @@ public struct Report: ControlMessage {
     public var outcome: Outcome
     /// Verified bytes received from the holder.
     public var bytes: UInt64
-    public init(token: String, contentID: ContentID, holder: String, outcome: Outcome, bytes: UInt64) {
+    /// The `downloadID` from the `fileDetails` that listed the holder
+    /// (optional in the JSON for older senders; the tracker requires it).
+    public var downloadID: String?
+    public init(token: String, contentID: ContentID, holder: String, outcome: Outcome, bytes: UInt64, downloadID: String? = nil) {
         self.token = token
         self.contentID = contentID
         self.holder = holder
         self.outcome = outcome
         self.bytes = bytes
+        self.downloadID = downloadID
     }
 }
 

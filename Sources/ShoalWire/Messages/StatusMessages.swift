@@ -1,9 +1,12 @@
 import ShoalCore
 
-/// `status`: the operator's view of a running tracker (no session needed).
+/// `status`: the operator's view of a running tracker. It needs no session,
+/// but the operator token the tracker wrote beside its database.
 public struct StatusRequest: ControlMessage {
     public static let messageType = MessageType.status
-    public init() {}
+    /// The operator token (64 hex digits) from the tracker's token file.
+    public var token: String?
+    public init(token: String? = nil) { self.token = token }
 }
 
 /// `trackerStatus`: counts, files and peers.
