@@ -43,6 +43,7 @@ public actor Tracker {
     private let now: @Sendable () -> Double
     private var registry: TrackerRegistry
     private var throttle: LoginThrottle
+    private var registrations: RegistrationThrottle
     private var grants = DownloadGrants()
     private let reputation: ReputationRule
     /// The token `status` must carry; nil: `status` is refused to everyone.
@@ -66,6 +67,7 @@ public actor Tracker {
         self.store = store
         self.reputation = configuration.reputation
         self.throttle = configuration.loginThrottle
+        self.registrations = configuration.registrationThrottle
         self.operatorToken = operatorToken
         self.hasher = PasswordHasher(rounds: configuration.passwordRounds)
         self.registry = TrackerRegistry(limits: configuration.limits)
@@ -96,7 +98,7 @@ public actor Tracker {
         do {
             switch message {
             case let .register(request):
-                return Outcome(reply: .message(.registered(try await register(request))), session: .none)
+                return Outcome(reply: .message(.registered(try await register(request, host: host))), session: .none)
             case let .login(request):
                 let (reply, token) = try await login(request, connection: connection, host: host)
                 return Outcome(reply: .message(.loggedIn(reply)), session: .loggedIn(token))
@@ -143,15 +145,26 @@ public actor Tracker {
 
     // MARK: - Requests
 
-    private func register(_ request: Register) async throws -> Registered {
+    private func register(_ request: Register, host: String) async throws -> Registered {
         let name: UserName
         do { name = try UserName(request.user) } catch { throw TrackerError.invalidName(error) }
         try Self.checkPassword(request.password)
+        // Taken before the hash, like a login attempt; given back if no account is made.
+        let wait = registrations.take(address: host, now: now())
+        guard wait == 0 else {
+            logger.notice("register refused: \(host) registered too many accounts lately")
+            throw TrackerError.tooManyRegistrations(retryAfterSeconds: wait)
+        }
         let hasher = self.hasher
         let store = self.store
         let password = request.password
-        try await runBlocking {
-            try store.create(Account(user: name.value, passwordHash: hasher.hash(password)))
+        do {
+            try await runBlocking {
+                try store.create(Account(user: name.value, passwordHash: hasher.hash(password)))
+            }
+        } catch {
+            registrations.refund(address: host)
+            throw error
         }
         let accounts = (try? await runBlocking { try store.count() }) ?? 0
         logger.info("register: \(name.value) (\(accounts) account\(accounts == 1 ? "" : "s"))")

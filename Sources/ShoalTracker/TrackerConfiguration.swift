@@ -28,6 +28,8 @@ public struct TrackerConfiguration: Sendable {
     public var limits = TrackerRegistry.Limits()
     /// How failed logins are slowed down.
     public var loginThrottle = LoginThrottle()
+    /// How fast one source address may create accounts.
+    public var registrationThrottle = RegistrationThrottle()
     /// How much a report moves a holder's counters.
     public var reputation = ReputationRule()
     /// Where the operator token for `status` is written at start (mode

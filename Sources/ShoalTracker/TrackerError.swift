@@ -8,6 +8,7 @@ public enum TrackerError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidName(NameError)
     case badCredentials
     case tooManyAttempts(user: String, retryAfterSeconds: Int)
+    case tooManyRegistrations(retryAfterSeconds: Int)
     case notLoggedIn
     case badRequest(String)
     case notFound(String)
@@ -21,6 +22,7 @@ public enum TrackerError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .invalidName(error): error.description
         case .badCredentials: "wrong user name or password"
         case let .tooManyAttempts(user, seconds): "too many failed logins for \(user.debugDescription); wait \(seconds) s and try again"
+        case let .tooManyRegistrations(seconds): "too many accounts were registered from your address lately; wait \(seconds) s and try again"
         case .notLoggedIn: "this request needs a session: log in first (or again, if the tracker restarted)"
         case let .badRequest(reason): reason
         case let .notFound(what): "\(what) is not shared by any connected peer; list the files to see what is available"
@@ -36,7 +38,7 @@ public enum TrackerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .nameTaken: .nameTaken
         case .invalidName: .invalidName
         case .badCredentials: .badCredentials
-        case .tooManyAttempts: .tooManyAttempts
+        case .tooManyAttempts, .tooManyRegistrations: .tooManyAttempts
         case .notLoggedIn: .notLoggedIn
         case .badRequest: .badRequest
         case .notFound: .notFound

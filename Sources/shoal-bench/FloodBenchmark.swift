@@ -45,7 +45,7 @@ struct FloodBenchmark: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let tracker = Process()
         tracker.executableURL = URL(fileURLWithPath: binary)
-        tracker.arguments = ["tracker", "--port", "0", "--db", dir + "/flood.sqlite", "--password-rounds", "1000",
+        tracker.arguments = ["tracker", "--port", "0", "--db", dir + "/flood.sqlite", "--password-rounds", "1000", "--registration-burst", "100000",
                              "--max-connections", "\(connections + 64)", "--log-level", "error"]
         let out = Pipe()
         tracker.standardOutput = out

@@ -35,7 +35,7 @@ struct TrackerBenchmark: AsyncParsableCommand {
 
         let tracker = Process()
         tracker.executableURL = URL(fileURLWithPath: binary)
-        tracker.arguments = ["tracker", "--port", "0", "--db", dir + "/bench.sqlite", "--password-rounds", "\(passwordRounds)",
+        tracker.arguments = ["tracker", "--port", "0", "--db", dir + "/bench.sqlite", "--password-rounds", "\(passwordRounds)", "--registration-burst", "100000",
                              "--max-connections", "\(clients + 64)", "--log-level", "warning"]
         let out = Pipe()
         tracker.standardOutput = out

@@ -48,6 +48,12 @@ struct TrackerServe: AsyncParsableCommand {
     @Option(help: "Serve at most this many connections at once.")
     var maxConnections = 1024
 
+    @Option(help: "Accounts one address may register at once, before the rate below applies.")
+    var registrationBurst = 20
+
+    @Option(help: "Then one more account per address every this many seconds.")
+    var registrationInterval: Double = 60
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: Logger.Level = .info
 
@@ -59,6 +65,9 @@ struct TrackerServe: AsyncParsableCommand {
         guard probeInterval > 0, probeTimeout > 0 else { throw ValidationError("--probe-interval and --probe-timeout must be positive") }
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard passwordRounds >= 1 else { throw ValidationError("--password-rounds must be positive") }
+        guard registrationBurst >= 1, registrationInterval > 0 else {
+            throw ValidationError("--registration-burst must be at least 1 and --registration-interval positive")
+        }
     }
 
     func run() async throws {
@@ -73,6 +82,7 @@ struct TrackerServe: AsyncParsableCommand {
         configuration.probeInterval = probeInterval
         configuration.probeTimeout = probeTimeout
         configuration.maximumConnections = maxConnections
+        configuration.registrationThrottle = RegistrationThrottle(burst: registrationBurst, interval: registrationInterval)
         configuration.passwordRounds = passwordRounds
         configuration.operatorTokenPath = tokenFile
 

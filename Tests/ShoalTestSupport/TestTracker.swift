@@ -25,6 +25,8 @@ public final class TestTracker: Sendable {
         var configuration = TrackerConfiguration(host: "127.0.0.1", port: 0, databasePath: directory.file("tracker.sqlite"))
         configuration.passwordRounds = 1_000
         configuration.probeInterval = 30
+        // Tests register many accounts from 127.0.0.1; the throttle's own test sets it back.
+        configuration.registrationThrottle = RegistrationThrottle(burst: 100_000, interval: 1)
         configure(&configuration)
         let log = CapturedLog()
         let server = try await TrackerServer.start(configuration: configuration, logger: log.logger(label: "shoal.tracker"))

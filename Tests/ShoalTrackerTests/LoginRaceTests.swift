@@ -100,3 +100,38 @@ struct LoginRaceTests {
         }
     }
 }
+
+/// Free accounts cost time: one address registers a burst, then is told to wait.
+@Suite("Registration throttle")
+struct RegistrationThrottleTests {
+    @Test func aBurstThenOnePerInterval() {
+        var throttle = RegistrationThrottle(burst: 3, interval: 60)
+        for _ in 0..<3 { #expect(throttle.take(address: "10.0.0.1", now: 0) == 0) }
+        #expect(throttle.take(address: "10.0.0.1", now: 0) == 60)
+        #expect(throttle.take(address: "10.0.0.2", now: 0) == 0, "another address has its own bucket")
+        #expect(throttle.take(address: "10.0.0.1", now: 30) == 30)
+        #expect(throttle.take(address: "10.0.0.1", now: 61) == 0, "one more after the interval")
+        // An IPv6 host counts by its /64: cycling through its addresses gets nothing new.
+        for i in 0..<3 { #expect(throttle.take(address: "2001:db8::\(i + 1)", now: 0) == 0) }
+        #expect(throttle.take(address: "2001:db8::ffff", now: 0) > 0)
+        #expect(throttle.take(address: "2001:db8:0:1::1", now: 0) == 0)
+        // A registration that made no account is given back.
+        throttle.refund(address: "10.0.0.2")
+        for _ in 0..<3 { #expect(throttle.take(address: "10.0.0.2", now: 0) == 0) }
+    }
+
+    /// Over the wire: the burst, then `too_many_attempts` with the wait; a taken name costs nothing.
+    @Test func theTrackerRefusesTheRest() async throws {
+        let tracker = try await TestTracker.start { $0.registrationThrottle = RegistrationThrottle(burst: 3, interval: 600) }
+        let client = try await tracker.connect()
+        try await client.register("first")
+        #expect(await refusalCode { try await client.register("first") } == "name_taken")
+        try await client.register("second")
+        try await client.register("third")
+        let message = await refusalMessage { try await client.register("fourth") }
+        #expect(message?.contains("too many accounts were registered from your address lately; wait 600 s") == true, "\(message ?? "none")")
+        #expect(await refusalCode { try await client.login("first", "wrong") } == "bad_credentials", "logins are not affected")
+        client.close()
+        await tracker.stopAndRemove()
+    }
+}
