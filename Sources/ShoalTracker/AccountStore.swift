@@ -87,4 +87,6 @@ public protocol AccountStore: Sendable {
     func count() throws(TrackerError) -> Int
     /// Every account's counters, by name (for the operator's status view).
     func allCounters() throws(TrackerError) -> [AccountCounters]
+    /// At most `limit` accounts' counters, by user name, after `after`.
+    func counters(after: String?, limit: Int) throws(TrackerError) -> [AccountCounters]
 }

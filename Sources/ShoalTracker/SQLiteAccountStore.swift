@@ -191,6 +191,17 @@ public final class SQLiteAccountStore: AccountStore {
         }
     }
 
+    public func counters(after: String?, limit: Int) throws(TrackerError) -> [AccountCounters] {
+        do {
+            return try queue.read { db in
+                try Row.fetchAll(db, sql: "SELECT user, count_downloads, count_failures, bytes_served FROM account WHERE user > ? ORDER BY user LIMIT ?",
+                                 arguments: [after ?? "", max(0, limit)]).map(Self.counters(from:))
+            }
+        } catch {
+            throw .storage(Self.describe(error))
+        }
+    }
+
     /// Closes the database.
     public func close() {
         try? queue.close()

@@ -299,24 +299,9 @@ public actor Tracker {
     /// The sorted rows are made once per change of the registry, and the
     /// first page (what most clients ask) is kept encoded.
     private func fileList(after: ListCursor?) throws(TrackerError) -> Reply {
-        if listCache?.generation != registry.generation {
-            listCache = (registry.generation, registry.list(), nil)
-        }
-        let rows = listCache!.rows
+        let rows = listRows()
         if after == nil, let encoded = listCache!.firstPage { return .encoded(.fileList, encoded) }
-        var start = 0
-        if let after {
-            // First row past the cursor, by (name bytes, content id).
-            var low = 0, high = rows.count
-            while low < high {
-                let mid = (low + high) / 2
-                let row = rows[mid]
-                let isAfter = after.name.utf8.lexicographicallyPrecedes(row.name.utf8)
-                    || (after.name == row.name && after.contentID < row.contentID)
-                if isAfter { high = mid } else { low = mid + 1 }
-            }
-            start = low
-        }
+        let start = Self.firstRow(after: after, in: rows)
         let end = min(rows.count, start + registry.limits.listPage)
         let page = Array(rows[start..<end])
         let next = end < rows.count ? ListCursor(name: page.last!.name, contentID: page.last!.contentID) : nil
@@ -331,21 +316,60 @@ public actor Tracker {
     }
 
     /// The operator's view: only with the operator token (constant-time compare).
+    /// Every row of the file list, sorted, made once per change of the registry.
+    private func listRows() -> [ListedFile] {
+        if listCache?.generation != registry.generation {
+            listCache = (registry.generation, registry.list(), nil)
+        }
+        return listCache!.rows
+    }
+
+    /// The index of the first row past `after`, by (name bytes, content id); 0 without a cursor.
+    static func firstRow(after: ListCursor?, in rows: [ListedFile]) -> Int {
+        guard let after else { return 0 }
+        var low = 0, high = rows.count
+        while low < high {
+            let mid = (low + high) / 2
+            let row = rows[mid]
+            let isAfter = after.name.utf8.lexicographicallyPrecedes(row.name.utf8)
+                || (after.name == row.name && after.contentID < row.contentID)
+            if isAfter { high = mid } else { low = mid + 1 }
+        }
+        return low
+    }
+
     private func status(_ request: StatusRequest, host: String) async throws -> TrackerStatus {
         guard let expected = operatorToken, let given = request.token, Self.sameToken(given, expected) else {
             logger.notice("status refused: \(host) sent \(request.token == nil ? "no" : "a wrong") operator token")
             throw TrackerError.notAllowed("status is for the tracker's operator: send the operator token from the file the tracker wrote beside its database (`shoal tracker status` reads it; see --token-file)")
         }
+        // A page of accounts and a page of files, or a later page of one of them.
         let store = self.store
-        let accounts = try await runBlocking { try store.allCounters() }
-        let connected = Dictionary(registry.connectedPeers.map { ($0.user, $0) }, uniquingKeysWith: { a, _ in a })
-        let peers = accounts.prefix(10_000).map { account in
-            let peer = connected[account.user]
-            return TrackerStatus.Peer(user: account.user, connected: peer != nil, host: peer?.host, port: peer?.port,
-                                      countDownloads: account.countDownloads, countFailures: account.countFailures,
-                                      bytesServed: account.bytesServed)
+        let peerPage = 256, filePage = 64
+        let wantsPeers = request.filesAfter == nil, wantsFiles = request.peersAfter == nil
+        let after = request.peersAfter
+        let (registered, accounts) = try await runBlocking {
+            (try store.count(), wantsPeers ? try store.counters(after: after, limit: peerPage + 1) : [])
         }
-        return TrackerStatus(registered: accounts.count, connected: registry.connectedCount, files: registry.fileStatus(), peers: Array(peers))
+        var peers: [TrackerStatus.Peer] = []
+        let connected = Dictionary(registry.connectedPeers.map { ($0.user, $0) }, uniquingKeysWith: { a, b in a.port > 0 ? a : b })
+        for account in accounts.prefix(peerPage) {
+            let peer = connected[account.user]
+            peers.append(TrackerStatus.Peer(user: account.user, connected: peer != nil, host: peer?.host, port: peer?.port,
+                                            countDownloads: account.countDownloads, countFailures: account.countFailures,
+                                            bytesServed: account.bytesServed))
+        }
+        var files: [TrackerStatus.File] = []
+        var nextFiles: ListCursor?
+        if wantsFiles {
+            let rows = listRows()
+            let start = Self.firstRow(after: request.filesAfter, in: rows)
+            let end = min(rows.count, start + filePage)
+            files = registry.fileStatus(rows[start..<end])
+            if end < rows.count, let last = files.last { nextFiles = ListCursor(name: last.name, contentID: last.contentID) }
+        }
+        return TrackerStatus(registered: registered, connected: registry.connectedCount, files: files, peers: peers,
+                             nextFiles: nextFiles, nextPeers: accounts.count > peerPage ? peers.last?.user : nil)
     }
 
     /// Whether two tokens are equal, in time that does not depend on where they differ.

@@ -388,15 +388,18 @@ public struct TrackerRegistry: Sendable {
     /// The size of the content `id`, if someone holds it.
     public func fileSize(of id: ContentID) -> UInt64? { contents[id]?.manifest.fileSize }
 
-    /// The operator's view of files: each (name, content) with the users holding it.
-    public func fileStatus() -> [TrackerStatus.File] {
-        list().map { row in
+    /// The operator's view of `rows` (a page of ``list()``): each (name,
+    /// content) with the users holding it, at most `namesPerFile` of them.
+    public func fileStatus(_ rows: some Collection<ListedFile>, namesPerFile: Int = 32) -> [TrackerStatus.File] {
+        rows.map { row in
             let holders = contents[row.contentID]?.holders.compactMap { sessions[$0] } ?? []
             let sharing = holders.filter { $0.holdings[row.contentID]?.names.contains(where: { $0.value == row.name }) == true }
-            return TrackerStatus.File(
-                name: row.name, contentID: row.contentID, size: row.size,
-                holders: sharing.filter { $0.holdings[row.contentID]!.isComplete }.map(\.user).sorted(),
-                partialHolders: sharing.filter { !$0.holdings[row.contentID]!.isComplete }.map(\.user).sorted())
+            let complete = sharing.filter { $0.holdings[row.contentID]!.isComplete }.map(\.user).sorted()
+            let partial = sharing.filter { !$0.holdings[row.contentID]!.isComplete }.map(\.user).sorted()
+            let left = max(0, complete.count - namesPerFile) + max(0, partial.count - namesPerFile)
+            return TrackerStatus.File(name: row.name, contentID: row.contentID, size: row.size,
+                                      holders: Array(complete.prefix(namesPerFile)), partialHolders: Array(partial.prefix(namesPerFile)),
+                                      moreHolders: left > 0 ? left : nil)
         }
     }
 

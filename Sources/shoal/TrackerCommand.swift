@@ -134,14 +134,32 @@ struct TrackerStatusCommand: AsyncParsableCommand {
         } catch {
             throw CLIError("cannot read the operator token file \(path) (\(error.localizedDescription)); status is for the tracker's operator: run it as the tracker's user with --db pointing at its database, or pass --token-file")
         }
-        let status: TrackerStatus
+        var status: TrackerStatus
         do {
             let connection = try await FramedConnection.connect(host: options.tracker.host, port: options.tracker.port, role: "tool")
             defer { connection.close() }
-            guard case let .trackerStatus(reply) = try await connection.request(.status(StatusRequest(token: token)), timeout: .seconds(10)) else {
-                throw CLIError("the tracker answered status with something else")
+            func page(_ request: StatusRequest) async throws -> TrackerStatus {
+                guard case let .trackerStatus(reply) = try await connection.request(.status(request), timeout: .seconds(10)) else {
+                    throw CLIError("the tracker answered status with something else")
+                }
+                return reply
             }
-            status = reply
+            // The first page of each, then the rest page by page; cursors must move on.
+            status = try await page(StatusRequest(token: token))
+            var nextPeers = status.nextPeers
+            while let after = nextPeers {
+                let more = try await page(StatusRequest(token: token, peersAfter: after))
+                status.peers += more.peers
+                nextPeers = more.nextPeers.flatMap { $0 > after ? $0 : nil }
+            }
+            var nextFiles = status.nextFiles
+            while let after = nextFiles {
+                let more = try await page(StatusRequest(token: token, filesAfter: after))
+                status.files += more.files
+                nextFiles = more.nextFiles.flatMap { $0 != after && !more.files.isEmpty ? $0 : nil }
+            }
+            status.nextPeers = nil
+            status.nextFiles = nil
         } catch NetError.wire(.remote("not_allowed", _)) {
             throw CLIError("the tracker refused the operator token in \(path): it is not the one this tracker wrote at its last start; point --token-file (or --db) at the running tracker's file")
         } catch let error as NetError {
@@ -156,7 +174,8 @@ struct TrackerStatusCommand: AsyncParsableCommand {
         Output.line(status.files.isEmpty ? "No files are shared." : "Files:")
         for file in status.files {
             let partial = file.partialHolders.isEmpty ? "" : "; partial: \(file.partialHolders.joined(separator: ", "))"
-            Output.line("  \(file.name)  \(file.contentID.short)  \(Output.bytes(file.size))  holders: \(file.holders.isEmpty ? "-" : file.holders.joined(separator: ", "))\(partial)")
+            let more = file.moreHolders.map { " and \($0) more" } ?? ""
+            Output.line("  \(file.name)  \(file.contentID.short)  \(Output.bytes(file.size))  holders: \(file.holders.isEmpty ? "-" : file.holders.joined(separator: ", "))\(partial)\(more)")
         }
         Output.line("")
         Output.line(status.peers.isEmpty ? "No accounts." : "Peers:")

@@ -12,7 +12,12 @@ extension TestTracker {
 extension FramedConnection {
     /// The tracker's `status`, sent with the operator token.
     public func status(operatorToken: String) async throws -> TrackerStatus {
-        guard case let .trackerStatus(reply) = try await request(.status(StatusRequest(token: operatorToken))) else {
+        try await status(StatusRequest(token: operatorToken))
+    }
+
+    /// One page of the tracker's `status`.
+    public func status(_ request: StatusRequest) async throws -> TrackerStatus {
+        guard case let .trackerStatus(reply) = try await self.request(.status(request)) else {
             throw NetError.unexpectedReply(expected: "trackerStatus", received: "something else")
         }
         return reply

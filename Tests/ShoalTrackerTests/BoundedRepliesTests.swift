@@ -109,4 +109,33 @@ struct BoundedRepliesTests {
         for connection in attackers + [honest] { connection.close() }
         await tracker.stopAndRemove()
     }
+
+    /// `status` lists every account and every file, a page at a time: 10,000
+    /// accounts or files once made it too large too.
+    @Test func statusComesInPages() async throws {
+        let tracker = try await TestTracker.start()
+        let client = try await tracker.connect()
+        for i in 0..<600 { try await client.register(String(format: "user%03d", i), "pw") }
+        let token = try await client.login("user000", "pw")
+        try await client.announce(token, (0..<100).map { (String(format: "file%03d", $0), tinyManifest($0 + 1)) })
+        var status = try await client.status(operatorToken: tracker.operatorToken)
+        #expect(status.registered == 600)
+        #expect(status.peers.count == 256 && status.files.count == 64)
+        var peers = status.peers.map(\.user), files = status.files.map(\.name)
+        while let after = status.nextPeers {
+            status = try await client.status(StatusRequest(token: tracker.operatorToken, peersAfter: after))
+            #expect(status.files.isEmpty)
+            peers += status.peers.map(\.user)
+        }
+        status = try await client.status(operatorToken: tracker.operatorToken)
+        while let after = status.nextFiles {
+            status = try await client.status(StatusRequest(token: tracker.operatorToken, filesAfter: after))
+            #expect(status.peers.isEmpty)
+            files += status.files.map(\.name)
+        }
+        #expect(peers == (0..<600).map { String(format: "user%03d", $0) })
+        #expect(files == (0..<100).map { String(format: "file%03d", $0) })
+        client.close()
+        await tracker.stopAndRemove()
+    }
 }
