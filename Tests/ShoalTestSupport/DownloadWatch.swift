@@ -18,6 +18,27 @@ public enum DownloadWatch {
         return Double(bits.reduce(0) { $0 + $1.nonzeroBitCount }) / Double(manifest.chunkCount)
     }
 
+    /// The resume map of the download in `folder`: one bit per verified chunk.
+    public static func held(inFolder folder: String) -> [UInt8] {
+        let partial = folder + "/.shoal/partial"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: partial),
+              let have = names.first(where: { $0.hasSuffix(".have") }),
+              let bits = FileManager.default.contents(atPath: partial + "/" + have) else { return [] }
+        return [UInt8](bits)
+    }
+
+    /// Waits (polling, at most `timeout` seconds) until the download in
+    /// `folder` holds every chunk set in `map`; false if it did not.
+    public static func wait(forFolder folder: String, toHold map: [UInt8], timeout: Double) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let held = held(inFolder: folder)
+            if held.count >= map.count, zip(map, held).allSatisfy({ $0 & ~$1 == 0 }) { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+
     /// Waits (polling, at most `timeout` seconds) until the download in `folder` has `fraction` of its chunks.
     public static func wait(forFolder folder: String, atLeast fraction: Double, timeout: Double) async throws -> Bool {
         let deadline = Date().addingTimeInterval(timeout)

@@ -106,6 +106,17 @@ public final class ShoalProcess: @unchecked Sendable {
         return nil
     }
 
+    /// Waits (polling, up to `timeout` seconds) until stderr contains `text`.
+    public func waitForErrors(containing text: String, timeout: Double = 20) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if errors.contains(text) { return true }
+            if !process.isRunning { return errors.contains(text) }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
     /// Sends `signal` and waits (up to `timeout` seconds) for the exit status; nil if it did not exit.
     public func stop(signal: Int32 = SIGTERM, timeout: Double = 20) async throws -> Int32? {
         if process.isRunning { kill(process.processIdentifier, signal) }

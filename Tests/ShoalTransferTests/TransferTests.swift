@@ -80,9 +80,9 @@ struct TransferTests {
         try handle.write(contentsOf: Data(bytes.map { $0 ^ 0x5A }))
         try handle.close()
         try await swarm.register("d")
-        let get = try swarm.get("c.bin", user: "d")
+        let get = try swarm.get("c.bin", user: "d", extra: ["--log-level", "notice"])
         // The only holder is bad: wait until it is caught, then bring a good one.
-        try await Task.sleep(for: .seconds(1))
+        #expect(try await get.waitForErrors(containing: "dropping holder seeder1", timeout: 60), "\(get.errors)")
         let good = try swarm.folder("seeder2", files: ["c.bin": bytes])
         _ = good
         try await swarm.seed("seeder2")
@@ -153,9 +153,9 @@ struct TransferTests {
     /// Two downloaders at once, each serving the other what it has. Each
     /// draws its first chunk at random, so they soon hold different chunks,
     /// and learn from the tracker what the other has (each announces new
-    /// chunks every 0.5 s and asks every second). The only seeder stalls for
-    /// a few seconds (a downloader would give up on it after 10): meanwhile
-    /// each can only get chunks from the other.
+    /// chunks every 0.5 s and asks every second). Then the only seeder
+    /// stalls until each downloader has gained chunks it can only have got
+    /// from the other.
     @Test func twoDownloadersAtOnce() async throws {
         let bytes = TestData.random(192 << 20, seed: 16)
         let sha = ChunkDigest(hashing: bytes).hex
@@ -168,8 +168,14 @@ struct TransferTests {
         #expect(try await swarm.waitForProgress(of: "d2", atLeast: 0.05))
         let seeder = try #require(swarm.seeder("seeder1"))
         kill(seeder.process.processIdentifier, SIGSTOP)
-        try await Task.sleep(for: .seconds(4))
+        // Each must come to hold what the other held when the seeder stopped:
+        // those chunks it can only get from the other. (Within the
+        // downloaders' 15 s patience, or they give up on a stalled swarm.)
+        let d1Held = DownloadWatch.held(inFolder: try swarm.folder("d1")), d2Held = DownloadWatch.held(inFolder: try swarm.folder("d2"))
+        let d1GotD2s = try await DownloadWatch.wait(forFolder: try swarm.folder("d1"), toHold: d2Held, timeout: 12)
+        let d2GotD1s = try await DownloadWatch.wait(forFolder: try swarm.folder("d2"), toHold: d1Held, timeout: 12)
         kill(seeder.process.processIdentifier, SIGCONT)
+        #expect(d1GotD2s && d2GotD1s, "with the seeder stopped, each should get the other's chunks: d1 \(d1GotD2s), d2 \(d2GotD1s)")
 
         #expect(try await first.waitForExit(timeout: 120) == 0, "\(first.errors)")
         #expect(try await second.waitForExit(timeout: 120) == 0, "\(second.errors)")
