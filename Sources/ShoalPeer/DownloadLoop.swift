@@ -71,6 +71,10 @@ final class DownloadLoop {
     private var ticker: Task<Void, Never>?
     /// Holders connected or being connected to, by user name.
     private var knownUsers = Set<String>()
+    /// The chunk-map version of each partial holder whose map the plan has:
+    /// refreshes send them, and the tracker answers with the chunks gained
+    /// since instead of whole maps.
+    private var mapVersions: [String: UInt64] = [:]
     /// Holders that sent bad data or refused chunks: never asked again in
     /// this download, and the only ones reported as failures.
     private(set) var banned = Set<String>()
@@ -148,6 +152,7 @@ final class DownloadLoop {
         let id = nextID
         nextID += 1
         links[id] = Link(user: holder.user, host: holder.host, port: holder.port, connection: connection, roundTrip: roundTrip)
+        mapVersions[holder.user] = holder.mapVersion
         plan.addPeer(id: id, name: holder.user,
                      score: PeerScore(responseTime: roundTrip, countDownloads: holder.countDownloads, countFailures: holder.countFailures),
                      available: chunkMap(holder))
@@ -199,9 +204,15 @@ final class DownloadLoop {
         let byUser = Dictionary(fresh.map { ($0.user, $0) }, uniquingKeysWith: { first, _ in first })
         for (id, link) in links {
             guard let holder = byUser[link.user], let peer = plan.peers[id], peer.isActive, peer.available != nil else { continue }
-            plan.addPeer(id: id, name: link.user, score: peer.score, available: chunkMap(holder))
+            if let gained = holder.gained {
+                plan.peer(id, gained: gained.filter { $0 >= 0 && $0 < manifest.chunkCount })
+            } else {
+                plan.addPeer(id: id, name: link.user, score: peer.score, available: chunkMap(holder))
+            }
+            mapVersions[link.user] = holder.mapVersion
         }
-        admit(fresh)
+        // A holder sent as changes is one we know; a new one comes with its map.
+        admit(fresh.filter { $0.gained == nil })
     }
 
     private func onTick() {
@@ -310,9 +321,14 @@ final class DownloadLoop {
     private func refresh() {
         refreshing = true
         lastRefresh = now
-        let (session, contentID, post, id) = (session, manifest.contentID, post, downloadID)
+        // The maps the plan has (of active partial holders) are asked for as changes only.
+        var known: [String: UInt64] = [:]
+        for (id, link) in links where plan.peers[id]?.isActive == true && plan.peers[id]?.available != nil {
+            if let version = mapVersions[link.user] { known[link.user] = version }
+        }
+        let (session, contentID, post, id, knownMaps) = (session, manifest.contentID, post, downloadID, known)
         Task {
-            let detail = try? await session.details(contentID: contentID, withManifest: false, downloadID: id).first
+            let detail = try? await session.details(contentID: contentID, withManifest: false, downloadID: id, knownMaps: knownMaps).first
             post.yield(.holders(detail?.holders, downloadID: detail?.downloadID))
         }
     }

@@ -116,15 +116,19 @@ public actor TrackerSession {
     /// false leaves the manifest out (a downloader that has it, asking only
     /// for holders). With the `downloadID` of an earlier reply, the holders
     /// listed now join that download's, and the reply carries the same id.
-    public func details(contentID: ContentID, withManifest: Bool = true, downloadID: String? = nil) async throws -> [FileDetail] {
+    /// `knownMaps`: the chunk-map versions the caller has of some holders;
+    /// those come with `gained` (the chunks gained since) instead of a map.
+    public func details(contentID: ContentID, withManifest: Bool = true, downloadID: String? = nil,
+                        knownMaps: [String: UInt64]? = nil) async throws -> [FileDetail] {
         let without: Bool? = withManifest ? nil : true
+        let known = knownMaps?.isEmpty == false ? knownMaps : nil
         guard case let .fileDetails(reply) = try await request(timeout: .seconds(30), {
-            .details(Details(token: $0, contentID: contentID, withoutManifest: without, downloadID: downloadID))
+            .details(Details(token: $0, contentID: contentID, withoutManifest: without, downloadID: downloadID, knownMaps: known))
         }) else {
             throw NetError.unexpectedReply(expected: "fileDetails", received: "another message")
         }
         guard let first = reply.files.first else { return [] }
-        return [try await complete(first, withManifest: withManifest)]
+        return [try await complete(first, withManifest: withManifest, knownMaps: known)]
     }
 
     /// Holders at most, over all pages of one content's details: what a
@@ -132,14 +136,14 @@ public actor TrackerSession {
     public static let maximumHolders = 4096
 
     /// `detail` with the rest of its holders, and its manifest if asked and not inline.
-    private func complete(_ detail: FileDetail, withManifest: Bool) async throws -> FileDetail {
+    private func complete(_ detail: FileDetail, withManifest: Bool, knownMaps: [String: UInt64]? = nil) async throws -> FileDetail {
         var detail = detail
         var more = detail.moreHolders
         while let remaining = more, remaining > 0, let last = detail.holders.last?.user, detail.holders.count < Self.maximumHolders {
             let id = detail.contentID
             let downloadID = detail.downloadID
             guard case let .fileDetails(reply) = try await request(timeout: .seconds(30), { token in
-                .details(Details(token: token, contentID: id, withoutManifest: true, holdersAfter: last, downloadID: downloadID))
+                .details(Details(token: token, contentID: id, withoutManifest: true, holdersAfter: last, downloadID: downloadID, knownMaps: knownMaps))
             }), let page = reply.files.first, page.contentID == id else {
                 throw NetError.unexpectedReply(expected: "fileDetails", received: "another message")
             }

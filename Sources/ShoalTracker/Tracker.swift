@@ -239,7 +239,8 @@ public actor Tracker {
         let token = try session(request.token, connection)
         guard let asker = registry.peer(token)?.user else { throw .notLoggedIn }
         var details = try registry.details(token, name: request.name, contentID: request.contentID,
-                                           withManifest: request.withoutManifest != true, holdersAfter: request.holdersAfter)
+                                           withManifest: request.withoutManifest != true, holdersAfter: request.holdersAfter,
+                                           knownMaps: request.knownMaps)
         let t = now()
         for index in details.files.indices {
             let file = details.files[index]

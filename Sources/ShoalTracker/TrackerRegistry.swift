@@ -37,6 +37,8 @@ public struct TrackerRegistry: Sendable {
         public var holderMapBytesPage = 48 * 1024
         /// Contents of one name in one `fileDetails`.
         public var contentsPerName = 16
+        /// Chunk indices a holding remembers having gained, to send map changes instead of maps.
+        public var deltaChunks = 16_384
         /// Chunks of a manifest carried inside `fileDetails`; a larger one is
         /// asked for in parts with `manifest`.
         public var inlineManifestChunks = ManifestPart.maximumDigests
@@ -74,6 +76,24 @@ public struct TrackerRegistry: Sendable {
         public var names: Set<FileName>
         public var chunks: ChunkMap
         public var isComplete: Bool { chunks.isComplete }
+        /// The map's version: a tracker-wide clock value, new at every change,
+        /// so a version from an earlier session never matches a later one.
+        public var version: UInt64 = 0
+        /// Chunks gained at each version since `deltaFloor`, oldest first: a
+        /// downloader that knows the map at a version from `deltaFloor` on
+        /// is sent only what came after. Bounded by ``Limits/deltaChunks``.
+        var gains: [(version: UInt64, chunks: [Int])] = []
+        var deltaFloor: UInt64 = 0
+
+        public static func == (a: Holding, b: Holding) -> Bool {
+            a.names == b.names && a.chunks == b.chunks && a.version == b.version
+        }
+
+        /// The chunks gained since version `known`, if the log reaches back that far.
+        func gained(since known: UInt64) -> [Int]? {
+            guard known >= deltaFloor, known <= version else { return nil }
+            return gains.filter { $0.version > known }.flatMap(\.chunks)
+        }
     }
 
     struct Content: Sendable {
@@ -92,6 +112,8 @@ public struct TrackerRegistry: Sendable {
     private var contents: [ContentID: Content] = [:]
     /// Chunks over every content in `contents`.
     public private(set) var totalChunks = 0
+    /// The clock chunk-map versions come from.
+    private var mapClock: UInt64 = 0
     /// Open sessions by user.
     private var sessionsByUser: [String: Int] = [:]
     /// name -> content -> number of sessions sharing that content under that name.
@@ -216,9 +238,27 @@ public struct TrackerRegistry: Sendable {
                 if holdings[id]?.names.isEmpty == true { holdings.removeValue(forKey: id) }
             case let .hold(id, name, manifest, chunks, have):
                 let count = (contents[id]?.manifest ?? manifest!).chunkCount
+                let isNew = holdings[id] == nil
                 var holding = holdings[id] ?? Holding(names: [], chunks: ChunkMap(count: count, full: chunks == nil && have.isEmpty))
-                if let chunks { holding.chunks = chunks }
-                for index in have { holding.chunks.insert(index) }
+                if isNew || chunks != nil {
+                    if let chunks { holding.chunks = chunks }
+                    mapClock += 1
+                    holding.version = mapClock
+                    holding.deltaFloor = mapClock
+                    holding.gains = []
+                }
+                let gained = have.filter { holding.chunks.insert($0) }
+                if !gained.isEmpty {
+                    mapClock += 1
+                    holding.version = mapClock
+                    holding.gains.append((mapClock, gained))
+                    var logged = holding.gains.reduce(0) { $0 + $1.chunks.count }
+                    while logged > limits.deltaChunks, let oldest = holding.gains.first {
+                        holding.gains.removeFirst()
+                        logged -= oldest.chunks.count
+                        holding.deltaFloor = oldest.version
+                    }
+                }
                 holding.names.insert(name)
                 guard holding.names.count <= limits.namesPerContent else {
                     throw .tooLarge("a content may be shared under at most \(limits.namesPerContent) names")
@@ -305,8 +345,12 @@ public struct TrackerRegistry: Sendable {
     /// Nothing here orders contents by how many hold them: free accounts
     /// could inflate that. The asker's own account is never listed, from any
     /// of its sessions: nobody is sent to itself (or can vouch for itself).
+    ///
+    /// `knownMaps` gives the chunk-map version the asker has of some holders:
+    /// those come with the chunks gained since (`gained`), not their maps,
+    /// when the tracker still remembers that far back.
     public func details(_ token: SessionToken, name: String?, contentID: ContentID?, withManifest: Bool = true,
-                        holdersAfter: String? = nil) throws(TrackerError) -> FileDetails {
+                        holdersAfter: String? = nil, knownMaps: [String: UInt64]? = nil) throws(TrackerError) -> FileDetails {
         guard let asker = sessions[token]?.user else { throw .notLoggedIn }
         var ids: [ContentID]
         var displayName: [ContentID: String] = [:]
@@ -348,16 +392,22 @@ public struct TrackerRegistry: Sendable {
             for (index, (_, holderToken)) in candidates.enumerated() {
                 let peer = sessions[holderToken]!
                 let holding = peer.holdings[id]!
-                let chunks = holding.isComplete ? nil : Data(holding.chunks.bytes).base64EncodedString()
-                let bytes = chunks?.utf8.count ?? 0
+                let gained = holding.isComplete ? nil : knownMaps?[peer.user].flatMap { holding.gained(since: $0) }
+                let chunks = holding.isComplete || gained != nil ? nil : Data(holding.chunks.bytes).base64EncodedString()
+                let bytes = chunks?.utf8.count ?? (gained?.count ?? 0) * 7
                 if !page.isEmpty, page.count >= limits.holdersPage || mapBytes + bytes > limits.holderMapBytesPage,
                    page.last!.user != peer.user {
                     more = candidates.count - index
                     break
                 }
                 mapBytes += bytes
-                page.append(Holder(user: peer.user, host: peer.host, port: peer.port, countDownloads: peer.countDownloads,
-                                   countFailures: peer.countFailures, bytesServed: peer.bytesServed, chunks: chunks))
+                var holder = Holder(user: peer.user, host: peer.host, port: peer.port, countDownloads: peer.countDownloads,
+                                    countFailures: peer.countFailures, bytesServed: peer.bytesServed, chunks: chunks)
+                if !holding.isComplete {
+                    holder.mapVersion = holding.version
+                    holder.gained = gained
+                }
+                page.append(holder)
             }
             let shownName = displayName[id] ?? sessions[content.holders.first!]?.holdings[id]?.names.min()?.value ?? id.short
             let inline = withManifest && ids.count == 1 && content.manifest.chunkCount <= limits.inlineManifestChunks

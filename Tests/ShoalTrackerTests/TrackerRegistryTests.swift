@@ -80,6 +80,44 @@ struct TrackerRegistryTests {
         #expect(chosen[0].manifest != nil)
     }
 
+    /// A refresh that says which map version it has gets the chunks gained
+    /// since, not the map; a replaced map, a new session or a version older
+    /// than the log come whole again.
+    @Test func chunkMapChangesOnly() throws {
+        var limits = TrackerRegistry.Limits()
+        limits.deltaChunks = 4
+        var registry = TrackerRegistry(limits: limits)
+        let big = sampleManifest(5, chunks: 100)
+        _ = try registry.login(token: a, peer: peer("alice", connection: 1))
+        _ = try registry.login(token: b, peer: peer("bob", connection: 2, port: 0))
+        _ = try registry.announce(a, Announce(token: "", replace: true, files: [file("x", big, chunks: ChunkMap(count: 100))]))
+        func alice(_ known: UInt64?) throws -> Holder {
+            try registry.details(b, name: nil, contentID: big.contentID, knownMaps: known.map { ["alice": $0] }).files[0].holders[0]
+        }
+        let first = try alice(nil)
+        #expect(first.chunks != nil && first.gained == nil)
+        let v0 = try #require(first.mapVersion)
+        _ = try registry.announce(a, Announce(token: "", replace: false, files: [file("x", big, manifest: false, have: [3, 4])]))
+        _ = try registry.announce(a, Announce(token: "", replace: false, files: [file("x", big, manifest: false, have: [4, 9])]))
+        let delta = try alice(v0)
+        #expect(delta.chunks == nil && delta.gained == [3, 4, 9], "only what it gained since v0")
+        let v1 = try #require(delta.mapVersion)
+        #expect(v1 > v0)
+        #expect(try alice(v1).gained == [], "nothing new: an empty change")
+        // The log keeps 4 chunks: a version from before them gets the whole map.
+        _ = try registry.announce(a, Announce(token: "", replace: false, files: [file("x", big, manifest: false, have: [10, 11, 12])]))
+        #expect(try alice(v0).gained == nil && alice(v0).chunks != nil)
+        #expect(try alice(v1).gained == [10, 11, 12])
+        // A replaced map, then a new session: whole maps again, never a stale delta.
+        let v2 = try #require(try alice(nil).mapVersion)
+        _ = try registry.announce(a, Announce(token: "", replace: false, files: [file("x", big, manifest: false, chunks: ChunkMap(count: 100))]))
+        #expect(try alice(v2).chunks != nil)
+        registry.logout(a)
+        _ = try registry.login(token: c, peer: peer("alice", connection: 3))
+        _ = try registry.announce(c, Announce(token: "", replace: true, files: [file("x", big, chunks: ChunkMap(count: 100))]))
+        #expect(try alice(v2).chunks != nil, "a version from the old session means nothing to the new one")
+    }
+
     /// Holders come in pages by user name; the pages together are every holder once.
     @Test func holderPages() throws {
         var limits = TrackerRegistry.Limits()

@@ -114,14 +114,18 @@ public struct Details: ControlMessage {
     /// carries the same id (a downloader refreshing its holders, or asking
     /// for their next page, keeps one id).
     public var downloadID: String?
+    /// Chunk-map versions the asker has, by holder: those holders come with
+    /// the chunks they gained since (`gained`) instead of their whole maps.
+    public var knownMaps: [String: UInt64]?
     public init(token: String, name: String? = nil, contentID: ContentID? = nil, withoutManifest: Bool? = nil, holdersAfter: String? = nil,
-                downloadID: String? = nil) {
+                downloadID: String? = nil, knownMaps: [String: UInt64]? = nil) {
         self.token = token
         self.name = name
         self.contentID = contentID
         self.withoutManifest = withoutManifest
         self.holdersAfter = holdersAfter
         self.downloadID = downloadID
+        self.knownMaps = knownMaps
     }
 }
 
@@ -133,8 +137,13 @@ public struct Holder: Codable, Sendable, Equatable {
     public var countDownloads: Int
     public var countFailures: Int
     public var bytesServed: UInt64
-    /// Base64 of a ``ChunkMap``; absent means the holder has every chunk.
+    /// Base64 of a ``ChunkMap``; absent (and no `gained`) means the holder has every chunk.
     public var chunks: String?
+    /// A partial holder's chunk-map version (to send back in `knownMaps`).
+    public var mapVersion: UInt64?
+    /// Instead of `chunks`: the chunks it gained since the version the
+    /// asker said it knows (a refresh of a map the asker has).
+    public var gained: [Int]?
     public init(user: String, host: String, port: Int, countDownloads: Int, countFailures: Int, bytesServed: UInt64, chunks: String?) {
         self.user = user
         self.host = host
