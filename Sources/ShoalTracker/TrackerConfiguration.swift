@@ -1,3 +1,6 @@
+import Foundation
+import ShoalNet
+
 /// Where a tracker listens, where it keeps its database, and its limits.
 public struct TrackerConfiguration: Sendable {
     /// The address peers reach the tracker on by default.
@@ -26,6 +29,25 @@ public struct TrackerConfiguration: Sendable {
     public var passwordRounds = PasswordHasher.defaultRounds
     /// What one session may make the tracker remember.
     public var limits = TrackerRegistry.Limits()
+    /// How connections are carried: TLS (the default for `shoal tracker`) or in clear (`--insecure`).
+    public var transport = Transport.plain
+    /// Refuse serving peers that do not announce a key fingerprint (`--require-encryption`).
+    public var requireEncryption = false
+
+    /// In clear, or TLS with a certificate.
+    public enum Transport: Sendable {
+        case plain
+        /// A certificate and key at these paths; made (self-signed) when neither exists.
+        case tls(certificatePath: String, keyPath: String)
+        /// This identity (tests, benchmarks).
+        case identity(TLSIdentity)
+    }
+
+    /// Where the tracker keeps its own certificate and key: beside the database.
+    public var defaultCertificatePaths: (certificate: String, key: String) {
+        let base = (databasePath as NSString).deletingPathExtension
+        return (base + "-cert.pem", base + "-key.pem")
+    }
 
     public init(host: String = defaultHost, port: Int = defaultPort, databasePath: String = defaultDatabasePath) {
         self.host = host

@@ -37,6 +37,9 @@ public struct TrackerRegistry: Sendable {
         public var countDownloads: Int
         public var countFailures: Int
         public var bytesServed: UInt64
+        /// The fingerprint of the certificate it serves chunks with over TLS
+        /// (64 hex digits), handed to downloaders; nil: it serves in clear.
+        public var keyFingerprint: String?
         /// What it holds, by content.
         public var holdings: [ContentID: Holding] = [:]
         /// Holders this session was given in `details`, by content: the only
@@ -105,6 +108,11 @@ public struct TrackerRegistry: Sendable {
         if let old = tokenByUser[peer.user], let oldPeer = logout(old) { replaced = (old, oldPeer) }
         tokenByUser[peer.user] = token
         return replaced
+    }
+
+    /// Records the certificate fingerprint a session serves chunks with.
+    public mutating func setKeyFingerprint(_ token: SessionToken, _ fingerprint: String?) {
+        sessions[token]?.keyFingerprint = fingerprint
     }
 
     /// Closes a session and withdraws everything it held.
@@ -296,7 +304,8 @@ public struct TrackerRegistry: Sendable {
                 guard let peer = sessions[holderToken], let holding = peer.holdings[id] else { continue }
                 let chunks = holding.isComplete ? nil : Data(holding.chunks.bytes).base64EncodedString()
                 holders.append((Holder(user: peer.user, host: peer.host, port: peer.port, countDownloads: peer.countDownloads,
-                                       countFailures: peer.countFailures, bytesServed: peer.bytesServed, chunks: chunks),
+                                       countFailures: peer.countFailures, bytesServed: peer.bytesServed, chunks: chunks,
+                                       keyFingerprint: peer.keyFingerprint),
                                 holding.chunks.heldCount))
             }
             holders.sort { a, b in a.1 != b.1 ? a.1 > b.1 : a.0.user < b.0.user }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ShoalNet
+import ShoalPeer
 import ShoalTracker
 import ShoalWire
 
@@ -20,7 +21,7 @@ struct TrackerServe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve as the tracker until SIGINT or SIGTERM.",
-        discussion: "The first line on stdout is `listening on HOST:PORT`; events are logged on stderr, one line each."
+        discussion: "The first line on stdout is `listening on HOST:PORT`, the second `certificate fingerprint SHA-256 AB:CD:…` (peers pin it); events are logged on stderr, one line each."
     )
 
     @Option(help: "The address to listen on.")
@@ -47,11 +48,25 @@ struct TrackerServe: AsyncParsableCommand {
     @Option(help: .hidden)
     var passwordRounds = 210_000
 
+    @Option(name: .customLong("tls-cert"), help: ArgumentHelp("The tracker's TLS certificate (PEM); default: DB-cert.pem beside the database, made self-signed on first start.", valueName: "path"))
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp("The private key of --tls-cert (PEM); default: DB-key.pem beside the database (mode 0600).", valueName: "path"))
+    var tlsKey: String?
+
+    @Flag(help: "Serve in clear, without TLS: passwords and session tokens cross the network readable. Peers must say --insecure too.")
+    var insecure = false
+
+    @Flag(name: .customLong("require-encryption"), help: "Refuse logins of serving peers that do not encrypt their links (peers without --encrypt).")
+    var requireEncryption = false
+
     func validate() throws {
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 ... 65535; got \(port)") }
         guard probeInterval > 0, probeTimeout > 0 else { throw ValidationError("--probe-interval and --probe-timeout must be positive") }
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard passwordRounds >= 1 else { throw ValidationError("--password-rounds must be positive") }
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("give --tls-cert and --tls-key together, or neither (then a self-signed pair is kept beside the database)") }
+        if insecure && tlsCert != nil { throw ValidationError("--insecure serves without TLS; leave out --tls-cert and --tls-key, or --insecure") }
     }
 
     func run() async throws {
@@ -67,6 +82,15 @@ struct TrackerServe: AsyncParsableCommand {
         configuration.probeTimeout = probeTimeout
         configuration.maximumConnections = maxConnections
         configuration.passwordRounds = passwordRounds
+        configuration.requireEncryption = requireEncryption
+        if insecure {
+            configuration.transport = .plain
+        } else if let tlsCert, let tlsKey {
+            configuration.transport = .tls(certificatePath: tlsCert, keyPath: tlsKey)
+        } else {
+            let paths = configuration.defaultCertificatePaths
+            configuration.transport = .tls(certificatePath: paths.certificate, keyPath: paths.key)
+        }
 
         let server: TrackerServer
         do {
@@ -75,6 +99,11 @@ struct TrackerServe: AsyncParsableCommand {
             throw CLIError("\(error)")
         }
         Output.line("listening on \(Endpoint(host: server.host, port: server.port))")
+        if let fingerprint = server.fingerprint {
+            Output.line("certificate fingerprint SHA-256 \(fingerprint.grouped)")
+        } else {
+            Output.line("serving in clear (--insecure): passwords and tokens cross the network readable")
+        }
         let signals = TerminationSignals { number in
             logger.info("received \(TerminationSignals.name(number))")
             server.shutdown()
@@ -101,13 +130,15 @@ struct TrackerStatusCommand: AsyncParsableCommand {
     func run() async throws {
         let status: TrackerStatus
         do {
-            let connection = try await FramedConnection.connect(host: options.tracker.host, port: options.tracker.port, role: "tool")
+            let connection = try await options.trust.connect(to: options.tracker, role: "tool")
             defer { connection.close() }
             guard case let .trackerStatus(reply) = try await connection.request(.status(StatusRequest()), timeout: .seconds(10)) else {
                 throw CLIError("the tracker answered status with something else")
             }
             status = reply
         } catch let error as NetError {
+            throw CLIError("\(error)")
+        } catch let error as KnownTrackersError {
             throw CLIError("\(error)")
         }
         if json {

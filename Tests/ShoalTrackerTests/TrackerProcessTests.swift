@@ -17,13 +17,17 @@ struct TrackerProcessTests {
         let first = try await tracker.waitForLine { _ in true }
         let port = try #require(first.flatMap(ShoalProcess.port(fromListeningLine:)), "first line: \(first ?? "none"), stderr: \(tracker.errors)")
         #expect(first == "listening on 127.0.0.1:\(port)")
+        let printed = try #require(try await tracker.waitForFingerprint(), "stdout: \(tracker.lines)")
+        let fingerprint = try CertificateFingerprint(parsing: printed)
+        #expect(printed == fingerprint.grouped)
+        let pin = ClientSecurity.tls(TLSPin(expected: fingerprint, mismatchAdvice: "", plainAdvice: ""))
 
-        let client = try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer")
+        let client = try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", security: pin)
         try await client.register("maria", "pw")
         _ = try await client.login("maria", "pw")
 
-        let status = try ShoalProcess(["tracker", "status", "--tracker", "127.0.0.1:\(port)", "--json"])
-        #expect(try await status.waitForExit() == 0)
+        let status = try ShoalProcess(["tracker", "status", "--tracker", "127.0.0.1:\(port)", "--tracker-fingerprint", printed, "--json"])
+        #expect(try await status.waitForExit() == 0, "stderr: \(status.errors)")
         let json = status.lines.joined(separator: "\n")
         let decoded = try JSONDecoder().decode(TrackerStatus.self, from: Data(json.utf8))
         #expect(decoded.registered == 1 && decoded.connected == 1)
@@ -34,11 +38,12 @@ struct TrackerProcessTests {
         #expect(tracker.errors.contains("tracker stopped"))
         client.close()
 
-        // The account survives a restart on the same database.
+        // The account survives a restart on the same database, and so does the certificate beside it.
         let again = try ShoalProcess(["tracker", "--port", "0", "--db", database, "--password-rounds", "1000"])
         let line = try await again.waitForLine { $0.hasPrefix("listening on") }
         let newPort = try #require(line.flatMap(ShoalProcess.port(fromListeningLine:)))
-        let second = try await FramedConnection.connect(host: "127.0.0.1", port: newPort, role: "peer")
+        #expect(try await again.waitForFingerprint() == printed)
+        let second = try await FramedConnection.connect(host: "127.0.0.1", port: newPort, role: "peer", security: pin)
         _ = try await second.login("maria", "pw")
         second.close()
         #expect(try await again.stop() == 0)

@@ -105,7 +105,12 @@ public struct Holder: Codable, Sendable, Equatable {
     public var bytesServed: UInt64
     /// Base64 of a ``ChunkMap``; absent means the holder has every chunk.
     public var chunks: String?
-    public init(user: String, host: String, port: Int, countDownloads: Int, countFailures: Int, bytesServed: UInt64, chunks: String?) {
+    /// The SHA-256 fingerprint (64 hex digits) of the certificate the holder
+    /// serves chunks with over TLS; absent: it serves in clear.
+    public var keyFingerprint: String?
+    public init(user: String, host: String, port: Int, countDownloads: Int, countFailures: Int, bytesServed: UInt64, chunks: String?,
+                keyFingerprint: String? = nil) {
+        self.keyFingerprint = keyFingerprint
         self.user = user
         self.host = host
         self.port = port
