@@ -217,6 +217,10 @@ public actor TrackerSession {
                 await self.report(contentID: report.contentID, holder: report.holder, succeeded: report.outcome == .success, bytes: report.bytes)
             }
             return true
+        } catch let error as NetError {
+            // A tracker that now presents another key is not "away": say so, loudly.
+            if case .fingerprintMismatch = error { logger.error("\(error)") } else { logger.debug("tracker still away: \(error)") }
+            return false
         } catch {
             logger.debug("tracker still away: \(error)")
             return false
