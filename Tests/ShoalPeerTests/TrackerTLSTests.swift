@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import ShoalNet
 import ShoalPeer
 import ShoalTestSupport
@@ -82,6 +83,29 @@ struct TrackerTLSTests {
             try await TrackerSession.register(endpoint: Endpoint(host: "127.0.0.1", port: tracker.port), trust: .insecure, user: "ana", password: "pw")
         }
         #expect(message?.contains("this tracker speaks TLS only; leave out --insecure") == true, "\(message ?? "no error")")
+    }
+
+    /// Bytes that are not TLS (an HTTP request, a frame in clear) get one
+    /// plain `error` frame saying the tracker speaks TLS only, then the
+    /// connection closes; the tracker goes on serving.
+    @Test func clearBytesToTLSTrackerAreRefused() async throws {
+        let tracker = try await TestTracker.start()
+        defer { Task { await tracker.stopAndRemove() } }
+        let socket = try RawSocket(port: tracker.port)
+        socket.send(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        let (reply, closed) = await socket.readUntilClosedAsync()
+        #expect(closed)
+        var decoder = FrameDecoder()
+        var buffer = ByteBuffer(bytes: reply)
+        let frame = try #require(try decoder.decodeFrame(&buffer))
+        guard case let .error(refusal) = try Message(frame: frame) else {
+            Issue.record("not an error frame")
+            return
+        }
+        #expect(refusal.message.hasPrefix("this tracker speaks TLS only"))
+        let client = try await tracker.connect()
+        #expect(try await client.status().registered == 0, "others are still served")
+        client.close()
     }
 
     /// A TLS peer meets a tracker in clear: told at once that it runs with `--insecure`.
