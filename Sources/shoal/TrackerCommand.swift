@@ -86,7 +86,12 @@ struct TrackerServe: AsyncParsableCommand {
         if insecure {
             configuration.transport = .plain
         } else if let tlsCert, let tlsKey {
-            configuration.transport = .tls(certificatePath: tlsCert, keyPath: tlsKey)
+            // Given files must exist: nothing is made in their place.
+            do {
+                configuration.transport = .identity(try TLSIdentity.load(certificatePath: tlsCert, keyPath: tlsKey))
+            } catch {
+                throw CLIError("\(error)")
+            }
         } else {
             let paths = configuration.defaultCertificatePaths
             configuration.transport = .tls(certificatePath: paths.certificate, keyPath: paths.key)

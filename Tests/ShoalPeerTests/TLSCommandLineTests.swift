@@ -66,3 +66,29 @@ struct TLSCommandLineTests {
         #expect(!tracker.errors.contains("login: ana"), "the refused peer sent nothing")
     }
 }
+
+/// `--tls-cert` and `--tls-key`: the tracker serves with the given pair
+/// (the fingerprint of a pair made by an earlier start), and a missing file
+/// is an error, never replaced by a new certificate.
+@Suite("shoal tracker --tls-cert", .timeLimit(.minutes(2)))
+struct TrackerCertificateOptionTests {
+    @Test func givenPairIsUsed() async throws {
+        let root = try TemporaryDirectory("shoal-tls-files")
+        defer { root.remove() }
+        let first = try ShoalProcess(["tracker", "--port", "0", "--db", root.file("a.sqlite"), "--password-rounds", "1000"])
+        let made = try #require(try await first.waitForFingerprint(), "\(first.errors)")
+        #expect(try await first.stop() == 0)
+
+        let given = try ShoalProcess(["tracker", "--port", "0", "--db", root.file("b.sqlite"), "--password-rounds", "1000",
+                                      "--tls-cert", root.file("a-cert.pem"), "--tls-key", root.file("a-key.pem")])
+        #expect(try await given.waitForFingerprint() == made, "\(given.errors)")
+        #expect(try await given.stop() == 0)
+        #expect(!FileManager.default.fileExists(atPath: root.file("b-cert.pem")), "nothing made beside the database")
+
+        let missing = try ShoalProcess(["tracker", "--port", "0", "--db", root.file("c.sqlite"),
+                                        "--tls-cert", root.file("none.pem"), "--tls-key", root.file("a-key.pem")])
+        #expect(try await missing.waitForExit() != 0)
+        #expect(missing.errors.contains("cannot read \(root.file("none.pem"))"), "\(missing.errors)")
+        #expect(!FileManager.default.fileExists(atPath: root.file("none.pem")))
+    }
+}
