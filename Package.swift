@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
     ],
     targets: [
         // Pure core: manifests, chunk digests, chunk maps, scoring, picking. No sockets, no files.
@@ -35,13 +37,18 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
-        // Connections: framed TCP client and server over NIOPosix, liveness probes.
+        // Connections: framed TCP client and server over NIOPosix, liveness probes,
+        // TLS (swift-nio-ssl) with self-signed certificates (swift-certificates) pinned by fingerprint.
         .target(
             name: "ShoalNet",
             dependencies: [
                 "ShoalWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // The tracker: accounts, sessions, chunk registry, persistence.
@@ -90,7 +97,7 @@ let package = Package(
         .target(
             name: "ShoalTestSupport",
             dependencies: [
-                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker", "ShoalLab",
+                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker", "ShoalPeer", "ShoalLab",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

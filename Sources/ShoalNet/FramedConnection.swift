@@ -33,11 +33,17 @@ public final class FramedConnection: Sendable {
 
     private let answersProbes: Atomic<Bool>
 
-    private init(channel: any Channel, outbound: NIOAsyncChannelOutboundWriter<OutgoingFrame>, remote: String, answersProbes: Bool) {
+    /// The SHA-256 fingerprint of the certificate the other side proved it
+    /// holds, when the connection is TLS.
+    public let serverFingerprint: CertificateFingerprint?
+
+    private init(channel: any Channel, outbound: NIOAsyncChannelOutboundWriter<OutgoingFrame>, remote: String, answersProbes: Bool,
+                 serverFingerprint: CertificateFingerprint?) {
         self.channel = channel
         self.outbound = outbound
         self.remote = remote
         self.answersProbes = Atomic(answersProbes)
+        self.serverFingerprint = serverFingerprint
     }
 
     /// Stops answering `checkActive` from now on: the connection plays dead
@@ -55,33 +61,55 @@ public final class FramedConnection: Sendable {
     ///     soon as its header arrives (replies this side asked for, such as
     ///     chunks); larger ones grow as their bytes come.
     ///   - answersProbes: whether to answer `checkActive` (tests turn it off to play a dead peer).
+    ///   - security: in clear, or TLS with the server's fingerprint checked
+    ///     before any frame is sent.
     public static func connect(
         host: String, port: Int, role: String,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         timeout: TimeAmount = .seconds(10),
         maximumPayloadLength: Int = FrameHeader.maximumPayloadLength,
         preallocationLimit: Int = FrameDecoder.assemblyThreshold,
-        answersProbes: Bool = true
+        answersProbes: Bool = true,
+        security: ClientSecurity = .plain
     ) async throws -> FramedConnection {
         let asyncChannel: NIOAsyncChannel<Frame, OutgoingFrame>
+        let tlsHandshake: EventLoopFuture<CertificateFingerprint>?
+        let target = Framing.describe(host: host, port: port)
         do {
-            asyncChannel = try await ClientBootstrap(group: group)
+            (asyncChannel, tlsHandshake) = try await ClientBootstrap(group: group)
                 .connectTimeout(timeout)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try Framing.configure(channel, limit: { _ in maximumPayloadLength }, preallocationLimit: preallocationLimit)
+                        var handshake: EventLoopFuture<CertificateFingerprint>?
+                        if case let .tls(pin) = security {
+                            handshake = try pin.configure(channel, remote: target, timeout: timeout).promise.futureResult
+                        }
+                        return (try Framing.configure(channel, limit: { _ in maximumPayloadLength }, preallocationLimit: preallocationLimit), handshake)
                     }
                 }
         } catch {
             throw NetError.connectFailed(host: host, port: port, reason: Self.reason(error))
+        }
+        // TLS first: no frame leaves before the server has proved the pinned key.
+        let serverFingerprint: CertificateFingerprint?
+        if let tlsHandshake {
+            do {
+                serverFingerprint = try await tlsHandshake.get()
+            } catch {
+                try? await asyncChannel.channel.close()
+                throw error
+            }
+        } else {
+            serverFingerprint = nil
         }
         let remote = Framing.describe(asyncChannel.channel.remoteAddress)
         let connection: FramedConnection = await withCheckedContinuation { continuation in
             // The connection lives as long as this task: it reads replies until the channel closes.
             Task {
                 try? await asyncChannel.executeThenClose { inbound, outbound in
-                    let connection = FramedConnection(channel: asyncChannel.channel, outbound: outbound, remote: remote, answersProbes: answersProbes)
+                    let connection = FramedConnection(channel: asyncChannel.channel, outbound: outbound, remote: remote, answersProbes: answersProbes,
+                                                      serverFingerprint: serverFingerprint)
                     continuation.resume(returning: connection)
                     await connection.readLoop(inbound)
                 }

@@ -48,11 +48,14 @@ public final class FramedServer: Sendable {
 
     /// Binds `host:port` (0 picks a free port).
     ///
-    /// - Parameter setup: called once per accepted connection.
+    /// - Parameters:
+    ///   - security: in clear, or TLS (a client that speaks in clear is told so and closed).
+    ///   - setup: called once per accepted connection.
     public static func bind(
         host: String, port: Int,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         maximumConnections: Int = 1024,
+        security: ServerSecurity = .plain,
         setup: @escaping @Sendable () -> ConnectionSetup = { ConnectionSetup() }
     ) async throws -> FramedServer {
         let listener: NIOAsyncChannel<NIOAsyncChannel<Frame, OutgoingFrame>, Never>
@@ -64,6 +67,7 @@ public final class FramedServer: Sendable {
                 .bind(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let setup = setup()
+                        try security.configure(channel)
                         return try Framing.configure(channel, limit: setup.limit, extraHandlers: setup.handlers)
                     }
                 }

@@ -22,6 +22,11 @@ public enum Framing {
         )
     }
 
+    /// `host:port`, with an IPv6 host in brackets.
+    public static func describe(host: String, port: Int) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
     /// A peer's address as `host:port` for messages and logs.
     public static func describe(_ address: SocketAddress?) -> String {
         guard let address else { return "unknown peer" }

@@ -14,6 +14,12 @@ public enum NetError: Error, Equatable, Sendable, CustomStringConvertible {
     case wire(WireError)
     /// The reply was not the one the request calls for.
     case unexpectedReply(expected: String, received: String)
+    /// The server's certificate is not the one pinned; `advice` says what to do.
+    case fingerprintMismatch(peer: String, expected: String, presented: String, advice: String)
+    /// A TLS client met a server that speaks in clear.
+    case notTLS(peer: String, advice: String)
+    /// The TLS handshake failed for another reason.
+    case tlsFailed(peer: String, reason: String)
 
     public var description: String {
         switch self {
@@ -29,6 +35,12 @@ public enum NetError: Error, Equatable, Sendable, CustomStringConvertible {
             return error.description
         case let .unexpectedReply(expected, received):
             return "expected \(expected) but received \(received); the other side is confused or incompatible"
+        case let .fingerprintMismatch(peer, expected, presented, advice):
+            return "\(peer) presented a certificate with SHA-256 fingerprint \(presented), but \(expected) was expected: refused, nothing was sent. \(advice)"
+        case let .notTLS(peer, advice):
+            return "\(peer) answered in clear, not TLS; \(advice)"
+        case let .tlsFailed(peer, reason):
+            return "the TLS handshake with \(peer) failed: \(reason)"
         }
     }
 

@@ -24,6 +24,9 @@ final class DownloadLoop {
     enum Event: Sendable {
         case connected(ShoalWire.Holder, FramedConnection, roundTrip: Double)
         case unreachable(ShoalWire.Holder, reason: String)
+        /// Not to be used for this download: it cannot prove the key the
+        /// tracker lists for it, or it serves in clear and this download encrypts.
+        case refused(ShoalWire.Holder, reason: String)
         case chunk(DownloadPlan.Request, ChunkFetch.Outcome)
         case holders([ShoalWire.Holder]?, downloadID: String?)
         case tick
@@ -128,6 +131,7 @@ final class DownloadLoop {
             switch event {
             case let .connected(holder, connection, roundTrip): onConnected(holder, connection, roundTrip: roundTrip)
             case let .unreachable(holder, reason): onUnreachable(holder, reason: reason)
+            case let .refused(holder, reason): onRefused(holder, reason: reason)
             case let .chunk(request, outcome): onChunk(request, outcome)
             case let .holders(fresh, id):
                 if let id { downloadID = id }
@@ -164,6 +168,14 @@ final class DownloadLoop {
         // fault, or the downloader's, as much as the holder's.
         logger.notice("holder \(holder.user) at \(Endpoint(host: holder.host, port: holder.port)) cannot be reached: \(reason)")
         retryLater(holder.user)
+    }
+
+    /// Not reported to the tracker: who is at fault (the holder, or someone
+    /// in between) cannot be told from here.
+    private func onRefused(_ holder: ShoalWire.Holder, reason: String) {
+        connecting -= 1
+        logger.warning("not downloading from \(holder.user) at \(Endpoint(host: holder.host, port: holder.port)): \(reason)")
+        banned.insert(holder.user)
     }
 
     private func onChunk(_ request: DownloadPlan.Request, _ outcome: ChunkFetch.Outcome) {
@@ -285,13 +297,29 @@ final class DownloadLoop {
             if let retry = retries[holder.user], retry.after > t { continue }
             knownUsers.insert(holder.user)
             connecting += 1
+            let security: ClientSecurity
+            switch HolderLink.security(for: holder, encryptedOnly: configuration.encryptedOnly) {
+            case let .success(chosen):
+                security = chosen
+            case let .failure(refusal):
+                post.yield(.refused(holder, reason: refusal.reason))
+                continue
+            }
             Task {
                 let start = ContinuousClock.now
                 let connection: FramedConnection
                 do {
                     // Chunk replies: allocated whole when their header comes (they were asked for, and are bounded).
                     connection = try await FramedConnection.connect(host: holder.host, port: holder.port, role: "peer", timeout: .seconds(Int64(timeout)),
-                                                                    maximumPayloadLength: chunkFrame, preallocationLimit: chunkFrame)
+                                                                    maximumPayloadLength: chunkFrame, preallocationLimit: chunkFrame,
+                                                                    security: security)
+                } catch let error as NetError {
+                    if case .fingerprintMismatch = error {
+                        post.yield(.refused(holder, reason: "\(error)"))
+                    } else {
+                        post.yield(.unreachable(holder, reason: "\(error)"))
+                    }
+                    return
                 } catch {
                     post.yield(.unreachable(holder, reason: "\(error)"))
                     return

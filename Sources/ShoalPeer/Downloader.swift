@@ -43,6 +43,11 @@ public struct Downloader: Sendable {
         public var servesAfterwards = true
         /// The download budget shared by every download of the peer; nil: unlimited.
         public var downloadLimit: RateLimiter?
+        /// Download only over TLS, from holders that announce a key
+        /// (`--encrypt`); holders in clear are passed over with a warning.
+        /// Either way, a holder that announces a key is reached over TLS and
+        /// must prove that key.
+        public var encryptedOnly = false
         public init() {}
     }
 

@@ -37,8 +37,12 @@ public final class Peer: Sendable {
     ///   - chunkSize: the chunk size the folder's files are shared with; nil: the size rule.
     ///   - maxUpload: the most this peer uploads, over all its connections; nil: no limit.
     ///   - maxDownload: the most this peer downloads, over all its downloads and holders; nil: no limit.
+    ///   - trust: how the tracker's certificate is trusted (or `insecure`).
+    ///   - encrypt: serve chunks over TLS with a certificate made for this run
+    ///     (its fingerprint announced at login), and download only from
+    ///     holders that do the same.
     public static func start(
-        directory: String, tracker: Endpoint, user: String, password: String,
+        directory: String, tracker: Endpoint, trust: TrackerTrust, user: String, password: String, encrypt: Bool = false,
         listen: Endpoint = Endpoint(host: Endpoint.allInterfaces, port: 0),
         advertiseHost: String? = nil, advertisePort: Int? = nil, chunkSize: UInt32? = nil,
         compression: CompressionPolicy = CompressionPolicy(),
@@ -48,14 +52,18 @@ public final class Peer: Sendable {
     ) async throws -> Peer {
         let folder = try SharedFolder(path: directory, chunkSize: chunkSize)
         let library = ChunkLibrary(cacheDirectory: folder.stateDirectory + "/cache", compression: compression)
+        // A key of its own for each run: nothing to keep secret on disk, and the tracker hands out the new fingerprint at each login.
+        let identity = encrypt ? try TLSIdentity.generate(commonName: "shoal peer \(user)") : nil
         let server = try await PeerServer.start(host: listen.host, port: listen.port, library: library, compression: compression,
-                                                uploadLimit: maxUpload.map { RateLimiter(rate: $0, burst: RateLimiter.uploadBurst) }, logger: logger)
-        let downloadConfiguration = downloadConfiguration.limited(to: maxDownload)
+                                                uploadLimit: maxUpload.map { RateLimiter(rate: $0, burst: RateLimiter.uploadBurst) },
+                                                identity: identity, logger: logger)
+        var downloadConfiguration = downloadConfiguration.limited(to: maxDownload)
+        if encrypt { downloadConfiguration.encryptedOnly = true }
         let session: TrackerSession
         do {
             // Log in first: a wrong password should not cost hashing the folder.
-            session = try await TrackerSession.login(endpoint: tracker, user: user, password: password, servePort: advertisePort ?? server.port,
-                                                    serveHost: advertiseHost, logger: logger)
+            session = try await TrackerSession.login(endpoint: tracker, trust: trust, user: user, password: password, servePort: advertisePort ?? server.port,
+                                                    serveHost: advertiseHost, keyFingerprint: identity?.fingerprint, logger: logger)
         } catch {
             await server.stop()
             throw error

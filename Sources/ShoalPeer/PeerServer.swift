@@ -24,11 +24,18 @@ public final class PeerServer: Sendable {
     /// Binds `host:port` (0 picks a free port) and starts serving. The host
     /// `::` means every interface, IPv6 and IPv4; where IPv6 is turned off it
     /// falls back to `0.0.0.0`.
+    ///
+    /// With an `identity`, every link is TLS with that certificate (and a
+    /// downloader that connects in clear is told so); chunks then go out from
+    /// memory, since TLS cannot `sendfile`.
     public static func start(host: String = Endpoint.allInterfaces, port: Int = 0, library: ChunkLibrary,
                              compression: CompressionPolicy = CompressionPolicy(), uploadLimit: RateLimiter? = nil,
-                             logger: Logger) async throws -> PeerServer {
+                             identity: TLSIdentity? = nil, logger: Logger) async throws -> PeerServer {
+        let security: ServerSecurity = identity.map {
+            .tls($0, plainRefusal: "this peer serves its chunks over TLS only (it runs with --encrypt); update this downloader, which should have used TLS from the holder's key fingerprint")
+        } ?? .plain
         func bind(_ host: String) async throws -> FramedServer {
-            try await FramedServer.bind(host: host, port: port, maximumConnections: 256) {
+            try await FramedServer.bind(host: host, port: port, maximumConnections: 256, security: security) {
                 FramedServer.ConnectionSetup(
                     limit: { _ in 64 * 1024 },
                     handlers: [LivenessHandler(probeAfter: .seconds(30), timeout: .seconds(10))])
@@ -41,17 +48,22 @@ public final class PeerServer: Sendable {
             logger.info("cannot listen on [::]:\(port) (\(error)); listening on IPv4 only")
             server = try await bind("0.0.0.0")
         }
-        return PeerServer(server: server, library: library, compression: compression, uploadLimit: uploadLimit, logger: logger)
+        return PeerServer(server: server, library: library, compression: compression, uploadLimit: uploadLimit, identity: identity, logger: logger)
     }
 
-    private init(server: FramedServer, library: ChunkLibrary, compression: CompressionPolicy, uploadLimit: RateLimiter?, logger: Logger) {
+    /// The certificate links are encrypted with; nil: links are in clear.
+    public let identity: TLSIdentity?
+
+    private init(server: FramedServer, library: ChunkLibrary, compression: CompressionPolicy, uploadLimit: RateLimiter?, identity: TLSIdentity?, logger: Logger) {
+        self.identity = identity
         self.server = server
         self.library = library
         self.compression = compression
         self.uploadLimit = uploadLimit
         self.logger = logger
+        let encrypted = identity != nil
         let serve: @Sendable (FramedServer.Connection) async -> Void = { [library, compression, uploadLimit, logger] connection in
-            await Self.serve(connection, library: library, compression: compression, uploadLimit: uploadLimit, logger: logger)
+            await Self.serve(connection, library: library, compression: compression, uploadLimit: uploadLimit, encrypted: encrypted, logger: logger)
         }
         self.task = Task { await server.run(serve) }
     }
@@ -63,7 +75,7 @@ public final class PeerServer: Sendable {
     }
 
     private static func serve(_ connection: FramedServer.Connection, library: ChunkLibrary, compression: CompressionPolicy,
-                              uploadLimit: RateLimiter?, logger: Logger) async {
+                              uploadLimit: RateLimiter?, encrypted: Bool, logger: Logger) async {
         let channel = connection.channel.channel
         let allocator = channel.allocator
         let liveness = try? await channel.pipeline.handler(type: LivenessHandler.self).get()
@@ -84,7 +96,9 @@ public final class PeerServer: Sendable {
                 let answering = Task {
                     let compressor = ChunkCompressor(policy: compression, memo: library.memo)
                     while let frame = await queue.next() {
-                        let reply = Self.answer(frame, library: library, compressor: compressor, files: files, allocator: allocator)
+                        var reply = Self.answer(frame, library: library, compressor: compressor, files: files, allocator: allocator)
+                        // TLS takes bytes, not file regions: read the chunk here, off the event loop.
+                        if encrypted, case let .fileBacked(backed) = reply { reply = Self.inMemory(backed, allocator: allocator) }
                         // Chunks wait for the upload budget; refusals and liveness answers do not.
                         if let uploadLimit, reply.type == .chunkData { do { try await uploadLimit.acquire(reply.wireBytes) } catch { return } }
                         do {
@@ -125,6 +139,20 @@ public final class PeerServer: Sendable {
         // Writes still pending hold file regions: close the files once they are done or failed.
         channel.close(promise: nil)
         try? await channel.closeFuture.get()
+    }
+
+    /// A file-backed frame with its file bytes read into memory (for a TLS link).
+    private static func inMemory(_ backed: FileBackedFrame, allocator: ByteBufferAllocator) -> OutgoingFrame {
+        do {
+            var payload = allocator.buffer(capacity: Int(backed.header.length))
+            payload.writeImmutableBuffer(backed.start)
+            var rest = try backed.rest.readAll(allocator: allocator)
+            payload.writeBuffer(&rest)
+            return .frame(Frame(type: backed.header.type, flags: backed.header.flags, requestID: backed.header.requestID, payload: payload))
+        } catch {
+            let refusal = ChunkLibrary.Refusal.readFailed("\(error)").reply
+            return .frame((try? refusal.frame(requestID: backed.header.requestID)) ?? Frame(type: .error, requestID: backed.header.requestID, payload: ByteBuffer()))
+        }
     }
 
     /// The reply to one frame from a downloader: a chunk, a liveness answer, or a refusal.

@@ -22,6 +22,10 @@ public actor TrackerSession {
     /// The address downloaders reach this peer at, when not the one the
     /// tracker sees its connection come from (`--advertise`).
     public let serveHost: String?
+    /// How the tracker's certificate is trusted (or `insecure`).
+    public let trust: TrackerTrust
+    /// The fingerprint of this peer's certificate for encrypted links, announced at login; nil: it serves in clear.
+    public let keyFingerprint: CertificateFingerprint?
     private let logger: Logger
     private var connection: FramedConnection?
     private var token: String?
@@ -37,22 +41,26 @@ public actor TrackerSession {
     public private(set) var counters: (downloads: Int, failures: Int) = (0, 0)
 
     /// Logs in to the tracker at `endpoint`; throws with a clear message if it cannot.
-    public static func login(endpoint: Endpoint, user: String, password: String, servePort: Int, serveHost: String? = nil,
-                             logger: Logger) async throws -> TrackerSession {
-        let session = TrackerSession(endpoint: endpoint, user: user, password: password, servePort: servePort, serveHost: serveHost, logger: logger)
+    public static func login(endpoint: Endpoint, trust: TrackerTrust, user: String, password: String, servePort: Int, serveHost: String? = nil,
+                             keyFingerprint: CertificateFingerprint? = nil, logger: Logger) async throws -> TrackerSession {
+        let session = TrackerSession(endpoint: endpoint, trust: trust, user: user, password: password, servePort: servePort, serveHost: serveHost,
+                                     keyFingerprint: keyFingerprint, logger: logger)
         try await session.connect()
         return session
     }
 
     /// Registers an account (no session).
-    public static func register(endpoint: Endpoint, user: String, password: String) async throws {
-        let connection = try await FramedConnection.connect(host: endpoint.host, port: endpoint.port, role: "peer")
+    public static func register(endpoint: Endpoint, trust: TrackerTrust, user: String, password: String) async throws {
+        let connection = try await trust.connect(to: endpoint)
         defer { connection.close() }
         _ = try await connection.request(.register(Register(user: user, password: password)), timeout: .seconds(30))
     }
 
-    private init(endpoint: Endpoint, user: String, password: String, servePort: Int, serveHost: String?, logger: Logger) {
+    private init(endpoint: Endpoint, trust: TrackerTrust, user: String, password: String, servePort: Int, serveHost: String?,
+                 keyFingerprint: CertificateFingerprint?, logger: Logger) {
         self.endpoint = endpoint
+        self.trust = trust
+        self.keyFingerprint = keyFingerprint
         self.user = user
         self.password = password
         self.servePort = servePort
@@ -247,9 +255,10 @@ public actor TrackerSession {
     // MARK: - Connection
 
     private func connect() async throws {
-        let connection = try await FramedConnection.connect(host: endpoint.host, port: endpoint.port, role: "peer", timeout: .seconds(10))
+        let connection = try await trust.connect(to: endpoint, timeout: .seconds(10))
         do {
-            guard case let .loggedIn(reply) = try await connection.request(.login(Login(user: user, password: password, port: servePort, host: serveHost)), timeout: .seconds(30)) else {
+            let login = Login(user: user, password: password, port: servePort, host: serveHost, keyFingerprint: keyFingerprint?.hex)
+            guard case let .loggedIn(reply) = try await connection.request(.login(login), timeout: .seconds(30)) else {
                 throw NetError.unexpectedReply(expected: "loggedIn", received: "another message")
             }
             self.connection = connection
@@ -301,6 +310,10 @@ public actor TrackerSession {
                                   downloadID: report.downloadID)
             }
             return true
+        } catch let error as NetError {
+            // A tracker that now presents another key is not "away": say so, loudly.
+            if case .fingerprintMismatch = error { logger.error("\(error)") } else { logger.debug("tracker still away: \(error)") }
+            return false
         } catch {
             logger.debug("tracker still away: \(error)")
             return false

@@ -57,6 +57,8 @@ public actor Tracker {
     /// A hash to verify against when the user does not exist, so a wrong name
     /// takes as long as a wrong password (no user enumeration by timing).
     private let decoyHash: String
+    /// Whether serving peers must announce a key fingerprint (`--require-encryption`).
+    private let requireEncryption: Bool
 
     public init(
         store: any AccountStore, configuration: TrackerConfiguration, logger: Logger,
@@ -71,6 +73,7 @@ public actor Tracker {
         self.operatorToken = operatorToken
         self.hasher = PasswordHasher(rounds: configuration.passwordRounds)
         self.registry = TrackerRegistry(limits: configuration.limits)
+        self.requireEncryption = configuration.requireEncryption
         self.logger = logger
         self.now = now
         self.closeConnection = closeConnection
@@ -100,7 +103,9 @@ public actor Tracker {
             case let .register(request):
                 return Outcome(reply: .message(.registered(try await register(request, host: host))), session: .none)
             case let .login(request):
+                let keyFingerprint = try checkKeyFingerprint(request)
                 let (reply, token) = try await login(request, connection: connection, host: host)
+                registry.setKeyFingerprint(token, keyFingerprint)
                 return Outcome(reply: .message(.loggedIn(reply)), session: .loggedIn(token))
             case let .logout(request):
                 let token = try session(request.token, connection)
@@ -212,6 +217,22 @@ public actor Tracker {
         let advertised = served == host ? "" : ", advertising \(served)"
         logger.info("login: \(account.user) from \(host)\(advertised), serving on port \(request.port) (\(registry.connectedCount) connected)")
         return (LoggedIn(token: token.value, user: account.user, countDownloads: account.countDownloads, countFailures: account.countFailures), token)
+    }
+
+    /// The key fingerprint a login announces, normalized to 64 lowercase hex
+    /// digits; refused when malformed, or missing from a serving peer when
+    /// the tracker requires encryption (a tool's session, port 0, serves nothing).
+    private func checkKeyFingerprint(_ request: Login) throws(TrackerError) -> String? {
+        guard let text = request.keyFingerprint else {
+            if requireEncryption && request.port != 0 {
+                throw .badRequest("this tracker requires encrypted peer links: start the peer with --encrypt")
+            }
+            return nil
+        }
+        guard text.utf8.count == 64, text.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) || (0x41...0x46).contains($0) }) else {
+            throw .badRequest("keyFingerprint must be 64 hex digits (the SHA-256 of the peer's certificate)")
+        }
+        return text.lowercased()
     }
 
     /// The host handed out for a peer: the source address of its connection

@@ -1,3 +1,6 @@
+import Foundation
+import ShoalNet
+
 /// Where a tracker listens, where it keeps its database, and its limits.
 public struct TrackerConfiguration: Sendable {
     /// The address peers reach the tracker on by default.
@@ -42,6 +45,26 @@ public struct TrackerConfiguration: Sendable {
     /// The operator token file of a tracker whose database is `databasePath`.
     public static func operatorTokenPath(forDatabase databasePath: String) -> String {
         databasePath + "-operator-token"
+    }
+
+    /// How connections are carried: TLS (the default for `shoal tracker`) or in clear (`--insecure`).
+    public var transport = Transport.plain
+    /// Refuse serving peers that do not announce a key fingerprint (`--require-encryption`).
+    public var requireEncryption = false
+
+    /// In clear, or TLS with a certificate.
+    public enum Transport: Sendable {
+        case plain
+        /// A certificate and key at these paths; made (self-signed) when neither exists.
+        case tls(certificatePath: String, keyPath: String)
+        /// This identity (tests, benchmarks).
+        case identity(TLSIdentity)
+    }
+
+    /// Where the tracker keeps its own certificate and key: beside the database.
+    public var defaultCertificatePaths: (certificate: String, key: String) {
+        let base = (databasePath as NSString).deletingPathExtension
+        return (base + "-cert.pem", base + "-key.pem")
     }
 
     public init(host: String = defaultHost, port: Int = defaultPort, databasePath: String = defaultDatabasePath) {

@@ -56,6 +56,9 @@ public struct TrackerRegistry: Sendable {
         public var countDownloads: Int
         public var countFailures: Int
         public var bytesServed: UInt64
+        /// The fingerprint of the certificate it serves chunks with over TLS
+        /// (64 hex digits), handed to downloaders; nil: it serves in clear.
+        public var keyFingerprint: String?
         /// What it holds, by content.
         public var holdings: [ContentID: Holding] = [:]
         var announcedChunks = 0
@@ -153,6 +156,11 @@ public struct TrackerRegistry: Sendable {
         sessionsByUser[peer.user, default: 0] += 1
         if peer.port > 0 { tokenByUser[peer.user] = token }
         return replaced
+    }
+
+    /// Records the certificate fingerprint a session serves chunks with.
+    public mutating func setKeyFingerprint(_ token: SessionToken, _ fingerprint: String?) {
+        sessions[token]?.keyFingerprint = fingerprint
     }
 
     /// Closes a session and withdraws everything it held.
@@ -402,7 +410,8 @@ public struct TrackerRegistry: Sendable {
                 }
                 mapBytes += bytes
                 var holder = Holder(user: peer.user, host: peer.host, port: peer.port, countDownloads: peer.countDownloads,
-                                    countFailures: peer.countFailures, bytesServed: peer.bytesServed, chunks: chunks)
+                                    countFailures: peer.countFailures, bytesServed: peer.bytesServed, chunks: chunks,
+                                    keyFingerprint: peer.keyFingerprint)
                 if !holding.isComplete {
                     holder.mapVersion = holding.version
                     holder.gained = gained

@@ -27,7 +27,9 @@ public final class TrackerServer: Sendable {
     public var host: String { server.host }
     public var port: Int { server.port }
 
-    private init(tracker: Tracker, server: FramedServer, store: SQLiteAccountStore, configuration: TrackerConfiguration, logger: Logger, connections: ConnectionTable) {
+    private init(tracker: Tracker, server: FramedServer, store: SQLiteAccountStore, configuration: TrackerConfiguration, logger: Logger, connections: ConnectionTable,
+                 fingerprint: CertificateFingerprint?) {
+        self.fingerprint = fingerprint
         self.tracker = tracker
         self.server = server
         self.store = store
@@ -36,8 +38,12 @@ public final class TrackerServer: Sendable {
         self.connections = connections
     }
 
-    /// Opens the database and binds the listening socket.
+    /// The SHA-256 fingerprint of the tracker's certificate; nil when it serves in clear.
+    public let fingerprint: CertificateFingerprint?
+
+    /// Opens the database, loads or makes the TLS certificate, and binds the listening socket.
     public static func start(configuration: TrackerConfiguration, logger: Logger) async throws -> TrackerServer {
+        let security = try Self.security(configuration, logger: logger)
         let store = try SQLiteAccountStore(path: configuration.databasePath)
         let operatorToken: String
         do {
@@ -56,7 +62,8 @@ public final class TrackerServer: Sendable {
         do {
             server = try await FramedServer.bind(
                 host: configuration.host, port: configuration.port,
-                maximumConnections: configuration.maximumConnections
+                maximumConnections: configuration.maximumConnections,
+                security: security
             ) {
                 let gate = FrameLimitGate()
                 let replies = ReplyGate()
@@ -72,9 +79,26 @@ public final class TrackerServer: Sendable {
             await tracker.shutdown()
             throw error
         }
-        logger.info("tracker listening on \(server.host):\(server.port), database \(configuration.databasePath)")
+        let transport = security.fingerprint.map { "TLS, certificate SHA-256 \($0.grouped)" } ?? "in clear (--insecure)"
+        logger.info("tracker listening on \(server.host):\(server.port), \(transport), database \(configuration.databasePath)")
         logger.info("operator token for status written to \(configuration.operatorTokenFile) (mode 0600)")
-        return TrackerServer(tracker: tracker, server: server, store: store, configuration: configuration, logger: logger, connections: connections)
+        return TrackerServer(tracker: tracker, server: server, store: store, configuration: configuration, logger: logger, connections: connections,
+                             fingerprint: security.fingerprint)
+    }
+
+    /// The transport the configuration asks for, with its certificate loaded or made.
+    private static func security(_ configuration: TrackerConfiguration, logger: Logger) throws -> ServerSecurity {
+        let refusal = "this tracker speaks TLS only; leave out --insecure (the peer then pins the tracker's certificate fingerprint)"
+        switch configuration.transport {
+        case .plain:
+            return .plain
+        case let .identity(identity):
+            return .tls(identity, plainRefusal: refusal)
+        case let .tls(certificatePath, keyPath):
+            let (identity, created) = try TLSIdentity.loadOrCreate(certificatePath: certificatePath, keyPath: keyPath, commonName: "shoal tracker")
+            if created { logger.notice("made a self-signed TLS certificate \(certificatePath) (key \(keyPath), mode 0600)") }
+            return .tls(identity, plainRefusal: refusal)
+        }
     }
 
     /// Serves until ``shutdown()``; then closes the database.

@@ -29,6 +29,8 @@ struct EndToEndBenchmark: AsyncParsableCommand {
     var maxDownload: String?
     @Option(name: .customLong("max-upload"), help: "Run each seeder with this --max-upload and report the rate achieved against their sum.")
     var maxUpload: String?
+    @Flag(help: "Run the seeders and shoal get with --encrypt: chunks over TLS, each seeder with its own key.")
+    var encrypt = false
 
     func validate() throws {
         for (option, value) in [("--max-download", maxDownload), ("--max-upload", maxUpload)] {
@@ -56,7 +58,7 @@ struct EndToEndBenchmark: AsyncParsableCommand {
         var files: [(label: String, name: String, mib: Int)] = []
         if randomMiB > 0 { files.append(("random", "random.bin", randomMiB)) }
         if textMiB > 0 { files.append(("text", "text.log", textMiB)) }
-        say("Shoal end to end: \(seeders) seeders, \(ProcessInfo.processInfo.activeProcessorCount) cores; MB = 10^6 bytes; best of \(runs), each the first download from freshly started seeders, after writing and deleting 1.5 GiB")
+        say("Shoal end to end: \(seeders) seeders, peer links \(encrypt ? "encrypted (--encrypt, TLS 1.3)" : "in clear (sendfile)"), \(ProcessInfo.processInfo.activeProcessorCount) cores; MB = 10^6 bytes; best of \(runs), each the first download from freshly started seeders, after writing and deleting 1.5 GiB")
         var rows: [String] = []
         for file in files {
             let source = root + "/" + file.name
@@ -95,14 +97,14 @@ struct EndToEndBenchmark: AsyncParsableCommand {
             var peakKiB = 0
             for _ in 0..<runs {
                 // The first download from freshly started seeders, as a user meets it.
-                let extra = chunkSizeKiB.map { ["--chunk-size", "\($0)"] } ?? []
+                let extra = (chunkSizeKiB.map { ["--chunk-size", "\($0)"] } ?? []) + (encrypt ? ["--encrypt"] : [])
                 let swarm = try await Swarm.start(binary: binary, root: root + "/swarm-\(file.label)", file: source, name: file.name,
                                                   seeders: seeders, seederOptions: extra)
                 let folder = root + "/swarm-\(file.label)/downloader"
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
                 try Self.warmPageCache(root)
                 let start = Date()
-                let output = try swarm.get(name: file.name, folder: folder)
+                let output = try swarm.get(name: file.name, folder: folder, options: encrypt ? ["--encrypt"] : [])
                 let seconds = Date().timeIntervalSince(start)
                 await swarm.stop()
                 guard let json = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] else {
@@ -173,6 +175,8 @@ struct EndToEndBenchmark: AsyncParsableCommand {
         let tracker: Process
         let seeders: [Process]
         let address: String
+        /// `--tracker-fingerprint FP`: every process pins the tracker's certificate as it printed it.
+        let fingerprint: String
 
         static func start(binary: String, root: String, file: String, name: String, seeders count: Int,
                           seederOptions: [String] = []) async throws -> Swarm {
@@ -181,24 +185,29 @@ struct EndToEndBenchmark: AsyncParsableCommand {
             let (tracker, line) = try launch(binary, ["tracker", "--port", "0", "--db", root + "/tracker.sqlite", "--log-level", "warning"], password: nil)
             guard line.hasPrefix("listening on ") else { throw ValidationError("the tracker did not start: \(line)") }
             let address = String(line.dropFirst("listening on ".count))
+            let fingerprintLine = readLine(tracker.standardOutput as! Pipe)
+            let prefix = "certificate fingerprint SHA-256 "
+            guard fingerprintLine.hasPrefix(prefix) else { throw ValidationError("the tracker printed no fingerprint: \(fingerprintLine)") }
+            let fingerprint = String(fingerprintLine.dropFirst(prefix.count))
             for user in (1...count).map({ "seeder\($0)" }) + ["downloader"] {
-                _ = try shell("SHOAL_PASSWORD=pw '\(binary)' register --user \(user) --tracker \(address) > /dev/null")
+                _ = try shell("SHOAL_PASSWORD=pw '\(binary)' register --user \(user) --tracker \(address) --tracker-fingerprint \(fingerprint) > /dev/null")
             }
             var seeders: [Process] = []
             for i in 1...count {
                 let folder = root + "/seeder\(i)"
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
                 if link(file, folder + "/" + name) != 0 { try FileManager.default.copyItem(atPath: file, toPath: folder + "/" + name) }
-                let (seeder, ready) = try launch(binary, ["seed", "--user", "seeder\(i)", "--dir", folder, "--tracker", address, "--listen", "127.0.0.1:0", "--log-level", "warning"]
+                let (seeder, ready) = try launch(binary, ["seed", "--user", "seeder\(i)", "--dir", folder, "--tracker", address, "--tracker-fingerprint", fingerprint,
+                                                          "--listen", "127.0.0.1:0", "--log-level", "warning"]
                                                  + seederOptions, password: "pw")
                 guard ready.hasPrefix("serving on") else { throw ValidationError("seeder\(i) did not start: \(ready)") }
                 seeders.append(seeder)
             }
-            return Swarm(binary: binary, tracker: tracker, seeders: seeders, address: address)
+            return Swarm(binary: binary, tracker: tracker, seeders: seeders, address: address, fingerprint: fingerprint)
         }
 
         func get(name: String, folder: String, options: [String] = []) throws -> String {
-            try shell("SHOAL_PASSWORD=pw '\(binary)' get '\(name)' --user downloader --dir '\(folder)' --tracker \(address) --listen 127.0.0.1:0 --json "
+            try shell("SHOAL_PASSWORD=pw '\(binary)' get '\(name)' --user downloader --dir '\(folder)' --tracker \(address) --tracker-fingerprint \(fingerprint) --listen 127.0.0.1:0 --json "
                       + options.map { "'\($0)'" }.joined(separator: " ") + " 2>/dev/null")
         }
 
@@ -219,13 +228,18 @@ struct EndToEndBenchmark: AsyncParsableCommand {
             process.standardOutput = pipe
             process.standardError = FileHandle.nullDevice
             try process.run()
+            return (process, readLine(pipe))
+        }
+
+        /// The next line of `pipe`, without its newline.
+        static func readLine(_ pipe: Pipe) -> String {
             var line = Data()
             while true {
                 let byte = pipe.fileHandleForReading.readData(ofLength: 1)
                 if byte.isEmpty || byte.first == 0x0A { break }
                 line.append(byte)
             }
-            return (process, String(decoding: line, as: UTF8.self))
+            return String(decoding: line, as: UTF8.self)
         }
     }
 

@@ -41,7 +41,7 @@ struct FaultBenchmark: AsyncParsableCommand {
                 try EndToEndBenchmark.warmPageCache(root)
                 let get = Process()
                 get.executableURL = URL(fileURLWithPath: binary)
-                get.arguments = ["get", "random.bin", "--user", "downloader", "--dir", folder, "--tracker", swarm.address, "--listen", "127.0.0.1:0", "--json"]
+                get.arguments = ["get", "random.bin", "--user", "downloader", "--dir", folder, "--tracker", swarm.address, "--tracker-fingerprint", swarm.fingerprint, "--listen", "127.0.0.1:0", "--json"]
                 get.environment = ProcessInfo.processInfo.environment.merging(["SHOAL_PASSWORD": "pw"]) { $1 }
                 let out = Pipe()
                 get.standardOutput = out

@@ -79,6 +79,9 @@ struct LinksBenchmark: AsyncParsableCommand {
         defer { if workDir == nil { try? FileManager.default.removeItem(atPath: root) } }
         // Every shoal process (register, seed, get) reads its password from here.
         setenv("SHOAL_PASSWORD", "pw", 1)
+        // And pins the tracker's certificate here on first use (not in ~/.shoal: each run makes a new one).
+        setenv("SHOAL_KNOWN_TRACKERS", root + "/known_trackers", 1)
+        try? FileManager.default.removeItem(atPath: root + "/known_trackers")
 
         let lab = try NetworkLab(hosts: ["tracker"] + Self.seeders + ["downloader"])
         defer { lab.teardown() }

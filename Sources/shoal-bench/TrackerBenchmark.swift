@@ -24,6 +24,12 @@ struct TrackerBenchmark: AsyncParsableCommand {
     @Option(help: "The shoal binary to run as the tracker (default: next to this one).")
     var shoal: String?
 
+    @Flag(help: "Run the tracker and the clients in clear (--insecure), without TLS.")
+    var insecure = false
+
+    @Option(help: "Single logins timed one after another on an idle tracker, each on a new connection (TLS handshake included).")
+    var loginSamples = 20
+
     func run() async throws {
         let binary = shoal ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("shoal").path
         guard FileManager.default.isExecutableFile(atPath: binary) else {
@@ -36,7 +42,7 @@ struct TrackerBenchmark: AsyncParsableCommand {
         let tracker = Process()
         tracker.executableURL = URL(fileURLWithPath: binary)
         tracker.arguments = ["tracker", "--port", "0", "--db", dir + "/bench.sqlite", "--password-rounds", "\(passwordRounds)", "--registration-burst", "100000",
-                             "--max-connections", "\(clients + 64)", "--log-level", "warning"]
+                             "--max-connections", "\(clients + 64)", "--log-level", "warning"] + (insecure ? ["--insecure"] : [])
         let out = Pipe()
         tracker.standardOutput = out
         try tracker.run()
@@ -45,7 +51,51 @@ struct TrackerBenchmark: AsyncParsableCommand {
               let port = Int(line.split(separator: ":").last ?? "") else {
             throw ValidationError("the tracker did not start")
         }
-        say("tracker pid \(tracker.processIdentifier) on port \(port); \(clients) clients, \(rounds) rounds of list + details each, PBKDF2 \(passwordRounds) rounds")
+        let security: ClientSecurity
+        if insecure {
+            security = .plain
+        } else {
+            let prefix = "certificate fingerprint SHA-256 "
+            guard let line = Self.readLine(out.fileHandleForReading), line.hasPrefix(prefix),
+                  let fingerprint = try? CertificateFingerprint(parsing: String(line.dropFirst(prefix.count))) else {
+                throw ValidationError("the tracker printed no certificate fingerprint")
+            }
+            security = .tls(TLSPin(expected: fingerprint, mismatchAdvice: "", plainAdvice: ""))
+        }
+        say("tracker pid \(tracker.processIdentifier) on port \(port), \(insecure ? "in clear (--insecure)" : "TLS 1.3, pinned"); \(clients) clients, \(rounds) rounds of list + details each, PBKDF2 \(passwordRounds) rounds")
+
+        // Phase 0: login latency on an idle tracker, one login at a time, each on a new connection.
+        if loginSamples > 0 {
+            let probe = try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", timeout: .seconds(30), security: security)
+            _ = try await probe.request(.register(Register(user: "latency", password: "pw-latency")), timeout: .seconds(60))
+            probe.close()
+            var connects: [Double] = []
+            var logins: [Double] = []
+            var totals: [Double] = []
+            for _ in 0..<loginSamples {
+                let start = ContinuousClock.now
+                let connection = try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", timeout: .seconds(30), security: security)
+                let connected = ContinuousClock.now
+                guard case .loggedIn = try await connection.request(.login(Login(user: "latency", password: "pw-latency", port: 0)), timeout: .seconds(60)) else {
+                    throw ValidationError("login failed")
+                }
+                let done = ContinuousClock.now
+                connection.close()
+                connects.append((connected - start).seconds * 1000)
+                logins.append((done - connected).seconds * 1000)
+                totals.append((done - start).seconds * 1000)
+            }
+            func summary(_ values: [Double]) -> String {
+                let sorted = values.sorted()
+                return String(format: "min %.2f  p50 %.2f  max %.2f", sorted.first!, Self.percentile(sorted, 0.5), sorted.last!)
+            }
+            say("")
+            say("login latency, \(loginSamples) logins one at a time (ms):")
+            say("  connect + \(insecure ? "" : "TLS + ")hello   " + summary(connects))
+            say("  login request       " + summary(logins))
+            say("  total               " + summary(totals))
+            say("")
+        }
 
         let recorder = LatencyRecorder()
         let manifests = (0..<clients).map { Self.manifest(seed: $0) }
@@ -56,7 +106,7 @@ struct TrackerBenchmark: AsyncParsableCommand {
             for i in 0..<clients {
                 group.addTask {
                     let connection = try await recorder.time("connect+handshake") {
-                        try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", timeout: .seconds(120))
+                        try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", timeout: .seconds(120), security: security)
                     }
                     let user = "bench\(i)"
                     _ = try await recorder.time("register") { try await connection.request(.register(Register(user: user, password: "pw-\(i)")), timeout: .seconds(600)) }

@@ -15,7 +15,7 @@ struct RegisterCommand: AsyncParsableCommand {
     func run() async throws {
         let password = try PasswordInput.read()
         try await withClearErrors {
-            try await TrackerSession.register(endpoint: tracker.tracker, user: account.user, password: password)
+            try await TrackerSession.register(endpoint: tracker.tracker, trust: tracker.trust, user: account.user, password: password)
         }
         Output.line("registered \(account.user) on \(tracker.tracker)")
     }
@@ -32,7 +32,7 @@ struct ListCommand: AsyncParsableCommand {
 
     func run() async throws {
         let password = try PasswordInput.read()
-        let files = try await withSession(tracker.tracker, account.user, password) { try await $0.list() }
+        let files = try await withSession(tracker, account.user, password) { try await $0.list() }
         if json {
             try Output.json(FileList(files: files))
             return
@@ -60,7 +60,7 @@ struct DetailsCommand: AsyncParsableCommand {
 
     func run() async throws {
         let password = try PasswordInput.read()
-        let reports = try await withSession(tracker.tracker, account.user, password) { try await HolderReport.make(name: name, content: content, session: $0) }
+        let reports = try await withSession(tracker, account.user, password) { try await HolderReport.make(name: name, content: content, session: $0) }
         if json {
             if reports.count == 1 { try Output.json(reports[0]) } else { try Output.json(reports) }
         } else {
@@ -71,9 +71,9 @@ struct DetailsCommand: AsyncParsableCommand {
 }
 
 /// Logs in without serving, runs `body`, logs out, whatever happens.
-func withSession<T>(_ endpoint: Endpoint, _ user: String, _ password: String, _ body: (TrackerSession) async throws -> T) async throws -> T {
+func withSession<T>(_ tracker: TrackerOptions, _ user: String, _ password: String, _ body: (TrackerSession) async throws -> T) async throws -> T {
     try await withClearErrors {
-        let session = try await TrackerSession.login(endpoint: endpoint, user: user, password: password, servePort: 0, logger: .init(label: "shoal"))
+        let session = try await TrackerSession.login(endpoint: tracker.tracker, trust: tracker.trust, user: user, password: password, servePort: 0, logger: .init(label: "shoal"))
         do {
             let result = try await body(session)
             await session.logout()

@@ -43,6 +43,10 @@ struct DemoCommand: AsyncParsableCommand {
 
         var configuration = TrackerConfiguration(host: "127.0.0.1", port: 0, databasePath: root + "/tracker.sqlite")
         configuration.passwordRounds = PasswordHasher.defaultRounds
+        // TLS with a certificate made for the demo, pinned by every peer.
+        let identity = try TLSIdentity.generate(commonName: "shoal demo tracker")
+        configuration.transport = .identity(identity)
+        let trust = TrackerTrust.pinned(identity.fingerprint)
         let tracker = try await TrackerServer.start(configuration: configuration, logger: logger)
         let trackerTask = Task { await tracker.run() }
         let endpoint = Endpoint(host: "127.0.0.1", port: tracker.port)
@@ -57,17 +61,17 @@ struct DemoCommand: AsyncParsableCommand {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             // A hard link: three seeders of the same bytes without three copies on disk.
             if link(original, folder + "/sample.bin") != 0 { try FileManager.default.copyItem(atPath: original, toPath: folder + "/sample.bin") }
-            try await TrackerSession.register(endpoint: endpoint, user: user, password: "demo-\(user)")
+            try await TrackerSession.register(endpoint: endpoint, trust: trust, user: user, password: "demo-\(user)")
             let started = ContinuousClock.now
-            let peer = try await Peer.start(directory: folder, tracker: endpoint, user: user, password: "demo-\(user)", listen: loopback, logger: logger)
+            let peer = try await Peer.start(directory: folder, tracker: endpoint, trust: trust, user: user, password: "demo-\(user)", listen: loopback, logger: logger)
             seeders.append(peer)
             Output.line(String(format: "%@ serving on 127.0.0.1:%d, sharing sample.bin (hashed and announced in %.2f s).",
                                user, peer.server.port, (ContinuousClock.now - started).seconds))
         }
         let downloaderFolder = root + "/downloader"
         try FileManager.default.createDirectory(atPath: downloaderFolder, withIntermediateDirectories: true)
-        try await TrackerSession.register(endpoint: endpoint, user: "downloader", password: "demo-downloader")
-        let downloader = try await Peer.start(directory: downloaderFolder, tracker: endpoint, user: "downloader", password: "demo-downloader",
+        try await TrackerSession.register(endpoint: endpoint, trust: trust, user: "downloader", password: "demo-downloader")
+        let downloader = try await Peer.start(directory: downloaderFolder, tracker: endpoint, trust: trust, user: "downloader", password: "demo-downloader",
                                               listen: loopback, logger: logger)
         Output.line("downloader serving on 127.0.0.1:\(downloader.server.port), fetching sample.bin from the three seeders:")
         Output.line("")

@@ -62,7 +62,7 @@ struct HolderReport: Codable {
                     var row = Row(user: holder.user, host: holder.host, port: holder.port, complete: holder.chunks == nil, chunks: chunks,
                                   responseTimeMs: nil, score: nil, countDownloads: holder.countDownloads,
                                   countFailures: holder.countFailures, bytesServed: holder.bytesServed)
-                    if let rtt = await Self.roundTrip(host: holder.host, port: holder.port) {
+                    if let rtt = await Self.roundTrip(holder) {
                         row.responseTimeMs = rtt * 1000
                         row.score = PeerScore(responseTime: rtt, countDownloads: holder.countDownloads, countFailures: holder.countFailures)
                             .value(chunkSize: Int(manifest.chunkSize)) * 1000
@@ -79,8 +79,11 @@ struct HolderReport: Codable {
     }
 
     /// The CheckActive round trip to a holder, in seconds; nil if it does not answer.
-    static func roundTrip(host: String, port: Int) async -> Double? {
-        guard let connection = try? await FramedConnection.connect(host: host, port: port, role: "peer", timeout: .seconds(3)) else { return nil }
+    static func roundTrip(_ holder: Holder) async -> Double? {
+        // Over TLS, pinned, when the holder announced a key; it must prove it.
+        guard case let .success(security) = HolderLink.security(for: holder, encryptedOnly: false),
+              let connection = try? await FramedConnection.connect(host: holder.host, port: holder.port, role: "peer", timeout: .seconds(3),
+                                                                   security: security) else { return nil }
         defer { connection.close() }
         let start = ContinuousClock.now
         guard (try? await connection.request(.checkActive(CheckActive(nonce: 7)), timeout: .seconds(3))) != nil else { return nil }

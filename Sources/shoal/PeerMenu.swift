@@ -36,7 +36,7 @@ struct PeerMenu: AsyncParsableCommand {
             guard let user = input.prompt("Please enter your name: "), let password = input.password("Please enter your password: ") else { return }
             if registering {
                 do {
-                    try await TrackerSession.register(endpoint: tracker.tracker, user: user, password: password)
+                    try await TrackerSession.register(endpoint: tracker.tracker, trust: tracker.trust, user: user, password: password)
                     Output.line("Registration successful")
                 } catch {
                     Output.line("Registration failed: \(Self.explain(error))")
@@ -46,7 +46,8 @@ struct PeerMenu: AsyncParsableCommand {
             }
             let peer: Peer
             do {
-                peer = try await Peer.start(directory: folder.dir, tracker: tracker.tracker, user: user, password: password,
+                peer = try await Peer.start(directory: folder.dir, tracker: tracker.tracker, trust: tracker.trust, user: user, password: password,
+                                            encrypt: network.encrypt,
                                             listen: network.listenEndpoint, advertiseHost: network.advertised.host,
                                             advertisePort: network.advertised.port, chunkSize: folder.chunkSize,
                                             maxUpload: network.uploadRate, maxDownload: network.downloadRate,

@@ -83,6 +83,9 @@ struct NetworkOptions: ParsableArguments {
     /// The download limit, if any (validated already).
     var downloadRate: TransferRate? { maxDownload.flatMap { try? TransferRate(parsing: $0) } }
 
+    @Flag(help: "Encrypt peer links: serve chunks over TLS with a key made for this run (its fingerprint goes to the tracker), and download only from holders that do the same. Without it links are in clear (faster: sendfile); chunk hashes protect integrity either way.")
+    var encrypt = false
+
     @Option(help: ArgumentHelp("How chunks come from each holder: auto (compressed over links slower than this machine inflates, stored over faster ones), always compressed, or never.",
                                valueName: "auto|always|never"))
     var compression: CompressionChoice.Mode = .auto

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ShoalNet
+import ShoalPeer
 import ShoalTracker
 import ShoalWire
 
@@ -21,9 +22,9 @@ struct TrackerServe: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Serve as the tracker until SIGINT or SIGTERM.",
         discussion: """
-            The first line on stdout is `listening on HOST:PORT`; events are logged on stderr, one line each. \
-            At start the tracker writes a new operator token for `shoal tracker status` to DB-operator-token \
-            beside its database (mode 0600).
+            The first line on stdout is `listening on HOST:PORT`, the second `certificate fingerprint SHA-256 AB:CD:…` \
+            (peers pin it); events are logged on stderr, one line each. At start the tracker writes a new operator \
+            token for `shoal tracker status` to DB-operator-token beside its database (mode 0600).
             """
     )
 
@@ -60,6 +61,18 @@ struct TrackerServe: AsyncParsableCommand {
     @Option(help: .hidden)
     var passwordRounds = 210_000
 
+    @Option(name: .customLong("tls-cert"), help: ArgumentHelp("The tracker's TLS certificate (PEM); default: DB-cert.pem beside the database, made self-signed on first start.", valueName: "path"))
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp("The private key of --tls-cert (PEM); default: DB-key.pem beside the database (mode 0600).", valueName: "path"))
+    var tlsKey: String?
+
+    @Flag(help: "Serve in clear, without TLS: passwords and session tokens cross the network readable. Peers must say --insecure too.")
+    var insecure = false
+
+    @Flag(name: .customLong("require-encryption"), help: "Refuse logins of serving peers that do not encrypt their links (peers without --encrypt).")
+    var requireEncryption = false
+
     func validate() throws {
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 ... 65535; got \(port)") }
         guard probeInterval > 0, probeTimeout > 0 else { throw ValidationError("--probe-interval and --probe-timeout must be positive") }
@@ -68,6 +81,8 @@ struct TrackerServe: AsyncParsableCommand {
         guard registrationBurst >= 1, registrationInterval > 0 else {
             throw ValidationError("--registration-burst must be at least 1 and --registration-interval positive")
         }
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("give --tls-cert and --tls-key together, or neither (then a self-signed pair is kept beside the database)") }
+        if insecure && tlsCert != nil { throw ValidationError("--insecure serves without TLS; leave out --tls-cert and --tls-key, or --insecure") }
     }
 
     func run() async throws {
@@ -85,6 +100,20 @@ struct TrackerServe: AsyncParsableCommand {
         configuration.registrationThrottle = RegistrationThrottle(burst: registrationBurst, interval: registrationInterval)
         configuration.passwordRounds = passwordRounds
         configuration.operatorTokenPath = tokenFile
+        configuration.requireEncryption = requireEncryption
+        if insecure {
+            configuration.transport = .plain
+        } else if let tlsCert, let tlsKey {
+            // Given files must exist: nothing is made in their place.
+            do {
+                configuration.transport = .identity(try TLSIdentity.load(certificatePath: tlsCert, keyPath: tlsKey))
+            } catch {
+                throw CLIError("\(error)")
+            }
+        } else {
+            let paths = configuration.defaultCertificatePaths
+            configuration.transport = .tls(certificatePath: paths.certificate, keyPath: paths.key)
+        }
 
         let server: TrackerServer
         do {
@@ -93,6 +122,11 @@ struct TrackerServe: AsyncParsableCommand {
             throw CLIError("\(error)")
         }
         Output.line("listening on \(Endpoint(host: server.host, port: server.port))")
+        if let fingerprint = server.fingerprint {
+            Output.line("certificate fingerprint SHA-256 \(fingerprint.grouped)")
+        } else {
+            Output.line("serving in clear (--insecure): passwords and tokens cross the network readable")
+        }
         let signals = TerminationSignals { number in
             logger.info("received \(TerminationSignals.name(number))")
             server.shutdown()
@@ -136,7 +170,7 @@ struct TrackerStatusCommand: AsyncParsableCommand {
         }
         var status: TrackerStatus
         do {
-            let connection = try await FramedConnection.connect(host: options.tracker.host, port: options.tracker.port, role: "tool")
+            let connection = try await options.trust.connect(to: options.tracker, role: "tool")
             defer { connection.close() }
             func page(_ request: StatusRequest) async throws -> TrackerStatus {
                 guard case let .trackerStatus(reply) = try await connection.request(.status(request), timeout: .seconds(10)) else {
@@ -163,6 +197,8 @@ struct TrackerStatusCommand: AsyncParsableCommand {
         } catch NetError.wire(.remote("not_allowed", _)) {
             throw CLIError("the tracker refused the operator token in \(path): it is not the one this tracker wrote at its last start; point --token-file (or --db) at the running tracker's file")
         } catch let error as NetError {
+            throw CLIError("\(error)")
+        } catch let error as KnownTrackersError {
             throw CLIError("\(error)")
         }
         if json {

@@ -117,7 +117,8 @@ func startPeer(tracker: TrackerOptions, account: UserOptions, folder: FolderOpti
     var downloadConfiguration = downloadConfiguration
     downloadConfiguration.compression = network.compression
     return try await withClearErrors {
-        try await Peer.start(directory: folder.dir, tracker: tracker.tracker, user: account.user, password: password,
+        try await Peer.start(directory: folder.dir, tracker: tracker.tracker, trust: tracker.trust, user: account.user, password: password,
+                             encrypt: network.encrypt,
                              listen: network.listenEndpoint, advertiseHost: network.advertised.host, advertisePort: network.advertised.port,
                              chunkSize: folder.chunkSize, maxUpload: network.uploadRate, maxDownload: network.downloadRate,
                              downloadConfiguration: downloadConfiguration, logger: Logger(label: label)) { name in Output.error("hashing \(name) ...") }

@@ -28,18 +28,18 @@ final class TestSwarm: @unchecked Sendable {
     }
 
     /// Registers `user` and starts a peer on `folder`.
-    func peer(_ user: String, folder: String, configure: (inout Downloader.Configuration) -> Void = { _ in }) async throws -> Peer {
-        try await TrackerSession.register(endpoint: endpoint, user: user, password: "pw-\(user)")
-        return try await start(user, folder: folder, configure: configure)
+    func peer(_ user: String, folder: String, encrypt: Bool = false, configure: (inout Downloader.Configuration) -> Void = { _ in }) async throws -> Peer {
+        try await TrackerSession.register(endpoint: endpoint, trust: tracker.trust, user: user, password: "pw-\(user)")
+        return try await start(user, folder: folder, encrypt: encrypt, configure: configure)
     }
 
     /// Starts a peer for an existing account.
-    func start(_ user: String, folder: String, configure: (inout Downloader.Configuration) -> Void = { _ in }) async throws -> Peer {
+    func start(_ user: String, folder: String, encrypt: Bool = false, configure: (inout Downloader.Configuration) -> Void = { _ in }) async throws -> Peer {
         // Production timeouts: the suite runs in parallel on two cores, and a
         // busy seeder must not look dead. Tests of timeouts set their own.
         var configuration = Downloader.Configuration()
         configure(&configuration)
-        let peer = try await Peer.start(directory: folder, tracker: endpoint, user: user, password: "pw-\(user)",
+        let peer = try await Peer.start(directory: folder, tracker: endpoint, trust: tracker.trust, user: user, password: "pw-\(user)", encrypt: encrypt,
                                         listen: Endpoint(host: "127.0.0.1", port: 0), downloadConfiguration: configuration, logger: log.logger(label: "peer.\(user)"))
         peers.append(peer)
         return peer

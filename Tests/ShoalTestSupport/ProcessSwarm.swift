@@ -7,28 +7,38 @@ public final class ProcessSwarm: @unchecked Sendable {
     public let root: TemporaryDirectory
     public private(set) var tracker: ShoalProcess
     public private(set) var trackerPort: Int
+    /// The tracker's certificate fingerprint, as it printed it; every process pins it.
+    public private(set) var fingerprint: String
     public var address: String { "127.0.0.1:\(trackerPort)" }
+    /// `--tracker ADDRESS --tracker-fingerprint FP`.
+    public var trackerArguments: [String] { ["--tracker", address, "--tracker-fingerprint", fingerprint] }
     private var seeders: [String: ShoalProcess] = [:]
     private let lock = NSLock()
 
     public init() async throws {
         root = try TemporaryDirectory("shoal-transfer")
-        (tracker, trackerPort) = try await Self.startTracker(root: root, port: 0)
+        (tracker, trackerPort, fingerprint) = try await Self.startTracker(root: root, port: 0)
     }
 
-    private static func startTracker(root: TemporaryDirectory, port: Int) async throws -> (ShoalProcess, Int) {
+    private static func startTracker(root: TemporaryDirectory, port: Int) async throws -> (ShoalProcess, Int, String) {
         let process = try ShoalProcess(["tracker", "--port", "\(port)", "--db", root.file("tracker.sqlite"), "--password-rounds", "1000",
                                         "--probe-interval", "5", "--probe-timeout", "10"])
         guard let line = try await process.waitForLine({ _ in true }), let bound = ShoalProcess.port(fromListeningLine: line) else {
             throw SwarmError(step: "the tracker did not start", errors: process.errors)
         }
-        return (process, bound)
+        guard let fingerprint = try await process.waitForFingerprint() else {
+            throw SwarmError(step: "the tracker printed no certificate fingerprint", errors: process.errors)
+        }
+        return (process, bound, fingerprint)
     }
 
     /// Kills the tracker (SIGKILL) and starts it again on the same port and database.
     public func restartTracker() async throws {
         _ = try await tracker.stop(signal: SIGKILL)
-        (tracker, _) = try await Self.startTracker(root: root, port: trackerPort)
+        // Same database, so the same certificate beside it: peers keep their pin.
+        let again = try await Self.startTracker(root: root, port: trackerPort)
+        guard again.2 == fingerprint else { throw SwarmError(step: "the restarted tracker has another fingerprint", errors: again.0.errors) }
+        tracker = again.0
     }
 
     /// A folder for `user`, with `files`.
@@ -40,7 +50,7 @@ public final class ProcessSwarm: @unchecked Sendable {
     }
 
     public func register(_ user: String) async throws {
-        let process = try ShoalProcess(["register", "--user", user, "--tracker", address], environment: ["SHOAL_PASSWORD": "pw-\(user)"])
+        let process = try ShoalProcess(["register", "--user", user] + trackerArguments, environment: ["SHOAL_PASSWORD": "pw-\(user)"])
         let status = try await process.waitForExit()
         guard status == 0 else { throw SwarmError(step: "registering \(user) ended with \(status.map(String.init) ?? "a timeout")", errors: process.errors) }
     }
@@ -50,7 +60,7 @@ public final class ProcessSwarm: @unchecked Sendable {
     @discardableResult
     public func seed(_ user: String, register: Bool = true, extra: [String] = []) async throws -> ShoalProcess {
         if register { try await self.register(user) }
-        let process = try ShoalProcess(["seed", "--user", user, "--dir", try folder(user), "--tracker", address, "--listen", "127.0.0.1:0"] + extra,
+        let process = try ShoalProcess(["seed", "--user", user, "--dir", try folder(user), "--listen", "127.0.0.1:0"] + trackerArguments + extra,
                                        environment: ["SHOAL_PASSWORD": "pw-\(user)"])
         guard try await process.waitForLine(timeout: 120, { $0.hasPrefix("serving on") }) != nil else {
             throw SwarmError(step: "\(user) did not start serving", errors: process.errors)
@@ -61,7 +71,7 @@ public final class ProcessSwarm: @unchecked Sendable {
 
     /// Starts `shoal get NAME --json` for `user` (registered already).
     public func get(_ name: String, user: String, extra: [String] = []) throws -> ShoalProcess {
-        try ShoalProcess(["get", name, "--user", user, "--dir", try folder(user), "--tracker", address, "--listen", "127.0.0.1:0", "--json"] + extra,
+        try ShoalProcess(["get", name, "--user", user, "--dir", try folder(user), "--listen", "127.0.0.1:0", "--json"] + trackerArguments + extra,
                          environment: ["SHOAL_PASSWORD": "pw-\(user)"])
     }
 
@@ -82,7 +92,7 @@ public final class ProcessSwarm: @unchecked Sendable {
 
     /// The tracker's status document.
     public func status() async throws -> [String: Any] {
-        let process = try ShoalProcess(["tracker", "status", "--tracker", address, "--db", root.file("tracker.sqlite"), "--json"])
+        let process = try ShoalProcess(["tracker", "status", "--db", root.file("tracker.sqlite"), "--json"] + trackerArguments)
         _ = try await process.waitForExit()
         return (try? JSONSerialization.jsonObject(with: Data(process.lines.joined(separator: "\n").utf8)) as? [String: Any]) ?? [:]
     }

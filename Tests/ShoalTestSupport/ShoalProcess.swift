@@ -12,6 +12,8 @@ public final class ShoalProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var stdoutLines: [String] = []
     private var stderrText = ""
+    /// The known-trackers file of this process, when the test did not name one: its own, removed with it.
+    private let knownTrackers: String?
 
     /// The built `shoal` binary: `$SHOAL_BINARY`, or the debug build beside the tests.
     public static var binary: String {
@@ -38,6 +40,16 @@ public final class ShoalProcess: @unchecked Sendable {
         } else {
             process.executableURL = URL(fileURLWithPath: Self.binary)
             process.arguments = arguments
+        }
+        // Each process pins trackers in a file of its own (trust on first use),
+        // never in the user's ~/.shoal: trackers of other tests reuse ports with other keys.
+        var environment = environment
+        if environment["SHOAL_KNOWN_TRACKERS"] == nil {
+            let path = NSTemporaryDirectory() + "shoal-known-trackers-\(UUID().uuidString)"
+            environment["SHOAL_KNOWN_TRACKERS"] = path
+            knownTrackers = path
+        } else {
+            knownTrackers = nil
         }
         // Children end with the test run, even one that crashes.
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }.merging(["SHOAL_EXIT_WITH_PARENT": "1"]) { $1 }
@@ -132,6 +144,22 @@ public final class ShoalProcess: @unchecked Sendable {
             return nil
         }
         return process.terminationStatus
+    }
+
+    deinit {
+        if let knownTrackers { try? FileManager.default.removeItem(atPath: knownTrackers) }
+    }
+
+    /// Parses `certificate fingerprint SHA-256 AB:CD:…` (a tracker's second line) into the fingerprint.
+    public static func fingerprint(fromLine line: String) -> String? {
+        let prefix = "certificate fingerprint SHA-256 "
+        guard line.hasPrefix(prefix) else { return nil }
+        return String(line.dropFirst(prefix.count))
+    }
+
+    /// Waits for a tracker's fingerprint line; the fingerprint, or nil.
+    public func waitForFingerprint(timeout: Double = 20) async throws -> String? {
+        try await waitForLine(timeout: timeout) { $0.hasPrefix("certificate fingerprint") }.flatMap(Self.fingerprint(fromLine:))
     }
 
     /// Parses `listening on HOST:PORT` into the port.

@@ -2,11 +2,14 @@ import Foundation
 import Logging
 import ShoalCore
 import ShoalNet
+import ShoalPeer
 import ShoalTracker
 import ShoalWire
 
 /// A real tracker on a free loopback port with its own temporary database,
-/// fast password hashing and short timeouts, for tests. Stop it with `stop()`.
+/// fast password hashing and short timeouts, for tests. It speaks TLS with a
+/// certificate made for it (``fingerprint``) unless started with `tls: false`.
+/// Stop it with `stop()`.
 public final class TestTracker: Sendable {
     public let server: TrackerServer
     public let log: CapturedLog
@@ -16,13 +19,27 @@ public final class TestTracker: Sendable {
     public var port: Int { server.port }
     public var databasePath: String { server.configuration.databasePath }
 
+    /// The fingerprint of its certificate; nil when it serves in clear.
+    public var fingerprint: CertificateFingerprint? { server.fingerprint }
+
+    /// How peers of the tests trust it: pinned to its certificate, or in clear.
+    public var trust: TrackerTrust { fingerprint.map { .pinned($0) } ?? .insecure }
+
+    /// What a client of the tests connects with.
+    public var security: ClientSecurity {
+        guard let fingerprint else { return .plain }
+        return .tls(TLSPin(expected: fingerprint, mismatchAdvice: "(test tracker)", plainAdvice: "(test tracker)"))
+    }
+
     /// Starts a tracker; `configure` may change the configuration first.
     public static func start(
         directory: TemporaryDirectory? = nil,
+        tls: Bool = true,
         _ configure: (inout TrackerConfiguration) -> Void = { _ in }
     ) async throws -> TestTracker {
         let directory = try directory ?? TemporaryDirectory("shoal-tracker")
         var configuration = TrackerConfiguration(host: "127.0.0.1", port: 0, databasePath: directory.file("tracker.sqlite"))
+        if tls { configuration.transport = .identity(try TLSIdentity.generate(commonName: "shoal test tracker")) }
         configuration.passwordRounds = 1_000
         configuration.probeInterval = 30
         // Tests register many accounts from 127.0.0.1; the throttle's own test sets it back.
@@ -55,7 +72,8 @@ public final class TestTracker: Sendable {
     /// A new client connection to this tracker.
     public func connect(answersProbes: Bool = true) async throws -> FramedConnection {
         // Generous: a parallel test run on two cores can be slow to answer.
-        try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", timeout: .seconds(30), answersProbes: answersProbes)
+        try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", timeout: .seconds(30), answersProbes: answersProbes,
+                                           security: security)
     }
 }
 

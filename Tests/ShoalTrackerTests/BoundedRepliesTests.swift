@@ -31,7 +31,7 @@ struct BoundedRepliesTests {
         let connection = try await tracker.connect()
         try await connection.register(user, "pw")
         connection.close()
-        return try await TrackerSession.login(endpoint: Endpoint(host: "127.0.0.1", port: tracker.port), user: user, password: "pw",
+        return try await TrackerSession.login(endpoint: Endpoint(host: "127.0.0.1", port: tracker.port), trust: tracker.trust, user: user, password: "pw",
                                               servePort: 0, logger: Logger(label: "test"))
     }
 

@@ -21,7 +21,7 @@ struct ReportBytesTests {
         let directory = try TemporaryDirectory("shoal-report-bytes")
         defer { directory.remove() }
         let database = directory.file("db.sqlite")
-        let tracker = try ShoalProcess(["tracker", "--port", "0", "--db", database, "--password-rounds", "1000"])
+        let tracker = try ShoalProcess(["tracker", "--port", "0", "--db", database, "--password-rounds", "1000", "--insecure"])
         let port = try #require(try await tracker.waitForLine { $0.hasPrefix("listening on") }.flatMap(ShoalProcess.port(fromListeningLine:)))
 
         let bob = try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer")
@@ -56,7 +56,7 @@ struct ReportBytesTests {
         #expect(try await tracker.stop() == 0, "stderr: \(tracker.errors.suffix(3000))")
 
         // The same database after a restart: logins and details work, the counters are intact.
-        let again = try ShoalProcess(["tracker", "--port", "0", "--db", database, "--password-rounds", "1000"])
+        let again = try ShoalProcess(["tracker", "--port", "0", "--db", database, "--password-rounds", "1000", "--insecure"])
         let newPort = try #require(try await again.waitForLine { $0.hasPrefix("listening on") }.flatMap(ShoalProcess.port(fromListeningLine:)))
         let bob2 = try await FramedConnection.connect(host: "127.0.0.1", port: newPort, role: "peer")
         let bob2Token = try await bob2.login("bob", "secret-of-bob", port: 7001)

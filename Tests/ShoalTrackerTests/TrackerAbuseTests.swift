@@ -25,7 +25,8 @@ struct TrackerAbuseTests {
 
     /// Garbage, a wrong version and an oversize length get an error frame, then the connection closes.
     @Test func brokenFramesCloseTheConnection() async throws {
-        let tracker = try await TestTracker.start()
+        // Raw frame bytes: in clear, so they reach the frame decoder (under TLS the refusal is the TLS layer's).
+        let tracker = try await TestTracker.start(tls: false)
         let cases: [([UInt8], String)] = [
             (Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8), "unsupported_version"),
             (Fixtures.bytes("frames/broken/wrong-version.frame"), "unsupported_version"),
@@ -96,7 +97,8 @@ struct TrackerAbuseTests {
     /// Connections over the cap get `busy`; idle ones are closed by the handshake
     /// deadline; then everyone is served again.
     @Test func idleConnectionsAreBounded() async throws {
-        let tracker = try await TestTracker.start { configuration in
+        // Raw sockets that never speak TLS: in clear, so the busy reply reaches them.
+        let tracker = try await TestTracker.start(tls: false) { configuration in
             configuration.maximumConnections = 40
             configuration.handshakeTimeout = 4
         }

@@ -17,13 +17,17 @@ struct TrackerProcessTests {
         let first = try await tracker.waitForLine { _ in true }
         let port = try #require(first.flatMap(ShoalProcess.port(fromListeningLine:)), "first line: \(first ?? "none"), stderr: \(tracker.errors)")
         #expect(first == "listening on 127.0.0.1:\(port)")
+        let printed = try #require(try await tracker.waitForFingerprint(), "stdout: \(tracker.lines)")
+        let fingerprint = try CertificateFingerprint(parsing: printed)
+        #expect(printed == fingerprint.grouped)
+        let pin = ClientSecurity.tls(TLSPin(expected: fingerprint, mismatchAdvice: "", plainAdvice: ""))
 
-        let client = try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer")
+        let client = try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", security: pin)
         try await client.register("maria", "pw")
         _ = try await client.login("maria", "pw")
 
-        let status = try ShoalProcess(["tracker", "status", "--tracker", "127.0.0.1:\(port)", "--db", database, "--json"])
-        #expect(try await status.waitForExit() == 0)
+        let status = try ShoalProcess(["tracker", "status", "--tracker", "127.0.0.1:\(port)", "--tracker-fingerprint", printed, "--db", database, "--json"])
+        #expect(try await status.waitForExit() == 0, "stderr: \(status.errors)")
         let json = status.lines.joined(separator: "\n")
         let decoded = try JSONDecoder().decode(TrackerStatus.self, from: Data(json.utf8))
         #expect(decoded.registered == 1 && decoded.connected == 1)
@@ -34,11 +38,12 @@ struct TrackerProcessTests {
         #expect(tracker.errors.contains("tracker stopped"))
         client.close()
 
-        // The account survives a restart on the same database.
+        // The account survives a restart on the same database, and so does the certificate beside it.
         let again = try ShoalProcess(["tracker", "--port", "0", "--db", database, "--password-rounds", "1000"])
         let line = try await again.waitForLine { $0.hasPrefix("listening on") }
         let newPort = try #require(line.flatMap(ShoalProcess.port(fromListeningLine:)))
-        let second = try await FramedConnection.connect(host: "127.0.0.1", port: newPort, role: "peer")
+        #expect(try await again.waitForFingerprint() == printed)
+        let second = try await FramedConnection.connect(host: "127.0.0.1", port: newPort, role: "peer", security: pin)
         _ = try await second.login("maria", "pw")
         second.close()
         #expect(try await again.stop() == 0)
@@ -51,7 +56,7 @@ struct TrackerProcessTests {
         let directory = try TemporaryDirectory("shoal-tracker-operator")
         defer { directory.remove() }
         let database = directory.file("db.sqlite")
-        let tracker = try ShoalProcess(["tracker", "--port", "0", "--db", database, "--password-rounds", "1000"])
+        let tracker = try ShoalProcess(["tracker", "--port", "0", "--db", database, "--password-rounds", "1000", "--insecure"])
         let port = try #require(try await tracker.waitForLine { $0.hasPrefix("listening on") }.flatMap(ShoalProcess.port(fromListeningLine:)))
         let tokenFile = database + "-operator-token"
         let attributes = try FileManager.default.attributesOfItem(atPath: tokenFile)
@@ -70,19 +75,19 @@ struct TrackerProcessTests {
         client.close()
 
         // The command: by --token-file, and a clear error without a readable file.
-        let byFile = try ShoalProcess(["tracker", "status", "--tracker", "127.0.0.1:\(port)", "--token-file", tokenFile])
+        let byFile = try ShoalProcess(["tracker", "status", "--insecure", "--tracker", "127.0.0.1:\(port)", "--token-file", tokenFile])
         #expect(try await byFile.waitForExit() == 0)
         #expect(byFile.lines.first == "tracker 127.0.0.1:\(port): 0 registered, 0 connected")
-        let missing = try ShoalProcess(["tracker", "status", "--tracker", "127.0.0.1:\(port)", "--db", directory.file("other.sqlite")])
+        let missing = try ShoalProcess(["tracker", "status", "--insecure", "--tracker", "127.0.0.1:\(port)", "--db", directory.file("other.sqlite")])
         #expect(try await missing.waitForExit() != 0)
         #expect(missing.errors.contains("cannot read the operator token file"), "stderr: \(missing.errors)")
         // A token from an earlier start is refused once the tracker restarted.
         let stale = directory.file("stale-token")
         try FileManager.default.copyItem(atPath: tokenFile, toPath: stale)
         #expect(try await tracker.stop() == 0)
-        let again = try ShoalProcess(["tracker", "--port", "0", "--db", database, "--password-rounds", "1000"])
+        let again = try ShoalProcess(["tracker", "--port", "0", "--db", database, "--password-rounds", "1000", "--insecure"])
         let newPort = try #require(try await again.waitForLine { $0.hasPrefix("listening on") }.flatMap(ShoalProcess.port(fromListeningLine:)))
-        let old = try ShoalProcess(["tracker", "status", "--tracker", "127.0.0.1:\(newPort)", "--token-file", stale])
+        let old = try ShoalProcess(["tracker", "status", "--insecure", "--tracker", "127.0.0.1:\(newPort)", "--token-file", stale])
         #expect(try await old.waitForExit() != 0)
         #expect(old.errors.contains("refused the operator token"), "stderr: \(old.errors)")
         #expect(try await again.stop() == 0)

@@ -13,14 +13,14 @@ struct TransferTests {
     static let large = ProcessInfo.processInfo.environment["SHOAL_LARGE_TESTS"] == "1"
 
     /// Shares `bytes` as `name` from `seeders` seeders (hard links of one file).
-    func swarm(_ name: String, _ bytes: [UInt8], seeders: Int) async throws -> ProcessSwarm {
+    func swarm(_ name: String, _ bytes: [UInt8], seeders: Int, seederOptions: [String] = []) async throws -> ProcessSwarm {
         let swarm = try await ProcessSwarm()
         let original = swarm.root.file(name + ".original")
         FileManager.default.createFile(atPath: original, contents: Data(bytes))
         for i in 1...seeders {
             let folder = try swarm.folder("seeder\(i)")
             if link(original, folder + "/" + name) != 0 { try FileManager.default.copyItem(atPath: original, toPath: folder + "/" + name) }
-            try await swarm.seed("seeder\(i)")
+            try await swarm.seed("seeder\(i)", extra: seederOptions)
         }
         return swarm
     }
@@ -159,7 +159,9 @@ struct TransferTests {
     @Test func twoDownloadersAtOnce() async throws {
         let bytes = TestData.random(192 << 20, seed: 16)
         let sha = ChunkDigest(hashing: bytes).hex
-        let swarm = try await swarm("two.bin", bytes, seeders: 1)
+        // The seeder is capped, so that neither download can be done before
+        // the other has begun, however the two processes are scheduled.
+        let swarm = try await swarm("two.bin", bytes, seeders: 1, seederOptions: ["--max-upload", "40MB/s"])
         try await swarm.register("d1")
         try await swarm.register("d2")
         let first = try swarm.get("two.bin", user: "d1")

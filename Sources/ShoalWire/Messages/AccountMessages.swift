@@ -21,7 +21,8 @@ public struct Registered: ControlMessage {
 /// does not serve); the tracker pairs it with the connection's source address,
 /// or with `host` when the peer advertises one (behind port forwarding, say).
 /// Answered by `loggedIn` or an error (`bad_credentials`, `too_many_attempts`,
-/// `bad_request` for an address that cannot be handed out).
+/// `bad_request` for an address that cannot be handed out, a malformed key
+/// fingerprint, or none where the tracker requires encryption).
 public struct Login: ControlMessage {
     public static let messageType = MessageType.login
     public var user: String
@@ -29,11 +30,15 @@ public struct Login: ControlMessage {
     public var port: Int
     /// The address downloaders should connect to, if not the source address.
     public var host: String?
-    public init(user: String, password: String, port: Int, host: String? = nil) {
+    /// The SHA-256 fingerprint (64 hex digits) of the certificate this peer
+    /// serves chunks with over TLS (`--encrypt`); absent: it serves in clear.
+    public var keyFingerprint: String?
+    public init(user: String, password: String, port: Int, host: String? = nil, keyFingerprint: String? = nil) {
         self.user = user
         self.password = password
         self.port = port
         self.host = host
+        self.keyFingerprint = keyFingerprint
     }
 }
 

@@ -144,7 +144,12 @@ public struct Holder: Codable, Sendable, Equatable {
     /// Instead of `chunks`: the chunks it gained since the version the
     /// asker said it knows (a refresh of a map the asker has).
     public var gained: [Int]?
-    public init(user: String, host: String, port: Int, countDownloads: Int, countFailures: Int, bytesServed: UInt64, chunks: String?) {
+    /// The SHA-256 fingerprint (64 hex digits) of the certificate the holder
+    /// serves chunks with over TLS; absent: it serves in clear.
+    public var keyFingerprint: String?
+    public init(user: String, host: String, port: Int, countDownloads: Int, countFailures: Int, bytesServed: UInt64, chunks: String?,
+                keyFingerprint: String? = nil) {
+        self.keyFingerprint = keyFingerprint
         self.user = user
         self.host = host
         self.port = port
