@@ -90,6 +90,8 @@ let package = Package(
             dependencies: [
                 "ShoalCore", "ShoalWire", "ShoalNet", "ShoalPeer", "ShoalSamples", "ShoalLab",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

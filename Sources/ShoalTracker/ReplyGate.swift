@@ -9,14 +9,19 @@ import Synchronization
 /// (the channel's write buffer high-water mark plus one reply), however many
 /// requests it sends.
 ///
-/// An inbound handler that only watches writability: it passes frames on.
-final class ReplyGate: ChannelInboundHandler, Sendable {
+/// It also stops reading from a connection that cannot take its replies (as
+/// NIO's `BackPressureHandler` does), so the requests it keeps sending wait
+/// in the kernel's buffers, not in the tracker's.
+final class ReplyGate: ChannelDuplexHandler, Sendable {
     typealias InboundIn = Frame
     typealias InboundOut = Frame
+    typealias OutboundIn = NIOAny
+    typealias OutboundOut = NIOAny
 
     private struct State {
         var writable = true
         var closed = false
+        var readHeld = false
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
     private let state = Mutex(State())
@@ -27,14 +32,27 @@ final class ReplyGate: ChannelInboundHandler, Sendable {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         let writable = context.channel.isWritable
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        let (waiters, readAgain) = state.withLock { state -> ([CheckedContinuation<Void, Never>], Bool) in
             state.writable = writable
-            guard writable else { return [] }
-            defer { state.waiters = [] }
-            return state.waiters
+            guard writable else { return ([], false) }
+            defer {
+                state.waiters = []
+                state.readHeld = false
+            }
+            return (state.waiters, state.readHeld)
         }
         for waiter in waiters { waiter.resume() }
+        if readAgain { context.read() }
         context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        let hold = state.withLock { state -> Bool in
+            if state.writable { return false }
+            state.readHeld = true
+            return true
+        }
+        if !hold { context.read() }
     }
 
     func channelInactive(context: ChannelHandlerContext) {

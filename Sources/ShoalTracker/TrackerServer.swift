@@ -134,8 +134,8 @@ public final class TrackerServer: Sendable {
         let replies = try? await channel.pipeline.handler(type: ReplyGate.self).get()
         // Small buffers per connection: a tracker's requests and replies are
         // small, and a thousand clients that never read must not add up.
-        _ = try? await channel.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 8 * 1024, high: 16 * 1024)).get()
-        _ = try? await channel.setOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 16 * 1024)).get()
+        _ = try? await channel.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 2 * 1024, high: 4 * 1024)).get()
+        _ = try? await channel.setOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 4 * 1024)).get()
         var machine = TrackerConnectionStateMachine()
         var reason = "closed the connection"
         do {

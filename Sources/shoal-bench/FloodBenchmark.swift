@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import NIOCore
+import NIOPosix
+import NIOSSL
 import ShoalCore
 import ShoalNet
 import ShoalWire
@@ -29,6 +31,9 @@ struct FloodBenchmark: AsyncParsableCommand {
     @Option(help: "The shoal binary to run as the tracker (default: next to this one).")
     var shoal: String?
 
+    @Flag(help: "Run the tracker and the clients in clear (--insecure), without TLS.")
+    var insecure = false
+
     func run() async throws {
         let binary = shoal ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("shoal").path
         guard FileManager.default.isExecutableFile(atPath: binary) else {
@@ -46,7 +51,7 @@ struct FloodBenchmark: AsyncParsableCommand {
         let tracker = Process()
         tracker.executableURL = URL(fileURLWithPath: binary)
         tracker.arguments = ["tracker", "--port", "0", "--db", dir + "/flood.sqlite", "--password-rounds", "1000", "--registration-burst", "100000",
-                             "--max-connections", "\(connections + 64)", "--log-level", "error"]
+                             "--max-connections", "\(connections + 64)", "--log-level", "error"] + (insecure ? ["--insecure"] : [])
         let out = Pipe()
         tracker.standardOutput = out
         try tracker.run()
@@ -56,9 +61,20 @@ struct FloodBenchmark: AsyncParsableCommand {
             throw ValidationError("the tracker did not start")
         }
         let pid = tracker.processIdentifier
+        let security: ClientSecurity
+        if insecure {
+            security = .plain
+        } else {
+            let prefix = "certificate fingerprint SHA-256 "
+            guard let line = TrackerBenchmark.readLine(out.fileHandleForReading), line.hasPrefix(prefix),
+                  let fingerprint = try? CertificateFingerprint(parsing: String(line.dropFirst(prefix.count))) else {
+                throw ValidationError("the tracker printed no certificate fingerprint")
+            }
+            security = .tls(TLSPin(expected: fingerprint, mismatchAdvice: "", plainAdvice: ""))
+        }
 
         // The swarm: a file with an inline manifest (1024 chunks) and a 1 TiB one asked for in parts.
-        let seeder = try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", timeout: .seconds(30))
+        let seeder = try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", timeout: .seconds(30), security: security)
         _ = try await seeder.request(.register(Register(user: "seeder", password: "pw")), timeout: .seconds(30))
         guard case let .loggedIn(seeded) = try await seeder.request(.login(Login(user: "seeder", password: "pw", port: 7000)), timeout: .seconds(30)) else {
             throw ValidationError("the seeder could not log in")
@@ -76,35 +92,47 @@ struct FloodBenchmark: AsyncParsableCommand {
         let baseline = TrackerBenchmark.memory(pid: pid)
         say("tracker pid \(pid) on port \(port): \(baseline.resident / 1024) MiB resident with the swarm loaded; \(connections) connections from \(accounts) accounts, up to \(requests) requests each, never reading")
 
-        // The flood: raw sockets that log in, then send and never read.
-        var sockets: [Int32] = []
-        var sent = 0
+        // The flood: connections (TLS unless --insecure) that log in, then
+        // send their requests and never read again.
         let started = ContinuousClock.now
+        var channels: [any Channel] = []
+        var sent = 0
+        let tls = insecure ? nil : try NIOSSLContext(configuration: {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .none
+            return configuration
+        }())
         for i in 0..<connections {
-            let fd = try Self.connect(port: port)
-            sockets.append(fd)
-            let token = try Self.login(fd, user: "flood\(i / 8)")
-            var flags = fcntl(fd, F_GETFL)
-            flags |= O_NONBLOCK
-            _ = fcntl(fd, F_SETFL, flags)
-            for r in 0..<requests {
-                let details = Message.details(Details(token: token, name: "inline.bin"))
-                let part = Message.manifest(ManifestRequest(token: token, contentID: huge.contentID, from: (r * 1024) % 262_144))
-                let message: Message = switch ask {
-                case "details": details
-                case "manifest": part
-                case "list": .list(ListFiles(token: token))
-                default: r % 2 == 0 ? details : part
+            let requestFrames = requests
+            let hugeID = huge.contentID
+            let ask = self.ask
+            let user = "flood\(i / 8)"
+            let done = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Int.self)
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        if let tls { try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: nil)) }
+                        try channel.pipeline.syncOperations.addHandler(FloodClient(user: user, requests: requestFrames, done: done) { r, token in
+                            let details = Message.details(Details(token: token, name: "inline.bin"))
+                            let part = Message.manifest(ManifestRequest(token: token, contentID: hugeID, from: (r * ManifestPart.maximumDigests) % 262_144))
+                            switch ask {
+                            case "details": return details
+                            case "manifest": return part
+                            case "list": return .list(ListFiles(token: token))
+                            default: return r % 2 == 0 ? details : part
+                            }
+                        })
+                    }
                 }
-                let bytes = Array(buffer: try message.frame(requestID: UInt32(r + 10)).encoded())
-                guard Self.sendAll(fd, bytes) else { break }
-                sent += 1
-            }
+                .connect(host: "127.0.0.1", port: port).get()
+            channels.append(channel)
+            sent += try await done.futureResult.get()
         }
-        say(String(format: "flood sent: %d requests over %d connections in %.1f s", sent, connections, (ContinuousClock.now - started).seconds))
+        say(String(format: "flood sent: %d requests over %d %@ connections in %.1f s", sent, connections, insecure ? "clear" : "TLS",
+                   (ContinuousClock.now - started).seconds))
 
         // Hold it, sampling memory, while an honest client asks for the list.
-        let honest = try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", timeout: .seconds(30))
+        let honest = try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", timeout: .seconds(30), security: security)
         _ = try await honest.request(.register(Register(user: "honest", password: "pw")), timeout: .seconds(30))
         guard case let .loggedIn(session) = try await honest.request(.login(Login(user: "honest", password: "pw", port: 0)), timeout: .seconds(30)) else {
             throw ValidationError("the honest client could not log in")
@@ -124,7 +152,7 @@ struct FloodBenchmark: AsyncParsableCommand {
         say("tracker memory: peak \(memory.peak / 1024) MiB (VmHWM), \(max(peakResident, memory.resident) / 1024) MiB resident at most while held, \(baseline.resident / 1024) MiB before the flood")
         say(String(format: "honest client's details during the flood: %d requests, p50 %.1f ms, max %.1f ms",
                    latencies.count, TrackerBenchmark.percentile(latencies, 0.5), latencies.last ?? 0))
-        for fd in sockets { close(fd) }
+        for channel in channels { try? await channel.close() }
         try await Task.sleep(for: .seconds(3))
         say("tracker resident 3 s after the flood closed: \(TrackerBenchmark.memory(pid: pid).resident / 1024) MiB")
         honest.close()
@@ -142,63 +170,65 @@ struct FloodBenchmark: AsyncParsableCommand {
         return try! Manifest(fileSize: UInt64(chunks) * UInt64(chunkSize), chunkSize: chunkSize, digests: digests)
     }
 
-    static func connect(port: Int) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw ValidationError("socket: \(String(cString: strerror(errno)))") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else { throw ValidationError("connect: \(String(cString: strerror(errno)))") }
-        return fd
-    }
-
-    /// Handshake and login on a blocking socket; returns the session token.
-    static func login(_ fd: Int32, user: String) throws -> String {
-        let hello = Array(buffer: try Message.hello(Hello(role: "peer", software: "flood")).frame(requestID: 0).encoded())
-        let login = Array(buffer: try Message.login(Login(user: user, password: "pw", port: 0)).frame(requestID: 1).encoded())
-        guard sendAll(fd, hello + login) else { throw ValidationError("send failed") }
-        var decoder = FrameDecoder()
-        var buffer = ByteBuffer()
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            while let frame = try decoder.decodeFrame(&buffer) {
-                switch try Message(frame: frame) {
-                case let .loggedIn(reply): return reply.token
-                case let .error(error): throw ValidationError("login of \(user): \(error.message)")
-                default: continue
-                }
-            }
-            let n = recv(fd, &chunk, chunk.count, 0)
-            guard n > 0 else { throw ValidationError("the tracker closed the connection during login") }
-            buffer.writeBytes(chunk[0..<n])
-        }
-    }
-
-    /// Sends everything, or returns false once the socket would block (the tracker stopped reading).
-    static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if errno == EAGAIN || errno == EWOULDBLOCK {
-                    // Partly sent: finish this frame blocking, so the stream stays whole, then stop.
-                    if offset > 0 {
-                        var pollfd = Glibc.pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                        guard poll(&pollfd, 1, 5000) > 0 else { return false }
-                        continue
-                    }
-                    return false
-                }
-                return false
-            }
-            offset += n
-        }
-        return true
-    }
-
     func say(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+}
+
+/// One flooding client: sends hello and login, and once logged in turns off
+/// reading for good and writes its requests.
+private final class FloodClient: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+
+    private let user: String
+    private let requests: Int
+    private let done: EventLoopPromise<Int>
+    private let make: (Int, String) -> Message
+    private var decoder = FrameDecoder()
+    private var buffer = ByteBuffer()
+    private var loggedIn = false
+
+    init(user: String, requests: Int, done: EventLoopPromise<Int>, make: @escaping (Int, String) -> Message) {
+        self.user = user
+        self.requests = requests
+        self.done = done
+        self.make = make
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        for message in [Message.hello(Hello(role: "peer", software: "flood")), .login(Login(user: user, password: "pw", port: 0))] {
+            if let frame = try? message.frame(requestID: message.type == .hello ? 0 : 1) { context.write(NIOAny(frame.encoded()), promise: nil) }
+        }
+        context.flush()
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !loggedIn else { return }
+        var bytes = unwrapInboundIn(data)
+        buffer.writeBuffer(&bytes)
+        while let frame = try? decoder.decodeFrame(&buffer) {
+            guard let message = try? Message(frame: frame) else { continue }
+            switch message {
+            case let .loggedIn(reply):
+                loggedIn = true
+                context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+                for r in 0..<requests {
+                    if let frame = try? make(r, reply.token).frame(requestID: UInt32(r + 10)) { context.write(NIOAny(frame.encoded()), promise: nil) }
+                }
+                context.flush()
+                done.succeed(requests)
+                return
+            case let .error(error):
+                done.fail(ValidationError("login of \(user): \(error.message)"))
+                context.close(promise: nil)
+                return
+            default:
+                continue
+            }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        done.fail(error)
+        context.close(promise: nil)
+    }
 }
