@@ -129,7 +129,10 @@ public struct Downloader: Sendable {
             throw DownloadError.corrupt("\(error)")
         }
         library.remove(manifest.contentID)
-        let entry = SharedFolder.Entry(name: name, manifest: finished, path: destination)
+        // Served from here on through a descriptor opened without following a link.
+        let reader: FileChunkReader
+        do { reader = try folder.openFile(name) } catch { throw DownloadError.storage(error) }
+        let entry = SharedFolder.Entry(name: name, manifest: finished, reader: reader)
         try? library.addDownloaded(entry, prepare: configuration.servesAfterwards)
         folder.remember(entry, unflushedIn: boot)
         if boot != nil && configuration.servesAfterwards {
