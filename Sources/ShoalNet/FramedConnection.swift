@@ -10,6 +10,10 @@ import Synchronization
 ///
 /// Owns one TCP connection; ``close()`` ends it, and every request still
 /// waiting then fails with ``NetError/connectionClosed(peer:)``.
+///
+/// Only replies still awaited reach it: the frame decoder skips any other
+/// frame unread as its bytes stream by (``receiveStatistics`` counts them), so
+/// an unsolicited chunk costs no memory however large it claims to be.
 public final class FramedConnection: Sendable {
     /// `host:port` of the other side.
     public let remote: String
@@ -32,12 +36,24 @@ public final class FramedConnection: Sendable {
     }
 
     private let answersProbes: Atomic<Bool>
+    /// What the frame decoder allocated for payloads and what it skipped unread.
+    public let receiveStatistics: FrameStatistics
 
-    private init(channel: any Channel, outbound: NIOAsyncChannelOutboundWriter<OutgoingFrame>, remote: String, answersProbes: Bool) {
+    private init(channel: any Channel, outbound: NIOAsyncChannelOutboundWriter<OutgoingFrame>, remote: String, answersProbes: Bool,
+                 statistics: FrameStatistics) {
         self.channel = channel
         self.outbound = outbound
         self.remote = remote
         self.answersProbes = Atomic(answersProbes)
+        self.receiveStatistics = statistics
+    }
+
+    /// Whether the frame `header` starts is one this side awaits: the reply to
+    /// a request still waiting, a liveness probe, or an error about no request
+    /// in particular. The decoder skips anything else without buffering it.
+    private func awaits(_ header: FrameHeader) -> Bool {
+        if header.type == .checkActive || (header.type == .error && header.requestID == 0) { return true }
+        return state.withLock { $0.waiting[header.requestID] != nil }
     }
 
     /// Stops answering `checkActive` from now on: the connection plays dead
@@ -64,13 +80,16 @@ public final class FramedConnection: Sendable {
         answersProbes: Bool = true
     ) async throws -> FramedConnection {
         let asyncChannel: NIOAsyncChannel<Frame, OutgoingFrame>
+        let awaited = AwaitedReplies()
+        let statistics = FrameStatistics()
         do {
             asyncChannel = try await ClientBootstrap(group: group)
                 .connectTimeout(timeout)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try Framing.configure(channel, limit: { _ in maximumPayloadLength }, preallocationLimit: preallocationLimit)
+                        try Framing.configure(channel, limit: { _ in maximumPayloadLength }, preallocationLimit: preallocationLimit,
+                                              accepts: { awaited.accepts($0) }, statistics: statistics)
                     }
                 }
         } catch {
@@ -81,7 +100,9 @@ public final class FramedConnection: Sendable {
             // The connection lives as long as this task: it reads replies until the channel closes.
             Task {
                 try? await asyncChannel.executeThenClose { inbound, outbound in
-                    let connection = FramedConnection(channel: asyncChannel.channel, outbound: outbound, remote: remote, answersProbes: answersProbes)
+                    let connection = FramedConnection(channel: asyncChannel.channel, outbound: outbound, remote: remote, answersProbes: answersProbes,
+                                                      statistics: statistics)
+                    awaited.set { [weak connection] header in connection?.awaits(header) ?? false }
                     continuation.resume(returning: connection)
                     await connection.readLoop(inbound)
                 }
@@ -263,5 +284,21 @@ public final class FramedConnection: Sendable {
         if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
         if text.contains("connectTimeout") { return "timed out" }
         return text
+    }
+}
+
+/// The question a connection's frame decoder asks of every header: is this
+/// frame awaited? Set once the connection exists (nothing is awaited before
+/// its handshake, which is sent after).
+private final class AwaitedReplies: Sendable {
+    private let check = Mutex<(@Sendable (FrameHeader) -> Bool)?>(nil)
+
+    func set(_ check: @escaping @Sendable (FrameHeader) -> Bool) {
+        self.check.withLock { $0 = check }
+    }
+
+    func accepts(_ header: FrameHeader) -> Bool {
+        guard let check = check.withLock({ $0 }) else { return true }
+        return check(header)
     }
 }

@@ -1,0 +1,70 @@
+import NIOCore
+import ShoalCore
+import ShoalNet
+import ShoalWire
+import Testing
+
+/// A holder that floods frames nobody asked for costs its downloader no
+/// memory: they are skipped as they stream in.
+@Suite("Unsolicited frames", .timeLimit(.minutes(1)))
+struct UnsolicitedFrameTests {
+    static let chunk = 4 << 20
+    static let flood = 8
+
+    /// A lying holder: on each chunk request, `flood` chunk frames of 4 MiB
+    /// under request ids nobody used, then the chunk asked for.
+    func floodingHolder() async throws -> (FramedServer, Task<Void, Never>) {
+        let server = try await FramedServer.bind(host: "127.0.0.1", port: 0)
+        let task = Task {
+            await server.run { connection in
+                try? await connection.channel.executeThenClose { inbound, outbound in
+                    var iterator = inbound.makeAsyncIterator()
+                    _ = try await FramedServer.acceptHandshake(&iterator, outbound: outbound, localRole: "peer")
+                    while let frame = try await iterator.next() {
+                        let request = try ChunkRequest(frame: frame)
+                        let data = ByteBuffer(repeating: 0x55, count: Self.chunk)
+                        let chunk = ChunkData(contentID: request.contentID, index: request.index, rawLength: UInt32(Self.chunk), isCompressed: false, data: data)
+                        for i in 0..<Self.flood {
+                            try await outbound.write(chunk.frame(requestID: frame.requestID + 1000 + UInt32(i)))
+                        }
+                        try await outbound.write(chunk.frame(requestID: frame.requestID))
+                    }
+                }
+            }
+        }
+        return (server, task)
+    }
+
+    /// Eight unsolicited 4 MiB chunks, then the one requested: the requested
+    /// one arrives whole, the others are counted as skipped, and the bytes
+    /// allocated for payloads are those of the one chunk asked for, not nine.
+    @Test func unsolicitedChunksAreSkippedWithoutAllocating() async throws {
+        let (server, task) = try await floodingHolder()
+        let frameSize = ChunkData.headerSize + Self.chunk
+        // As a downloader connects: its own chunks may be preallocated whole.
+        let connection = try await FramedConnection.connect(host: "127.0.0.1", port: server.port, role: "peer",
+                                                            maximumPayloadLength: frameSize, preallocationLimit: frameSize)
+        let id = ContentIDFixture.some
+        let reply = try await connection.requestFrame { requestID in ChunkRequest(contentID: id, index: 3).frame(requestID: requestID) }
+        let data = try ChunkData(frame: reply)
+        #expect(data.index == 3 && data.data.readableBytes == Self.chunk)
+
+        let statistics = connection.receiveStatistics
+        #expect(statistics.dropped.frames == Self.flood)
+        #expect(statistics.dropped.bytes == Self.flood * (FrameHeader.size + frameSize))
+        #expect(statistics.allocatedBytes <= 2 * frameSize, "\(statistics.allocatedBytes) bytes allocated for one chunk asked for")
+
+        // Again: what was allocated grows by one chunk, never by the flood.
+        let before = statistics.allocatedBytes
+        _ = try await connection.requestFrame { requestID in ChunkRequest(contentID: id, index: 4).frame(requestID: requestID) }
+        #expect(statistics.dropped.frames == 2 * Self.flood)
+        #expect(statistics.allocatedBytes - before <= 2 * frameSize)
+        connection.close()
+        server.shutdown()
+        await task.value
+    }
+}
+
+enum ContentIDFixture {
+    static let some = ContentID(bytes: [UInt8](repeating: 7, count: 32))!
+}
