@@ -71,17 +71,19 @@ public final class FramedConnection: Sendable {
     ///     soon as its header arrives (replies this side asked for, such as
     ///     chunks); larger ones grow as their bytes come.
     ///   - answersProbes: whether to answer `checkActive` (tests turn it off to play a dead peer).
+    ///   - statistics: where the frame decoder counts what it allocates and skips
+    ///     (shared by several connections to sum them).
     public static func connect(
         host: String, port: Int, role: String,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         timeout: TimeAmount = .seconds(10),
         maximumPayloadLength: Int = FrameHeader.maximumPayloadLength,
         preallocationLimit: Int = FrameDecoder.assemblyThreshold,
-        answersProbes: Bool = true
+        answersProbes: Bool = true,
+        statistics: FrameStatistics = FrameStatistics()
     ) async throws -> FramedConnection {
         let asyncChannel: NIOAsyncChannel<Frame, OutgoingFrame>
         let awaited = AwaitedReplies()
-        let statistics = FrameStatistics()
         do {
             asyncChannel = try await ClientBootstrap(group: group)
                 .connectTimeout(timeout)

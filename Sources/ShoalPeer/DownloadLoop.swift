@@ -259,6 +259,7 @@ final class DownloadLoop {
         let chunkFrame = Int(manifest.chunkSize) + 4096
         let post = self.post
         let timeout = configuration.connectTimeout
+        let receiveStatistics = configuration.receiveStatistics
         let t = now
         for holder in candidates where !knownUsers.contains(holder.user) && !banned.contains(holder.user) && holder.user != session.user {
             if let retry = retries[holder.user], retry.after > t { continue }
@@ -270,7 +271,8 @@ final class DownloadLoop {
                 do {
                     // Chunk replies: allocated whole when their header comes (they were asked for, and are bounded).
                     connection = try await FramedConnection.connect(host: holder.host, port: holder.port, role: "peer", timeout: .seconds(Int64(timeout)),
-                                                                    maximumPayloadLength: chunkFrame, preallocationLimit: chunkFrame)
+                                                                    maximumPayloadLength: chunkFrame, preallocationLimit: chunkFrame,
+                                                                    statistics: receiveStatistics ?? FrameStatistics())
                 } catch {
                     post.yield(.unreachable(holder, reason: "\(error)"))
                     return

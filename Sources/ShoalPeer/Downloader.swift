@@ -43,6 +43,9 @@ public struct Downloader: Sendable {
         public var servesAfterwards = true
         /// The download budget shared by every download of the peer; nil: unlimited.
         public var downloadLimit: RateLimiter?
+        /// Where every holder connection counts the bytes it allocated for
+        /// chunk payloads and the unsolicited frames it skipped; nil: each its own.
+        public var receiveStatistics: FrameStatistics?
         public init() {}
     }
 
