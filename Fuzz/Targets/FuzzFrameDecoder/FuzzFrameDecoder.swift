@@ -18,7 +18,10 @@ public func fuzzFrameDecoder(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     // A small limit sometimes, so the limit check runs too.
     let limit = steering & 1 == 0 ? FrameHeader.maximumPayloadLength : 96 * 1024
     let preallocation = steering & 2 == 0 ? FrameDecoder.assemblyThreshold : 1 << 20
-    let accepts: (@Sendable (FrameHeader) -> Bool)? = steering & 4 == 0 ? nil : { $0.requestID & 1 == 0 }
+    var accepts: (@Sendable (FrameHeader) -> Bool)? = nil
+    if steering & 4 != 0 {
+        accepts = { header in header.requestID & 1 == 0 }
+    }
     let stream = input.rest
 
     let whole = decodeStream(stream, readSize: max(stream.count, 1), limit: limit, preallocation: preallocation, accepts: accepts)
