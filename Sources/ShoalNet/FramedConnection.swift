@@ -10,6 +10,10 @@ import Synchronization
 ///
 /// Owns one TCP connection; ``close()`` ends it, and every request still
 /// waiting then fails with ``NetError/connectionClosed(peer:)``.
+///
+/// Only replies still awaited reach it: the frame decoder skips any other
+/// frame unread as its bytes stream by (``receiveStatistics`` counts them), so
+/// an unsolicited chunk costs no memory however large it claims to be.
 public final class FramedConnection: Sendable {
     /// `host:port` of the other side.
     public let remote: String
@@ -32,18 +36,29 @@ public final class FramedConnection: Sendable {
     }
 
     private let answersProbes: Atomic<Bool>
+    /// What the frame decoder allocated for payloads and what it skipped unread.
+    public let receiveStatistics: FrameStatistics
 
     /// The SHA-256 fingerprint of the certificate the other side proved it
     /// holds, when the connection is TLS.
     public let serverFingerprint: CertificateFingerprint?
 
     private init(channel: any Channel, outbound: NIOAsyncChannelOutboundWriter<OutgoingFrame>, remote: String, answersProbes: Bool,
-                 serverFingerprint: CertificateFingerprint?) {
+                 serverFingerprint: CertificateFingerprint?, statistics: FrameStatistics) {
         self.channel = channel
         self.outbound = outbound
         self.remote = remote
         self.answersProbes = Atomic(answersProbes)
         self.serverFingerprint = serverFingerprint
+        self.receiveStatistics = statistics
+    }
+
+    /// Whether the frame `header` starts is one this side awaits: the reply to
+    /// a request still waiting, a liveness probe, or an error about no request
+    /// in particular. The decoder skips anything else without buffering it.
+    private func awaits(_ header: FrameHeader) -> Bool {
+        if header.type == .checkActive || (header.type == .error && header.requestID == 0) { return true }
+        return state.withLock { $0.waiting[header.requestID] != nil }
     }
 
     /// Stops answering `checkActive` from now on: the connection plays dead
@@ -63,6 +78,8 @@ public final class FramedConnection: Sendable {
     ///   - answersProbes: whether to answer `checkActive` (tests turn it off to play a dead peer).
     ///   - security: in clear, or TLS with the server's fingerprint checked
     ///     before any frame is sent.
+    ///   - statistics: where the frame decoder counts what it allocates and skips
+    ///     (shared by several connections to sum them).
     public static func connect(
         host: String, port: Int, role: String,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -70,11 +87,13 @@ public final class FramedConnection: Sendable {
         maximumPayloadLength: Int = FrameHeader.maximumPayloadLength,
         preallocationLimit: Int = FrameDecoder.assemblyThreshold,
         answersProbes: Bool = true,
-        security: ClientSecurity = .plain
+        security: ClientSecurity = .plain,
+        statistics: FrameStatistics = FrameStatistics()
     ) async throws -> FramedConnection {
         let asyncChannel: NIOAsyncChannel<Frame, OutgoingFrame>
         let tlsHandshake: EventLoopFuture<CertificateFingerprint>?
         let target = Framing.describe(host: host, port: port)
+        let awaited = AwaitedReplies()
         do {
             (asyncChannel, tlsHandshake) = try await ClientBootstrap(group: group)
                 .connectTimeout(timeout)
@@ -85,7 +104,8 @@ public final class FramedConnection: Sendable {
                         if case let .tls(pin) = security {
                             handshake = try pin.configure(channel, remote: target, timeout: timeout).promise.futureResult
                         }
-                        return (try Framing.configure(channel, limit: { _ in maximumPayloadLength }, preallocationLimit: preallocationLimit), handshake)
+                        return (try Framing.configure(channel, limit: { _ in maximumPayloadLength }, preallocationLimit: preallocationLimit,
+                                                      accepts: { awaited.accepts($0) }, statistics: statistics), handshake)
                     }
                 }
         } catch {
@@ -109,7 +129,8 @@ public final class FramedConnection: Sendable {
             Task {
                 try? await asyncChannel.executeThenClose { inbound, outbound in
                     let connection = FramedConnection(channel: asyncChannel.channel, outbound: outbound, remote: remote, answersProbes: answersProbes,
-                                                      serverFingerprint: serverFingerprint)
+                                                      serverFingerprint: serverFingerprint, statistics: statistics)
+                    awaited.set { [weak connection] header in connection?.awaits(header) ?? false }
                     continuation.resume(returning: connection)
                     await connection.readLoop(inbound)
                 }
@@ -291,5 +312,21 @@ public final class FramedConnection: Sendable {
         if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
         if text.contains("connectTimeout") { return "timed out" }
         return text
+    }
+}
+
+/// The question a connection's frame decoder asks of every header: is this
+/// frame awaited? Set once the connection exists (nothing is awaited before
+/// its handshake, which is sent after).
+private final class AwaitedReplies: Sendable {
+    private let check = Mutex<(@Sendable (FrameHeader) -> Bool)?>(nil)
+
+    func set(_ check: @escaping @Sendable (FrameHeader) -> Bool) {
+        self.check.withLock { $0 = check }
+    }
+
+    func accepts(_ header: FrameHeader) -> Bool {
+        guard let check = check.withLock({ $0 }) else { return true }
+        return check(header)
     }
 }

@@ -10,10 +10,13 @@ public enum Framing {
         _ channel: any Channel,
         limit: @escaping @Sendable (MessageType) -> Int = { _ in FrameHeader.maximumPayloadLength },
         preallocationLimit: Int = FrameDecoder.assemblyThreshold,
+        accepts: (@Sendable (FrameHeader) -> Bool)? = nil,
+        statistics: FrameStatistics = FrameStatistics(),
         extraHandlers: [any ChannelHandler & Sendable] = []
     ) throws -> NIOAsyncChannel<Frame, OutgoingFrame> {
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(ByteToMessageHandler(FrameDecoder(limit: limit, preallocationLimit: preallocationLimit)))
+        let decoder = FrameDecoder(limit: limit, preallocationLimit: preallocationLimit, accepts: accepts, statistics: statistics)
+        try sync.addHandler(ByteToMessageHandler(decoder))
         try sync.addHandler(FrameWriter())
         for handler in extraHandlers { try sync.addHandler(handler) }
         return try NIOAsyncChannel(

@@ -70,7 +70,7 @@ public final class ChunkLibrary: Sendable {
     /// while its chunks are prepared for the wire in the background if
     /// `prepare` (the download is done; nobody should wait for that).
     public func addDownloaded(_ entry: SharedFolder.Entry, prepare: Bool = true) throws {
-        let reader = try FileChunkReader(path: entry.path)
+        let reader = entry.reader
         sources.withLock { $0[entry.manifest.contentID] = .file(entry, reader, nil) }
         guard prepare, cacheDirectory != nil, compression.isEnabled else { return }
         Task.detached { [self] in
@@ -84,7 +84,8 @@ public final class ChunkLibrary: Sendable {
     }
 
     private func prepare(_ entry: SharedFolder.Entry) throws -> Source {
-        let reader = try FileChunkReader(path: entry.path)
+        // The descriptor the scan checked: the path may lead elsewhere by now.
+        let reader = entry.reader
         guard let cacheDirectory, compression.isEnabled else { return .file(entry, reader, nil) }
         let prepared = try PreparedChunks(manifest: entry.manifest, reader: reader, directory: cacheDirectory, policy: compression)
         return .file(entry, reader, prepared)

@@ -292,6 +292,7 @@ final class DownloadLoop {
         let chunkFrame = Int(manifest.chunkSize) + 4096
         let post = self.post
         let timeout = configuration.connectTimeout
+        let receiveStatistics = configuration.receiveStatistics
         let t = now
         for holder in candidates where !knownUsers.contains(holder.user) && !banned.contains(holder.user) && holder.user != session.user {
             if let retry = retries[holder.user], retry.after > t { continue }
@@ -312,7 +313,8 @@ final class DownloadLoop {
                     // Chunk replies: allocated whole when their header comes (they were asked for, and are bounded).
                     connection = try await FramedConnection.connect(host: holder.host, port: holder.port, role: "peer", timeout: .seconds(Int64(timeout)),
                                                                     maximumPayloadLength: chunkFrame, preallocationLimit: chunkFrame,
-                                                                    security: security)
+                                                                    security: security,
+                                                                    statistics: receiveStatistics ?? FrameStatistics())
                 } catch let error as NetError {
                     if case .fingerprintMismatch = error {
                         post.yield(.refused(holder, reason: "\(error)"))

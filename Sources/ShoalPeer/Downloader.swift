@@ -48,6 +48,9 @@ public struct Downloader: Sendable {
         /// Either way, a holder that announces a key is reached over TLS and
         /// must prove that key.
         public var encryptedOnly = false
+        /// Where every holder connection counts the bytes it allocated for
+        /// chunk payloads and the unsolicited frames it skipped; nil: each its own.
+        public var receiveStatistics: FrameStatistics?
         public init() {}
     }
 
@@ -164,7 +167,10 @@ public struct Downloader: Sendable {
             throw DownloadError.corrupt("\(error)")
         }
         library.remove(manifest.contentID)
-        let entry = SharedFolder.Entry(name: name, manifest: finished, path: destination)
+        // Served from here on through a descriptor opened without following a link.
+        let reader: FileChunkReader
+        do { reader = try folder.openFile(name) } catch { throw DownloadError.storage(error) }
+        let entry = SharedFolder.Entry(name: name, manifest: finished, reader: reader)
         try? library.addDownloaded(entry, prepare: configuration.servesAfterwards)
         folder.remember(entry, unflushedIn: boot)
         if boot != nil && configuration.servesAfterwards {

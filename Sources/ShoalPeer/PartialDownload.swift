@@ -16,6 +16,10 @@ import Synchronization
 /// count. ``finish(as:flush:)`` renames the complete file into the folder under
 /// its name: nobody ever sees half a file there.
 ///
+/// Its files are opened beneath the `.shoal/partial/` descriptor with
+/// `O_NOFOLLOW` and checked to be regular files before anything is truncated
+/// or written: a link put there is refused, never written through.
+///
 /// Thread-safe: chunks may be written from several tasks at once.
 public final class PartialDownload: @unchecked Sendable {
     // fd and haveFD never change once open; the map is behind a lock.
@@ -42,13 +46,15 @@ public final class PartialDownload: @unchecked Sendable {
         self.dataPath = base + ".part"
         self.havePath = base + ".have"
         self.manifestPath = base + ".manifest"
-        let fd = open(dataPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .cannotWrite(path: dataPath, errno: errno) }
-        let haveFD = open(havePath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard haveFD >= 0 else {
-            let code = errno
+        let directory = folder.partialDirectoryDescriptor
+        let part = manifest.contentID.hex
+        let fd = try Self.openPart(part + ".part", in: directory, path: dataPath)
+        let haveFD: Int32
+        do throws(StorageError) {
+            haveFD = try Self.openPart(part + ".have", in: directory, path: havePath)
+        } catch {
             close(fd)
-            throw .cannotWrite(path: havePath, errno: code)
+            throw error
         }
         self.fd = fd
         self.haveFD = haveFD
@@ -82,7 +88,26 @@ public final class PartialDownload: @unchecked Sendable {
         let bytes = verified.bytes
         _ = bytes.withUnsafeBytes { pwrite(haveFD, $0.baseAddress, $0.count, 0) }
         _ = ftruncate(haveFD, off_t(bytes.count))
-        _ = FileManager.default.createFile(atPath: manifestPath, contents: Data(manifest.canonicalBytes))
+        let manifestFD = openat(directory, part + ".manifest", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        if manifestFD >= 0 {
+            _ = manifest.canonicalBytes.withUnsafeBytes { pwrite(manifestFD, $0.baseAddress, $0.count, 0) }
+            close(manifestFD)
+        }
+    }
+
+    /// Opens (creating it if missing) the part file `name` beneath
+    /// `directory` for reading and writing: never through a symbolic link,
+    /// and only a regular file, checked on the descriptor before anything
+    /// truncates or writes it.
+    private static func openPart(_ name: String, in directory: Int32, path: String) throws(StorageError) -> Int32 {
+        let fd = openat(directory, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw errno == ELOOP ? .symbolicLink(path: path) : .cannotWrite(path: path, errno: errno) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw .notARegularFile(path: path)
+        }
+        return fd
     }
 
     deinit {

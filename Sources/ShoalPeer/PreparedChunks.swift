@@ -40,7 +40,10 @@ final class PreparedChunks: @unchecked Sendable {
         } else {
             self.lengths = try Self.build(manifest: manifest, reader: reader, dataPath: dataPath, indexPath: indexPath, policy: policy)
         }
-        data = try FileChunkReader(path: dataPath)
+        // Never through a link put in the cache's place: it is served as is.
+        let fd = open(dataPath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw errno == ELOOP ? StorageError.symbolicLink(path: dataPath) : StorageError.cannotOpen(path: dataPath, errno: errno) }
+        data = try FileChunkReader(owning: fd, path: dataPath)
     }
 
     /// Bytes saved on the wire per transfer of the whole file.
@@ -106,7 +109,7 @@ final class PreparedChunks: @unchecked Sendable {
     /// Compresses every chunk that pays, in parallel, into the sparse data file; writes the index last.
     private static func build(manifest: Manifest, reader: FileChunkReader, dataPath: String, indexPath: String, policy: CompressionPolicy) throws -> [UInt32] {
         let temporary = dataPath + ".tmp"
-        let out = open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let out = open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard out >= 0 else { throw StorageError.cannotWrite(path: temporary, errno: errno) }
         defer { close(out) }
         let count = manifest.chunkCount

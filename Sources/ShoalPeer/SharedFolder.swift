@@ -12,7 +12,11 @@ import Synchronization
 /// Only names are ever taken from the network, and only names that pass
 /// ``FileName`` (no `/`, no `..`, no hidden files): every path is the folder
 /// joined with such a name, so nothing outside the folder is ever read or
-/// written. Symbolic links are not followed or shared.
+/// written. Symbolic links are not followed or shared: files are opened
+/// relative to the folder's own descriptor with `O_NOFOLLOW`, checked with
+/// `fstat` on the descriptor opened, and that very descriptor is the one
+/// hashed and served (``Entry/reader``). A link swapped in after a scan is
+/// never read: the next scan refuses it.
 public final class SharedFolder: Sendable {
     /// The folder's absolute path.
     public let path: String
@@ -23,12 +27,32 @@ public final class SharedFolder: Sendable {
     private var cachePath: String { stateDirectory + "/manifests.json" }
     /// One reader-modifier-writer of the manifest cache at a time.
     private let cacheLock = Mutex(())
+    /// The folder, open: its files are opened relative to it.
+    private let directory: Int32
+    /// `.shoal/partial/`, open (each part opened beneath it without following a link).
+    let partialDirectoryDescriptor: Int32
 
     /// A shared file.
     public struct Entry: Sendable, Equatable {
         public var name: FileName
         public var manifest: Manifest
         public var path: String
+        /// The file, open: the descriptor that was checked (and hashed, if the
+        /// scan hashed it). Chunks are served from it, never from a new open of
+        /// the path, which could meet another file (or a link) by then.
+        public var reader: FileChunkReader
+
+        public init(name: FileName, manifest: Manifest, reader: FileChunkReader) {
+            self.name = name
+            self.manifest = manifest
+            self.path = reader.path
+            self.reader = reader
+        }
+
+        /// The same name, manifest and file (device and inode).
+        public static func == (a: Entry, b: Entry) -> Bool {
+            a.name == b.name && a.manifest == b.manifest && a.path == b.path && a.reader.identity == b.reader.identity
+        }
     }
 
     /// The chunk size new files are hashed with (nil: the rule of PROTOCOL.md, section 7.2).
@@ -43,9 +67,43 @@ public final class SharedFolder: Sendable {
         guard stat(absolute, &info) == 0 else { throw .cannotOpen(path: absolute, errno: errno) }
         guard (info.st_mode & S_IFMT) == S_IFDIR else { throw .notAFolder(path: absolute) }
         self.path = absolute
-        for dir in [absolute + "/.shoal", absolute + "/.shoal/partial"] {
-            if mkdir(dir, 0o755) != 0 && errno != EEXIST { throw .cannotWrite(path: dir, errno: errno) }
+        let directory = Glibc.open(absolute, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard directory >= 0 else { throw .cannotOpen(path: absolute, errno: errno) }
+        do throws(StorageError) {
+            let state = try Self.openSubfolder(".shoal", in: directory, path: absolute + "/.shoal")
+            defer { close(state) }
+            self.partialDirectoryDescriptor = try Self.openSubfolder("partial", in: state, path: absolute + "/.shoal/partial")
+        } catch {
+            close(directory)
+            throw error
         }
+        self.directory = directory
+    }
+
+    deinit {
+        close(directory)
+        close(partialDirectoryDescriptor)
+    }
+
+    /// Creates (if missing) and opens the folder `name` beneath `parent`, refusing a link.
+    private static func openSubfolder(_ name: String, in parent: Int32, path: String) throws(StorageError) -> Int32 {
+        if mkdirat(parent, name, 0o755) != 0 && errno != EEXIST { throw .cannotWrite(path: path, errno: errno) }
+        let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw errno == ELOOP ? .symbolicLink(path: path) : .cannotWrite(path: path, errno: errno) }
+        return fd
+    }
+
+    /// Opens the folder's file `name` for reading: relative to the folder,
+    /// never through a symbolic link, and only if the descriptor opened is a
+    /// regular file.
+    public func openFile(_ name: FileName) throws(StorageError) -> FileChunkReader {
+        let full = file(name)
+        // O_NONBLOCK: opening a FIFO put in a file's place must not wait for a writer.
+        let fd = openat(directory, name.value, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw errno == ELOOP ? .symbolicLink(path: full) : .cannotOpen(path: full, errno: errno) }
+        let reader = try FileChunkReader(owning: fd, path: full)
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return reader
     }
 
     /// The path of `name` inside the folder.
@@ -77,20 +135,27 @@ public final class SharedFolder: Sendable {
         for raw in names.sorted() {
             guard let name = try? FileName(raw) else { continue }
             let full = file(name)
-            var info = stat()
-            guard lstat(full, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
-            let stamp = ManifestCache.Stamp(info)
+            let reader: FileChunkReader
+            do throws(StorageError) {
+                reader = try openFile(name)
+            } catch {
+                switch error {
+                case .symbolicLink, .notARegularFile, .cannotOpen(_, ENOENT): continue
+                default: throw error
+                }
+            }
+            let stamp = ManifestCache.Stamp(reader.status)
             seen.insert(raw)
             if let manifest = cache.manifest(for: raw, stamp: stamp, boot: boot), chunkSize == nil || manifest.chunkSize == chunkSize {
-                entries.append(Entry(name: name, manifest: manifest, path: full))
+                entries.append(Entry(name: name, manifest: manifest, reader: reader))
                 continue
             }
             progress?(raw)
             if let expected = cache.unflushedAfterRestart(raw, boot: boot), expected.fileSize == stamp.size {
-                let found = try ManifestBuilder().build(path: full, chunkSize: expected.chunkSize)
+                let found = try ManifestBuilder().build(fileSize: reader.size, chunkSize: expected.chunkSize, reader: reader)
                 if found.contentID == expected.contentID {
                     cache.store(expected, for: raw, stamp: stamp)
-                    entries.append(Entry(name: name, manifest: expected, path: full))
+                    entries.append(Entry(name: name, manifest: expected, reader: reader))
                 } else {
                     var have = ChunkMap(count: expected.chunkCount)
                     for index in 0..<expected.chunkCount where found.digests[index] == expected.digests[index] { have.insert(index) }
@@ -100,9 +165,9 @@ public final class SharedFolder: Sendable {
                 }
                 continue
             }
-            let manifest = try ManifestBuilder().build(path: full, chunkSize: chunkSize)
+            let manifest = try ManifestBuilder().build(fileSize: reader.size, chunkSize: chunkSize, reader: reader)
             cache.store(manifest, for: raw, stamp: stamp)
-            entries.append(Entry(name: name, manifest: manifest, path: full))
+            entries.append(Entry(name: name, manifest: manifest, reader: reader))
         }
         cache.keep(only: seen)
         cache.save(to: cachePath)
@@ -119,7 +184,7 @@ extension SharedFolder {
     ///   again rather than trust this record. Nil once it is flushed.
     public func remember(_ entry: Entry, unflushedIn boot: String? = nil) {
         var info = stat()
-        guard stat(entry.path, &info) == 0 else { return }
+        guard fstat(entry.reader.fd, &info) == 0 else { return }
         cacheLock.withLock { _ in
             var cache = ManifestCache.load(from: cachePath)
             cache.store(entry.manifest, for: entry.name.value, stamp: ManifestCache.Stamp(info), unflushedIn: boot)
@@ -131,13 +196,10 @@ extension SharedFolder {
     /// manifest holds whatever happens to the machine, if the file is still
     /// the one recorded (it may have been replaced meanwhile).
     public func flush(_ entry: Entry) throws(StorageError) {
-        let fd = open(entry.path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .cannotOpen(path: entry.path, errno: errno) }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw .cannotOpen(path: entry.path, errno: errno) }
-        guard fdatasync(fd) == 0 else { throw .writeFailed(path: entry.path, offset: 0, errno: errno) }
-        let stamp = ManifestCache.Stamp(info)
+        let current = try openFile(entry.name)
+        guard current.identity == entry.reader.identity else { return }
+        guard fdatasync(current.fd) == 0 else { throw .writeFailed(path: entry.path, offset: 0, errno: errno) }
+        let stamp = ManifestCache.Stamp(current.status)
         cacheLock.withLock { _ in
             var cache = ManifestCache.load(from: cachePath)
             guard cache.markFlushed(entry.name.value, stamp: stamp, contentID: entry.manifest.contentID) else { return }

@@ -8,6 +8,8 @@ import Darwin
 public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case cannotOpen(path: String, errno: Int32)
     case notARegularFile(path: String)
+    /// Shoal never follows a symbolic link in the folder or its `.shoal/`.
+    case symbolicLink(path: String)
     case readFailed(path: String, offset: UInt64, errno: Int32)
     case notAFolder(path: String)
     case cannotWrite(path: String, errno: Int32)
@@ -22,6 +24,8 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
             return "cannot open \(path): \(Self.reason(code)); check that it exists and is readable"
         case let .notARegularFile(path):
             return "\(path) is not a regular file; only regular files can be shared"
+        case let .symbolicLink(path):
+            return "\(path) is a symbolic link; Shoal shares and writes only files inside the folder, never through a link: replace it with the file itself"
         case let .readFailed(path, offset, code):
             return "reading \(path) at byte \(offset) failed: \(Self.reason(code))"
         case let .notAFolder(path):

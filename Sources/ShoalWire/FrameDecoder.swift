@@ -20,6 +20,12 @@ import NIOCore
 /// a server must not let a bare header make it allocate megabytes. Past
 /// that, it grows as the bytes arrive. A client raises the limit to the
 /// replies it asked for (a downloader: its chunks).
+///
+/// A client also says which frames it awaits (`accepts`): any other frame
+/// (an unsolicited chunk from a lying holder, the late reply to a request
+/// given up) is skipped as its bytes stream by, never buffered or allocated
+/// for, so the preallocation a client grants its own replies is not granted
+/// to whatever the other side chooses to send.
 public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
     public typealias InboundOut = Frame
 
@@ -32,26 +38,40 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
         case waitingForPayload(FrameHeader)
         /// A large payload part-way in: `payload` holds what has arrived.
         case assembling(FrameHeader, payload: ByteBuffer)
+        /// A frame nobody awaits, skipped: `remaining` payload bytes still to come.
+        case discarding(remaining: Int)
     }
 
     private var state = State.waitingForHeader
     private let limit: @Sendable (MessageType) -> Int
     private let preallocationLimit: Int
     private let allocator = ByteBufferAllocator()
+    private let accepts: (@Sendable (FrameHeader) -> Bool)?
+    /// What this decoder has allocated and skipped, for whoever holds it.
+    public let statistics: FrameStatistics
 
     /// A decoder refusing payloads over `maximumPayloadLength` (at most the protocol's limit).
-    public init(maximumPayloadLength: Int = FrameHeader.maximumPayloadLength, preallocationLimit: Int = FrameDecoder.assemblyThreshold) {
+    ///
+    /// - Parameter accepts: whether a frame, by its header, is awaited; one
+    ///   that is not is skipped without being buffered. Nil: every frame is.
+    public init(maximumPayloadLength: Int = FrameHeader.maximumPayloadLength, preallocationLimit: Int = FrameDecoder.assemblyThreshold,
+                accepts: (@Sendable (FrameHeader) -> Bool)? = nil, statistics: FrameStatistics = FrameStatistics()) {
         let limit = min(maximumPayloadLength, FrameHeader.maximumPayloadLength)
         self.limit = { _ in limit }
         self.preallocationLimit = preallocationLimit
+        self.accepts = accepts
+        self.statistics = statistics
     }
 
     /// A decoder whose limit depends on the message type (and may change over
     /// the connection's life, e.g. large announces only once logged in). The
     /// protocol's limit always applies on top.
-    public init(limit: @escaping @Sendable (MessageType) -> Int, preallocationLimit: Int = FrameDecoder.assemblyThreshold) {
+    public init(limit: @escaping @Sendable (MessageType) -> Int, preallocationLimit: Int = FrameDecoder.assemblyThreshold,
+                accepts: (@Sendable (FrameHeader) -> Bool)? = nil, statistics: FrameStatistics = FrameStatistics()) {
         self.limit = { min(limit($0), FrameHeader.maximumPayloadLength) }
         self.preallocationLimit = preallocationLimit
+        self.accepts = accepts
+        self.statistics = statistics
     }
 
     /// Bytes set aside for a payload being assembled (0 when none): what a
@@ -75,6 +95,9 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
             throw WireError.truncatedFrame(expected: FrameHeader.size + Int(header.length), received: FrameHeader.size + buffer.readableBytes)
         case let .assembling(header, payload):
             throw WireError.truncatedFrame(expected: FrameHeader.size + Int(header.length), received: FrameHeader.size + payload.readableBytes)
+        case .discarding:
+            // Cut short, but nobody awaited it.
+            return nil
         default:
             return nil
         }
@@ -82,13 +105,36 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
 
     /// Typed-throwing core shared by both entry points.
     public mutating func decodeFrame(_ buffer: inout ByteBuffer) throws(WireError) -> Frame? {
+        // Skipped frames loop back here (a loop, not recursion: one read may hold thousands).
+        while true {
+            if let frame = try decodeStep(&buffer) { return frame }
+            switch state {
+            case .waitingForHeader where buffer.readableBytes >= FrameHeader.size: continue
+            case let .discarding(remaining) where remaining == 0 || buffer.readableBytes > 0: continue
+            default: return nil
+            }
+        }
+    }
+
+    /// One step: a frame, or nil when more bytes are needed or a frame was skipped.
+    private mutating func decodeStep(_ buffer: inout ByteBuffer) throws(WireError) -> Frame? {
         switch state {
         case .waitingForHeader:
             guard let header = try FrameHeader.read(from: &buffer, maximumPayloadLength: limit) else {
                 return nil
             }
+            if let accepts, !accepts(header) {
+                statistics.add(droppedFrame: FrameHeader.size + Int(header.length))
+                state = .discarding(remaining: Int(header.length))
+                return nil
+            }
             state = .waitingForPayload(header)
             return takePayload(header, from: &buffer)
+        case let .discarding(remaining):
+            let skipped = min(remaining, buffer.readableBytes)
+            buffer.moveReaderIndex(forwardBy: skipped)
+            state = skipped == remaining ? .waitingForHeader : .discarding(remaining: remaining - skipped)
+            return nil
         case let .waitingForPayload(header):
             return takePayload(header, from: &buffer)
         case .assembling(let header, var payload):
@@ -115,6 +161,7 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
         }
         guard length > Self.assemblyThreshold else { return nil }
         var payload = allocator.buffer(capacity: max(min(length, preallocationLimit), buffer.readableBytes))
+        statistics.add(allocated: payload.capacity)
         payload.writeBuffer(&buffer)
         state = .assembling(header, payload: payload)
         return nil

@@ -46,6 +46,37 @@ struct FrameDecoderTests {
     /// A chunk-sized payload arriving 64 KiB at a time is assembled in a
     /// buffer of its own, and the frame after it decodes as usual;
     /// cut short, it is a truncated frame that says how much arrived.
+    /// A decoder told which frames are awaited skips the others as they
+    /// stream in, in reads of any size: a chunk nobody asked for is
+    /// never buffered or allocated, and the frames around it come out whole.
+    @Test(arguments: [1, 7, 4096, 65_536])
+    func framesNotAwaitedAreSkippedUnread(readSize: Int) throws {
+        var generator = SeededGenerator(seed: 6)
+        let unsolicited = Frame(type: .chunkData, requestID: 99, payload: ByteBuffer(bytes: generator.bytes(300_040)))
+        let empty = Frame(type: .chunkData, requestID: 97, payload: ByteBuffer())
+        let probe = try CheckActive(nonce: 9).frame(requestID: 8)
+        let reply = Frame(type: .chunkData, requestID: 7, payload: ByteBuffer(bytes: generator.bytes(100_000)))
+        var stream = ByteBuffer()
+        for frame in [probe, unsolicited, empty, reply, unsolicited] { frame.write(to: &stream) }
+
+        let statistics = FrameStatistics()
+        var decoder = FrameDecoder(preallocationLimit: 2 << 20, accepts: { $0.requestID < 50 }, statistics: statistics)
+        var decoded: [Frame] = []
+        var input = ByteBuffer()
+        while stream.readableBytes > 0 {
+            var piece = stream.readSlice(length: min(readSize, stream.readableBytes))!
+            input.writeBuffer(&piece)
+            while let frame = try decoder.decode(buffer: &input) { decoded.append(frame) }
+            input.discardReadBytes()
+            #expect(input.readableBytes < FrameHeader.size || decoder.reservedBytes > 0, "bytes left unread")
+        }
+        #expect(try decoder.decodeLast(buffer: &input, seenEOF: true) == nil)
+        #expect(decoded == [probe, reply])
+        #expect(statistics.dropped.frames == 3)
+        #expect(statistics.dropped.bytes == 2 * unsolicited.encoded().readableBytes + FrameHeader.size)
+        #expect(statistics.allocatedBytes <= (readSize > 100_000 ? 0 : 2 * 100_000), "only the awaited reply is assembled")
+    }
+
     @Test func largePayloadsAreAssembledInTheirOwnBuffer() throws {
         var generator = SeededGenerator(seed: 5)
         let big = Frame(type: .chunkData, requestID: 7, payload: ByteBuffer(bytes: generator.bytes((1 << 20) + 40)))
