@@ -9,6 +9,7 @@ import ShoalWire
 enum ShoalMain {
     static func main() async {
         ParentWatch.startIfAsked()
+        FileDescriptorLimit.raise()
         await ShoalCommand.main()
     }
 }

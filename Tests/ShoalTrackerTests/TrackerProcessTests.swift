@@ -111,3 +111,28 @@ struct TrackerProcessTests {
         #expect(try await bad.waitForExit() != 0)
     }
 }
+
+/// A `shoal` process raises its soft limit on open files to the hard limit:
+/// a peer keeps one descriptor per shared file, a tracker one per connection.
+@Suite("Open-file limit")
+struct FileDescriptorLimitTests {
+    @Test func theSoftLimitIsRaisedToTheHardOne() async throws {
+        let directory = try TemporaryDirectory("shoal-nofile")
+        defer { directory.remove() }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "ulimit -Sn 256 && exec \"$0\" tracker --port 0 --insecure --db \"$1\"", ShoalProcess.binary, directory.file("t.sqlite")]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        defer { process.terminate(); process.waitUntilExit() }
+        // Once it listens, its limits are set.
+        var line = ""
+        while !line.contains("\n"), let byte = try out.fileHandleForReading.read(upToCount: 1), !byte.isEmpty { line += String(decoding: byte, as: UTF8.self) }
+        #expect(line.hasPrefix("listening on"), "\(line)")
+        let limits = try String(contentsOfFile: "/proc/\(process.processIdentifier)/limits", encoding: .utf8)
+        let row = try #require(limits.split(separator: "\n").first { $0.hasPrefix("Max open files") })
+        let numbers = row.split(separator: " ").compactMap { Int($0) }
+        #expect(numbers.count == 2 && numbers[0] == numbers[1] && numbers[0] > 256, "\(row)")
+    }
+}
