@@ -56,7 +56,7 @@ public final class FramedConnection: Sendable {
     /// Whether the frame `header` starts is one this side awaits: the reply to
     /// a request still waiting, a liveness probe, or an error about no request
     /// in particular. The decoder skips anything else without buffering it.
-    private func awaits(_ header: FrameHeader) -> Bool {
+    fileprivate func awaits(_ header: FrameHeader) -> Bool {
         if header.type == .checkActive || (header.type == .error && header.requestID == 0) { return true }
         return state.withLock { $0.waiting[header.requestID] != nil }
     }
@@ -130,7 +130,7 @@ public final class FramedConnection: Sendable {
                 try? await asyncChannel.executeThenClose { inbound, outbound in
                     let connection = FramedConnection(channel: asyncChannel.channel, outbound: outbound, remote: remote, answersProbes: answersProbes,
                                                       serverFingerprint: serverFingerprint, statistics: statistics)
-                    awaited.set { [weak connection] header in connection?.awaits(header) ?? false }
+                    awaited.set(connection)
                     continuation.resume(returning: connection)
                     await connection.readLoop(inbound)
                 }
@@ -319,14 +319,21 @@ public final class FramedConnection: Sendable {
 /// frame awaited? Set once the connection exists (nothing is awaited before
 /// its handshake, which is sent after).
 private final class AwaitedReplies: Sendable {
-    private let check = Mutex<(@Sendable (FrameHeader) -> Bool)?>(nil)
+    // A weak reference, not a closure: a closure kept in a generic container
+    // comes back wrapped in a reabstraction thunk at every read, and this is
+    // read for every frame.
+    private struct Target: @unchecked Sendable { weak var connection: FramedConnection? }
+    private let target = Mutex(Target(connection: nil))
+    private let isSet = Atomic<Bool>(false)
 
-    func set(_ check: @escaping @Sendable (FrameHeader) -> Bool) {
-        self.check.withLock { $0 = check }
+    func set(_ connection: FramedConnection) {
+        target.withLock { $0.connection = connection }
+        isSet.store(true, ordering: .releasing)
     }
 
     func accepts(_ header: FrameHeader) -> Bool {
-        guard let check = check.withLock({ $0 }) else { return true }
-        return check(header)
+        guard isSet.load(ordering: .acquiring) else { return true }
+        guard let connection = target.withLock({ $0.connection }) else { return false }
+        return connection.awaits(header)
     }
 }
