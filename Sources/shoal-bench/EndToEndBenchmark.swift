@@ -47,10 +47,7 @@ struct EndToEndBenchmark: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let binary = shoal ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("shoal").path
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw ValidationError("no shoal binary at \(binary); build it (swift build -c release) or pass --shoal")
-        }
+        let binary = try shoalBinary(shoal)
         let root = workDir ?? NSTemporaryDirectory() + "shoal-e2e-\(getpid())"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         defer { if workDir == nil { try? FileManager.default.removeItem(atPath: root) } }

@@ -20,10 +20,7 @@ struct FaultBenchmark: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let binary = shoal ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("shoal").path
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw ValidationError("no shoal binary at \(binary); build it (swift build -c release) or pass --shoal")
-        }
+        let binary = try shoalBinary(shoal)
         let root = NSTemporaryDirectory() + "shoal-faults-\(getpid())"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: root) }

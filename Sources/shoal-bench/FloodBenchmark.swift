@@ -35,10 +35,7 @@ struct FloodBenchmark: AsyncParsableCommand {
     var insecure = false
 
     func run() async throws {
-        let binary = shoal ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("shoal").path
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw ValidationError("no shoal binary at \(binary); build it (swift build -c release) or pass --shoal")
-        }
+        let binary = try shoalBinary(shoal)
         var limit = rlimit()
         getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
         if limit.rlim_cur < rlim_t(connections + 256) {
@@ -48,30 +45,9 @@ struct FloodBenchmark: AsyncParsableCommand {
         let dir = NSTemporaryDirectory() + "shoal-flood-bench-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let tracker = Process()
-        tracker.executableURL = URL(fileURLWithPath: binary)
-        tracker.arguments = ["tracker", "--port", "0", "--db", dir + "/flood.sqlite", "--password-rounds", "1000", "--registration-burst", "100000",
-                             "--max-connections", "\(connections + 64)", "--log-level", "error"] + (insecure ? ["--insecure"] : [])
-        let out = Pipe()
-        tracker.standardOutput = out
-        try tracker.run()
-        defer { if tracker.isRunning { kill(tracker.processIdentifier, SIGKILL) } }
-        guard let line = TrackerBenchmark.readLine(out.fileHandleForReading), line.hasPrefix("listening on "),
-              let port = Int(line.split(separator: ":").last ?? "") else {
-            throw ValidationError("the tracker did not start")
-        }
-        let pid = tracker.processIdentifier
-        let security: ClientSecurity
-        if insecure {
-            security = .plain
-        } else {
-            let prefix = "certificate fingerprint SHA-256 "
-            guard let line = TrackerBenchmark.readLine(out.fileHandleForReading), line.hasPrefix(prefix),
-                  let fingerprint = try? CertificateFingerprint(parsing: String(line.dropFirst(prefix.count))) else {
-                throw ValidationError("the tracker printed no certificate fingerprint")
-            }
-            security = .tls(TLSPin(expected: fingerprint, mismatchAdvice: "", plainAdvice: ""))
-        }
+        let tracker = try TrackerProcess(binary: binary, database: dir + "/flood.sqlite", insecure: insecure,
+                                         options: ["--password-rounds", "1000", "--max-connections", "\(connections + 64)", "--log-level", "error"])
+        let (port, pid, security) = (tracker.port, tracker.pid, tracker.security)
 
         // The swarm: a file with an inline manifest (1024 chunks) and a 1 TiB one asked for in parts.
         let seeder = try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", timeout: .seconds(30), security: security)
@@ -157,8 +133,7 @@ struct FloodBenchmark: AsyncParsableCommand {
         say("tracker resident 3 s after the flood closed: \(TrackerBenchmark.memory(pid: pid).resident / 1024) MiB")
         honest.close()
         seeder.close()
-        kill(pid, SIGTERM)
-        tracker.waitUntilExit()
+        tracker.stop()
     }
 
     static func manifest(chunks: Int, chunkSize: UInt32, seed: UInt8) -> Manifest {

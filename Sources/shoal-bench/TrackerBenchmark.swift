@@ -31,38 +31,14 @@ struct TrackerBenchmark: AsyncParsableCommand {
     var loginSamples = 20
 
     func run() async throws {
-        let binary = shoal ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("shoal").path
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw ValidationError("no shoal binary at \(binary); build it (swift build -c release) or pass --shoal")
-        }
+        let binary = try shoalBinary(shoal)
         let dir = NSTemporaryDirectory() + "shoal-tracker-bench-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-
-        let tracker = Process()
-        tracker.executableURL = URL(fileURLWithPath: binary)
-        tracker.arguments = ["tracker", "--port", "0", "--db", dir + "/bench.sqlite", "--password-rounds", "\(passwordRounds)", "--registration-burst", "100000",
-                             "--max-connections", "\(clients + 64)", "--log-level", "warning"] + (insecure ? ["--insecure"] : [])
-        let out = Pipe()
-        tracker.standardOutput = out
-        try tracker.run()
-        defer { if tracker.isRunning { kill(tracker.processIdentifier, SIGKILL) } }
-        guard let line = Self.readLine(out.fileHandleForReading), line.hasPrefix("listening on "),
-              let port = Int(line.split(separator: ":").last ?? "") else {
-            throw ValidationError("the tracker did not start")
-        }
-        let security: ClientSecurity
-        if insecure {
-            security = .plain
-        } else {
-            let prefix = "certificate fingerprint SHA-256 "
-            guard let line = Self.readLine(out.fileHandleForReading), line.hasPrefix(prefix),
-                  let fingerprint = try? CertificateFingerprint(parsing: String(line.dropFirst(prefix.count))) else {
-                throw ValidationError("the tracker printed no certificate fingerprint")
-            }
-            security = .tls(TLSPin(expected: fingerprint, mismatchAdvice: "", plainAdvice: ""))
-        }
-        say("tracker pid \(tracker.processIdentifier) on port \(port), \(insecure ? "in clear (--insecure)" : "TLS 1.3, pinned"); \(clients) clients, \(rounds) rounds of list + details each, PBKDF2 \(passwordRounds) rounds")
+        let tracker = try TrackerProcess(binary: binary, database: dir + "/bench.sqlite", insecure: insecure,
+                                         options: ["--password-rounds", "\(passwordRounds)", "--max-connections", "\(clients + 64)", "--log-level", "warning"])
+        let (port, security) = (tracker.port, tracker.security)
+        say("tracker pid \(tracker.pid) on port \(port), \(insecure ? "in clear (--insecure)" : "TLS 1.3, pinned"); \(clients) clients, \(rounds) rounds of list + details each, PBKDF2 \(passwordRounds) rounds")
 
         // Phase 0: login latency on an idle tracker, one login at a time, each on a new connection.
         if loginSamples > 0 {
@@ -120,7 +96,7 @@ struct TrackerBenchmark: AsyncParsableCommand {
         let phase1Seconds = (ContinuousClock.now - phase1).seconds
 
         // Phase 2: announce, then rounds of list + details.
-        let cpuBefore = (tracker: Self.cpuSeconds(pid: tracker.processIdentifier), bench: Self.cpuSeconds(pid: getpid()))
+        let cpuBefore = (tracker: Self.cpuSeconds(pid: tracker.pid), bench: Self.cpuSeconds(pid: getpid()))
         let phase2 = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (i, (connection, token)) in sessions.enumerated() {
@@ -148,12 +124,11 @@ struct TrackerBenchmark: AsyncParsableCommand {
             try await group.waitForAll()
         }
         let phase2Seconds = (ContinuousClock.now - phase2).seconds
-        let trackerCPU = Self.cpuSeconds(pid: tracker.processIdentifier) - cpuBefore.tracker
+        let trackerCPU = Self.cpuSeconds(pid: tracker.pid) - cpuBefore.tracker
         let benchCPU = Self.cpuSeconds(pid: getpid()) - cpuBefore.bench
-        let peak = Self.memory(pid: tracker.processIdentifier)
+        let peak = Self.memory(pid: tracker.pid)
         for (connection, _) in sessions { connection.close() }
-        kill(tracker.processIdentifier, SIGTERM)
-        tracker.waitUntilExit()
+        tracker.stop()
 
         say("")
         say(pad("request", 20) + pad("count", 8) + pad("req/s", 10) + pad("p50 ms", 10) + "p99 ms")
