@@ -119,17 +119,20 @@ struct FileDescriptorLimitTests {
     @Test func theSoftLimitIsRaisedToTheHardOne() async throws {
         let directory = try TemporaryDirectory("shoal-nofile")
         defer { directory.remove() }
+        let output = directory.file("stdout")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", "ulimit -Sn 256 && exec \"$0\" tracker --port 0 --insecure --db \"$1\"", ShoalProcess.binary, directory.file("t.sqlite")]
-        let out = Pipe()
-        process.standardOutput = out
+        process.arguments = ["-c", "ulimit -Sn 256 && exec \"$0\" tracker --port 0 --insecure --db \"$1\" > \"$2\"",
+                             ShoalProcess.binary, directory.file("t.sqlite"), output]
         try process.run()
         defer { process.terminate(); process.waitUntilExit() }
-        // Once it listens, its limits are set.
-        var line = ""
-        while !line.contains("\n"), let byte = try out.fileHandleForReading.read(upToCount: 1), !byte.isEmpty { line += String(decoding: byte, as: UTF8.self) }
-        #expect(line.hasPrefix("listening on"), "\(line)")
+        // Once it listens, its limits are set. (Polled, never a blocking read on a test thread.)
+        var listening = false
+        for _ in 0..<400 where !listening {
+            listening = (try? String(contentsOfFile: output, encoding: .utf8))?.hasPrefix("listening on") == true
+            if !listening { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(listening, "the tracker did not start")
         let limits = try String(contentsOfFile: "/proc/\(process.processIdentifier)/limits", encoding: .utf8)
         let row = try #require(limits.split(separator: "\n").first { $0.hasPrefix("Max open files") })
         let numbers = row.split(separator: " ").compactMap { Int($0) }
