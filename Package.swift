@@ -20,6 +20,11 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        // The operator's web page, JSON API and /metrics (`shoal tracker --http`). Default traits
+        // off: they only add swift-configuration, which Shoal does not use.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         // Pure core: manifests, chunk digests, chunk maps, scoring, picking. No sockets, no files.
@@ -61,6 +66,20 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        // The operator's view over HTTP (Hummingbird): status page, JSON API, Prometheus /metrics.
+        .target(
+            name: "ShoalOperator",
+            dependencies: [
+                "ShoalCore", "ShoalTracker",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         // The peer: server, tracker client, download engine (filled by the peer issue).
@@ -80,7 +99,7 @@ let package = Package(
         .executableTarget(
             name: "shoal",
             dependencies: [
-                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker", "ShoalPeer", "ShoalSamples",
+                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker", "ShoalPeer", "ShoalSamples", "ShoalOperator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -139,6 +158,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+            // The operator's view: JSON API, /metrics and access over loopback HTTP, and the page in headless Chromium.
+        .testTarget(
+            name: "ShoalOperatorTests",
+            dependencies: [
+                "ShoalOperator", "ShoalTracker", "ShoalNet", "ShoalWire", "ShoalCore", "ShoalTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
     ]

@@ -59,6 +59,8 @@ public actor Tracker {
     private let decoyHash: String
     /// Whether serving peers must announce a key fingerprint (`--require-encryption`).
     private let requireEncryption: Bool
+    /// Counters and timings for `/metrics`.
+    private let metrics: TrackerMetrics
 
     public init(
         store: any AccountStore, configuration: TrackerConfiguration, logger: Logger,
@@ -74,6 +76,7 @@ public actor Tracker {
         self.hasher = PasswordHasher(rounds: configuration.passwordRounds)
         self.registry = TrackerRegistry(limits: configuration.limits)
         self.requireEncryption = configuration.requireEncryption
+        self.metrics = TrackerMetrics(factory: configuration.metricsFactory)
         self.logger = logger
         self.now = now
         self.closeConnection = closeConnection
@@ -96,8 +99,21 @@ public actor Tracker {
     /// Connected peers right now.
     public var connectedCount: Int { registry.connectedCount }
 
-    /// Handles one request from `connection` (whose peer is at `host`).
+    /// Handles one request from `connection` (whose peer is at `host`),
+    /// counted and timed (from here to the reply) for `/metrics`.
     public func handle(_ message: Message, connection: UInt64, host: String) async -> Outcome {
+        let started = ContinuousClock.now
+        let outcome = await respond(to: message, connection: connection, host: host)
+        if case .refused = outcome.reply {
+            metrics.request(message.type, refused: true, duration: .now - started)
+        } else {
+            metrics.request(message.type, refused: false, duration: .now - started)
+        }
+        metrics.registry(connected: registry.connectedCount, files: registry.contentCount)
+        return outcome
+    }
+
+    private func respond(to message: Message, connection: UInt64, host: String) async -> Outcome {
         do {
             switch message {
             case let .register(request):
@@ -145,6 +161,7 @@ public actor Tracker {
     public func connectionClosed(_ token: SessionToken, connection: UInt64, reason: String) {
         guard let peer = registry.peer(token), peer.connection == connection else { return }
         registry.logout(token)
+        metrics.registry(connected: registry.connectedCount, files: registry.contentCount)
         logger.info("disconnect: \(peer.user) \(reason); its \(peer.holdings.count) file\(peer.holdings.count == 1 ? "" : "s") withdrawn (\(registry.connectedCount) connected)")
     }
 
@@ -163,15 +180,17 @@ public actor Tracker {
         let hasher = self.hasher
         let store = self.store
         let password = request.password
+        let metrics = self.metrics
         do {
             try await runBlocking {
-                try store.create(Account(user: name.value, passwordHash: hasher.hash(password)))
+                let account = Account(user: name.value, passwordHash: hasher.hash(password))
+                try metrics.timing(.create) { try store.create(account) }
             }
         } catch {
             registrations.refund(address: host)
             throw error
         }
-        let accounts = (try? await runBlocking { try store.count() }) ?? 0
+        let accounts = (try? await runBlocking { try metrics.timing(.count) { try store.count() } }) ?? 0
         logger.info("register: \(name.value) (\(accounts) account\(accounts == 1 ? "" : "s"))")
         return Registered(user: name.value)
     }
@@ -189,6 +208,7 @@ public actor Tracker {
         // connections cannot each get a guess in while the others hash.
         let wait = throttle.begin(user: name.value, address: host, now: now())
         guard wait == 0 else {
+            metrics.loginFailed(throttled: true)
             logger.notice("login refused: \(name.value) from \(host) is throttled for \(wait) s after repeated failures")
             throw TrackerError.tooManyAttempts(user: name.value, retryAfterSeconds: wait)
         }
@@ -196,16 +216,19 @@ public actor Tracker {
         let hasher = self.hasher
         let decoy = decoyHash
         let password = request.password
+        let metrics = self.metrics
         let account: Account? = try await runBlocking {
-            let account = try store.account(named: name.value)
+            let account = try metrics.timing(.account) { try store.account(named: name.value) }
             return hasher.verify(password, against: account?.passwordHash ?? decoy) ? account : nil
         }
         guard let account else {
             throttle.attemptFailed(user: name.value, address: host, now: now())
+            metrics.loginFailed(throttled: false)
             logger.notice("login failed: \(name.value) from \(host)")
             throw TrackerError.badCredentials
         }
         throttle.succeeded(user: name.value, address: host)
+        metrics.loginSucceeded()
         let token = SessionToken.random()
         let peer = TrackerRegistry.Peer(
             user: account.user, host: served, port: request.port, connection: connection,
@@ -303,8 +326,9 @@ public actor Tracker {
         let record = ReportRecord(reporter: reporter, holder: request.holder, contentID: request.contentID.hex, succeeded: succeeded,
                                   bytes: request.bytes, at: now())
         let counters: AccountCounters?
+        let metrics = self.metrics
         do {
-            counters = try await runBlocking { try store.recordReport(record, rule: rule) }
+            counters = try await runBlocking { try metrics.timing(.recordReport) { try store.recordReport(record, rule: rule) } }
         } catch let error as TrackerError {
             if case .notAllowed = error { logger.notice("report refused: \(reporter) about \(request.holder) for \(request.contentID.short): reported before") }
             throw error
@@ -312,6 +336,7 @@ public actor Tracker {
         guard let counters else {
             throw TrackerError.notFound("the account \(request.holder.debugDescription)")
         }
+        metrics.reported(bytes: request.bytes, succeeded: succeeded)
         registry.setCounters(user: counters.user, downloads: counters.countDownloads, failures: counters.countFailures, bytesServed: counters.bytesServed)
         logger.info("report: \(reporter) says \(request.holder) \(succeeded ? "served" : "failed") \(request.contentID.short) (\(request.bytes) bytes); \(request.holder) now has \(counters.countDownloads) downloads, \(counters.countFailures) failures")
         return Reported(holder: counters.user, countDownloads: counters.countDownloads, countFailures: counters.countFailures)
@@ -370,8 +395,10 @@ public actor Tracker {
         let peerPage = 256, filePage = 64
         let wantsPeers = request.filesAfter == nil, wantsFiles = request.peersAfter == nil
         let after = request.peersAfter
+        let metrics = self.metrics
         let (registered, accounts) = try await runBlocking {
-            (try store.count(), wantsPeers ? try store.counters(after: after, limit: peerPage + 1) : [])
+            (try metrics.timing(.count) { try store.count() },
+             wantsPeers ? try metrics.timing(.counters) { try store.counters(after: after, limit: peerPage + 1) } : [])
         }
         var peers: [TrackerStatus.Peer] = []
         let connected = Dictionary(registry.connectedPeers.map { ($0.user, $0) }, uniquingKeysWith: { a, b in a.port > 0 ? a : b })
@@ -392,6 +419,28 @@ public actor Tracker {
         }
         return TrackerStatus(registered: registered, connected: registry.connectedCount, files: files, peers: peers,
                              nextFiles: nextFiles, nextPeers: accounts.count > peerPage ? peers.last?.user : nil)
+    }
+
+    /// The operator's view for the web page and its JSON API (``OperatorSnapshot``):
+    /// a page of accounts from the store and what the registry holds now.
+    /// Whoever calls it must have checked the operator token (as `status` does).
+    /// The pages are built after the actor has handed out copies, so the
+    /// availability bars are counted without holding up other requests.
+    public nonisolated func operatorSnapshot(_ request: OperatorSnapshot.Request) async throws -> OperatorSnapshot {
+        let (at, registered, accounts, sessions, rows) = try await operatorState(request)
+        return OperatorSnapshot(request: request, at: at, registered: registered, accounts: accounts, sessions: sessions, rows: rows)
+    }
+
+    private func operatorState(_ request: OperatorSnapshot.Request) async throws
+        -> (Double, Int, [AccountCounters], [TrackerRegistry.Peer], [ListedFile]) {
+        let store = self.store
+        let metrics = self.metrics
+        let (after, limit) = (request.peersAfter, request.peerPage + 1)
+        let (registered, accounts) = try await runBlocking {
+            (try metrics.timing(.count) { try store.count() },
+             try metrics.timing(.counters) { try store.counters(after: after, limit: limit) })
+        }
+        return (now(), registered, accounts, Array(registry.sessions.values), listRows())
     }
 
     /// Whether two tokens are equal, in time that does not depend on where they differ.

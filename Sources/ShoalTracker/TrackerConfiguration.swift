@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import ShoalNet
 
 /// Where a tracker listens, where it keeps its database, and its limits.
@@ -46,6 +47,10 @@ public struct TrackerConfiguration: Sendable {
     public static func operatorTokenPath(forDatabase databasePath: String) -> String {
         databasePath + "-operator-token"
     }
+
+    /// Where the tracker's counters and timings go (``TrackerMetrics``);
+    /// nil: `MetricsSystem.factory`. `shoal tracker --http` gives a Prometheus one.
+    public var metricsFactory: (any MetricsFactory)?
 
     /// How connections are carried: TLS (the default for `shoal tracker`) or in clear (`--insecure`).
     public var transport = Transport.plain

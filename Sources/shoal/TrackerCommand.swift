@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ShoalNet
+import ShoalOperator
 import ShoalPeer
 import ShoalTracker
 import ShoalWire
@@ -24,7 +25,9 @@ struct TrackerServe: AsyncParsableCommand {
         discussion: """
             The first line on stdout is `listening on HOST:PORT`, the second `certificate fingerprint SHA-256 AB:CD:…` \
             (peers pin it); events are logged on stderr, one line each. At start the tracker writes a new operator \
-            token for `shoal tracker status` to DB-operator-token beside its database (mode 0600).
+            token for `shoal tracker status` to DB-operator-token beside its database (mode 0600). \
+            With --http it also serves the operator's web page, a JSON API and Prometheus /metrics, all behind that \
+            token; its third line is then `operator view on http://HOST:PORT/`.
             """
     )
 
@@ -70,6 +73,11 @@ struct TrackerServe: AsyncParsableCommand {
     @Flag(help: "Serve in clear, without TLS: passwords and session tokens cross the network readable. Peers must say --insecure too.")
     var insecure = false
 
+    @Option(name: .customLong("http"),
+            help: ArgumentHelp("Also serve the operator's status page, JSON API and /metrics over HTTP here: HOST:PORT, or PORT alone for 127.0.0.1 only. Every path needs the operator token.",
+                               valueName: "address"))
+    var http: String?
+
     @Flag(name: .customLong("require-encryption"), help: "Refuse logins of serving peers that do not encrypt their links (peers without --encrypt).")
     var requireEncryption = false
 
@@ -83,6 +91,21 @@ struct TrackerServe: AsyncParsableCommand {
         }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("give --tls-cert and --tls-key together, or neither (then a self-signed pair is kept beside the database)") }
         if insecure && tlsCert != nil { throw ValidationError("--insecure serves without TLS; leave out --tls-cert and --tls-key, or --insecure") }
+        if let http { _ = try Self.httpAddress(http) }
+    }
+
+    /// Where `--http` listens: `HOST:PORT`, `[V6]:PORT`, or a bare `PORT` on 127.0.0.1 only
+    /// (the page carries the operator's token: exposing it takes an explicit host).
+    static func httpAddress(_ text: String) throws -> Endpoint {
+        if let number = Int(text) {
+            guard (0...65_535).contains(number) else { throw ValidationError("--http: \(text) is not a port (0 ... 65535)") }
+            return Endpoint(host: "127.0.0.1", port: number)
+        }
+        do {
+            return try Endpoint.listening(text)
+        } catch {
+            throw ValidationError("--http: \(error); give HOST:PORT, [V6]:PORT or a port (then 127.0.0.1 only)")
+        }
     }
 
     func run() async throws {
@@ -114,6 +137,8 @@ struct TrackerServe: AsyncParsableCommand {
             let paths = configuration.defaultCertificatePaths
             configuration.transport = .tls(certificatePath: paths.certificate, keyPath: paths.key)
         }
+        let metrics = http == nil ? nil : OperatorMetrics()
+        configuration.metricsFactory = metrics?.factory
 
         let server: TrackerServer
         do {
@@ -127,11 +152,29 @@ struct TrackerServe: AsyncParsableCommand {
         } else {
             Output.line("serving in clear (--insecure): passwords and tokens cross the network readable")
         }
+        var view: OperatorServer?
+        if let http, let metrics {
+            let address = try Self.httpAddress(http)
+            do {
+                let token = try OperatorToken.read(from: configuration.operatorTokenFile)
+                view = try await OperatorServer.start(host: address.host, port: address.port, tracker: server.tracker, operatorToken: token,
+                                                      metrics: metrics, logger: Logger(label: "shoal.operator"))
+            } catch {
+                server.shutdown()
+                await server.run()
+                throw CLIError("\(error)")
+            }
+            Output.line("operator view on http://\(Endpoint(host: address.host, port: view!.port))/")
+        }
+        let operatorView = view
         let signals = TerminationSignals { number in
             logger.info("received \(TerminationSignals.name(number))")
+            operatorView?.shutdown()
             server.shutdown()
         }
         await server.run()
+        operatorView?.shutdown()
+        await operatorView?.run()
         withExtendedLifetime(signals) {}
     }
 }
