@@ -140,7 +140,7 @@ enum OperatorPage {
           });
           box.appendChild(strip);
           const rare = a.rarest < a.holders;
-          box.appendChild(el("div", a.chunkCount + " chunks; rarest part: " + a.rarest + " of " + a.holders + " holder" + (a.holders === 1 ? "" : "s") +
+          box.appendChild(el("div", a.chunkCount + " chunk" + (a.chunkCount === 1 ? "" : "s") + "; rarest part: " + a.rarest + " of " + a.holders + " holder" + (a.holders === 1 ? "" : "s") +
             (rare ? " (" + a.rarestChunks + " chunk" + (a.rarestChunks === 1 ? "" : "s") + ")" : ""), "barnote" + (rare ? " rare" : "")));
           return box;
         }
