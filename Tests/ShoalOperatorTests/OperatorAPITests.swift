@@ -167,6 +167,18 @@ import Testing
         }
     }
 
+    /// A request head past the 16 KiB limit is answered 400 and the
+    /// connection closed, with or without the token.
+    @Test func oversizedHeadsAreRefused() async throws {
+        try await OperatorFixture.with { view in
+            let padding = String(repeating: "a", count: 20_000)
+            let big = try await HTTPExchange.send("GET", "/metrics", port: view.port, headers: ["Authorization": "Bearer \(view.token)", "X-Padding": padding])
+            #expect(big.status == 400)
+            let small = try await HTTPExchange.send("GET", "/metrics", port: view.port, headers: ["Authorization": "Bearer \(view.token)", "X-Padding": "a"])
+            #expect(small.status == 200)
+        }
+    }
+
     /// A browser gives the token once (`?token=` or the form) and gets an
     /// HttpOnly, SameSite=Strict cookie that opens the page and the API.
     @Test func tokenOnceThenCookie() async throws {
