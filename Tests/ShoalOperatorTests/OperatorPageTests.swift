@@ -4,8 +4,9 @@ import ShoalTestSupport
 import Testing
 
 /// The status page in a real browser (Debian's headless `chromium`) against a
-/// real tracker with real clients.
-@Suite struct OperatorPageTests {
+/// real tracker with real clients, one browser at a time (each start costs
+/// seconds of CPU on a 2-core machine that runs the rest of the suite beside it).
+@Suite(.serialized) struct OperatorPageTests {
     /// The page shows the swarm's peers, files and availability bars once the
     /// token is given in the address, and shows a peer that joins afterwards
     /// without being reloaded.

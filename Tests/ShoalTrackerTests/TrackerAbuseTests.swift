@@ -36,7 +36,7 @@ struct TrackerAbuseTests {
             (try helloBytes() + Fixtures.bytes("frames/broken/undefined-flags.frame"), "bad_request"),
         ]
         for (bytes, code) in cases {
-            let socket = try RawSocket(port: tracker.port)
+            let socket = try RawSocket(port: tracker.port, timeout: 30)  // patient: a loaded 2-core CI machine can take seconds
             socket.send(bytes)
             let (reply, closed) = await socket.readUntilClosedAsync()
             #expect(closed, "the connection stays open after \(code)")
