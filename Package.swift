@@ -67,13 +67,13 @@ let package = Package(
         .target(
             name: "ShoalPeer",
             dependencies: [
-                "ShoalCore", "ShoalWire", "ShoalNet",
+                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalSamples",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Generated sample files for the demo and the benchmarks.
+        // Generated sample data: files for the demo and the benchmarks, text for the downloader's inflate calibration.
         .target(name: "ShoalSamples"),
         // Test hosts in network namespaces and shaped links, for cross-host tests and `shoal-bench links`.
         .target(name: "ShoalLab"),
