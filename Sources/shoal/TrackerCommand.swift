@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import ServiceLifecycle
 import ShoalNet
 import ShoalPeer
 import ShoalTracker
@@ -24,7 +25,9 @@ struct TrackerServe: AsyncParsableCommand {
         discussion: """
             The first line on stdout is `listening on HOST:PORT`, the second `certificate fingerprint SHA-256 AB:CD:…` \
             (peers pin it); events are logged on stderr, one line each. At start the tracker writes a new operator \
-            token for `shoal tracker status` to DB-operator-token beside its database (mode 0600).
+            token for `shoal tracker status` to DB-operator-token beside its database (mode 0600). On SIGTERM or \
+            SIGINT it accepts no new connections, answers the requests it is handling (at most --drain-seconds), \
+            closes its database and exits 0.
             """
     )
 
@@ -57,6 +60,8 @@ struct TrackerServe: AsyncParsableCommand {
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: Logger.Level = .info
+
+    @OptionGroup var shutdown: ShutdownOptions
 
     @Option(help: .hidden)
     var passwordRounds = 210_000
@@ -127,12 +132,11 @@ struct TrackerServe: AsyncParsableCommand {
         } else {
             Output.line("serving in clear (--insecure): passwords and tokens cross the network readable")
         }
-        let signals = TerminationSignals { number in
-            logger.info("received \(TerminationSignals.name(number))")
-            server.shutdown()
+        do {
+            try await shutdown.group([.init(service: server)], logger: logger).run()
+        } catch {
+            throw CLIError("stopping failed: \(error)")
         }
-        await server.run()
-        withExtendedLifetime(signals) {}
     }
 }
 
