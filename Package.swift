@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         // The operator's web page, JSON API and /metrics (`shoal tracker --http`). Default traits
         // off: they only add swift-configuration, which Shoal does not use.
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
@@ -66,6 +67,7 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
@@ -76,6 +78,7 @@ let package = Package(
                 "ShoalCore", "ShoalTracker",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
@@ -86,13 +89,14 @@ let package = Package(
         .target(
             name: "ShoalPeer",
             dependencies: [
-                "ShoalCore", "ShoalWire", "ShoalNet",
+                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalSamples",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // Generated sample files for the demo and the benchmarks.
+        // Generated sample data: files for the demo and the benchmarks, text for the downloader's inflate calibration.
         .target(name: "ShoalSamples"),
         // Test hosts in network namespaces and shaped links, for cross-host tests and `shoal-bench links`.
         .target(name: "ShoalLab"),
@@ -102,6 +106,7 @@ let package = Package(
                 "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker", "ShoalPeer", "ShoalSamples", "ShoalOperator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -160,7 +165,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-            // The operator's view: JSON API, /metrics and access over loopback HTTP, and the page in headless Chromium.
+        // The operator's view: JSON API, /metrics and access over loopback HTTP, and the page in headless Chromium.
         .testTarget(
             name: "ShoalOperatorTests",
             dependencies: [

@@ -18,6 +18,13 @@
 ///    only if it beat stored by 10 % and some chunk did come compressed), and
 ///    measures the other again every ``retrySeconds``, as loads change.
 ///
+/// Over a near link (the first holder answers within ``nearRoundTrip``:
+/// loopback, a LAN) the probes go the other way round: stored first, and if
+/// stored chunks already complete faster than the downloader could inflate
+/// and verify them on all its cores (``inflateCapacity``, measured on this
+/// machine), compressed chunks cannot win and are never asked for: the
+/// compressed probe would only slow down a link faster than inflating.
+///
 /// Stored chunks can only win where the downloader's CPU is what limits: if
 /// it used less than three quarters of its cores while compressed chunks came
 /// (and some did come compressed), the links are the limit, compressed is
@@ -49,6 +56,8 @@ public struct CompressionChoice: Sendable {
     public static let minimumProbeSeconds = 0.1
     /// How long a decision stands before the other mode is measured again.
     public static let retrySeconds = 20.0
+    /// A first holder answering within this (seconds) makes the first probe a stored one.
+    public static let nearRoundTrip = 0.001
 
     /// A window of completions being measured.
     private struct Window: Sendable, Equatable {
@@ -78,6 +87,8 @@ public struct CompressionChoice: Sendable {
     }
 
     private enum Phase: Sendable, Equatable {
+        /// No holder has answered yet: compressed is asked for until one does.
+        case waiting
         /// Measuring `window`; `other` is the first mode's window, once measured.
         case probing(window: Window, other: Window?)
         case decided(stored: Bool, at: Double)
@@ -86,11 +97,23 @@ public struct CompressionChoice: Sendable {
     public let mode: Mode
     /// The cores the downloader can use.
     public let cores: Int
-    private var phase = Phase.probing(window: Window(stored: false, skip: warmUpChunks), other: nil)
+    /// Bytes of file per second the downloader can inflate and verify on all
+    /// its cores; nil if unknown (then stored never settles it alone).
+    public let inflateCapacity: Double?
+    private var phase = Phase.waiting
 
-    public init(mode: Mode = .auto, cores: Int = ProcessInfoLite.activeProcessorCount) {
+    public init(mode: Mode = .auto, cores: Int = ProcessInfoLite.activeProcessorCount, inflateCapacity: Double? = nil) {
         self.mode = mode
         self.cores = max(1, cores)
+        self.inflateCapacity = inflateCapacity
+    }
+
+    /// A holder answered a first request in `roundTrip` seconds. The first
+    /// one to answer sets which mode is measured first.
+    public mutating func connected(roundTrip: Double) {
+        guard phase == .waiting else { return }
+        let near = roundTrip < Self.nearRoundTrip
+        phase = .probing(window: Window(stored: near, skip: Self.warmUpChunks), other: nil)
     }
 
     /// Whether to ask for stored chunks now.
@@ -101,6 +124,7 @@ public struct CompressionChoice: Sendable {
         case .auto: break
         }
         switch phase {
+        case .waiting: return false
         case let .probing(window, _): return window.stored
         case let .decided(stored, _): return stored
         }
@@ -112,6 +136,9 @@ public struct CompressionChoice: Sendable {
     public mutating func completed(bytes: Int, compressed: Bool, inFlight: Int, now: Double, cpuSeconds: Double) {
         guard mode == .auto else { return }
         switch phase {
+        case .waiting:
+            // A chunk before any holder was timed: measure compressed first, as over far links.
+            phase = .probing(window: Window(stored: false, skip: Self.warmUpChunks - 1), other: nil)
         case var .probing(window, other):
             if window.skip > 0 {
                 window.skip -= 1
@@ -134,6 +161,9 @@ public struct CompressionChoice: Sendable {
             if !window.stored, other == nil, window.shrank, window.load < 0.75 * Double(cores) {
                 // Compressed chunks came, and the CPU had room to spare: the links are the limit.
                 phase = .decided(stored: false, at: now)
+            } else if window.stored, other == nil, let inflateCapacity, window.rate >= inflateCapacity {
+                // Stored chunks came faster than this machine inflates: compressed cannot win.
+                phase = .decided(stored: true, at: now)
             } else if let other {
                 let (storedRun, compressedRun) = window.stored ? (window, other) : (other, window)
                 let compressedWins = compressedRun.shrank && compressedRun.rate > storedRun.rate * 1.1

@@ -245,8 +245,10 @@ public struct DownloadPlan: Sendable {
 
     /// The requests to make now: every active holder's free window slots,
     /// filled with new chunks first and, once a holder has nothing new to
-    /// fetch, with copies of late chunks.
-    public mutating func nextRequests(now: Double) -> [Request] {
+    /// fetch, with copies of late chunks. With `share`, no holder gets more
+    /// than that many chunks in all (served and in flight): while others are
+    /// still connecting, the first to answer may not take a whole small file.
+    public mutating func nextRequests(now: Double, share: Int? = nil) -> [Request] {
         refreshLateness(now: now)
         var requests: [Request] = []
         let order = peers.values.filter(\.isActive).sorted {
@@ -259,7 +261,8 @@ public struct DownloadPlan: Sendable {
         while progress {
             progress = false
             for id in order {
-                guard let peer = peers[id], peer.inFlight.count < capacity(peer) else { continue }
+                guard let peer = peers[id], peer.inFlight.count < capacity(peer),
+                      share.map({ peer.chunksServed + peer.inFlight.count < $0 }) ?? true else { continue }
                 var chunk = picker.pick(for: id)
                 if chunk == nil {
                     // Nothing new for it: maybe a copy of a chunk someone else is slow with.

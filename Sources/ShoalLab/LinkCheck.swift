@@ -43,6 +43,43 @@ public enum LinkCheck {
         return bits / 1e6
     }
 
+    /// Sends `bytes` with one iperf3 stream from host `from` to host `to` and
+    /// returns the bytes received on `to`'s interface per byte of payload:
+    /// what TCP/IP itself costs on that link (headers, retransmissions), the
+    /// yardstick for a download's received bytes per byte of file.
+    public static func receiveOverhead(in lab: NetworkLab, from: String, to: String, bytes: Int, port: Int = 5202) throws -> Double {
+        let iperf = try LabCommand.require("iperf3", package: "iperf3")
+        let server = try lab.address(of: to)
+        let serverProcess = Process()
+        serverProcess.executableURL = URL(fileURLWithPath: try lab.prefix(for: to)[0])
+        serverProcess.arguments = Array(try lab.prefix(for: to).dropFirst()) + [iperf, "-s", "-1", "-B", server, "-p", "\(port)"]
+        serverProcess.standardOutput = FileHandle.nullDevice
+        serverProcess.standardError = FileHandle.nullDevice
+        try serverProcess.run()
+        defer {
+            if serverProcess.isRunning { kill(serverProcess.processIdentifier, SIGKILL) }
+            serverProcess.waitUntilExit()
+        }
+        let command = try lab.prefix(for: from) + [iperf, "-c", server, "-p", "\(port)", "-n", "\(bytes)", "-J"]
+        var last: (status: Int32, stdout: String, stderr: String) = (1, "", "")
+        var before: UInt64 = 0
+        let deadline = Date().addingTimeInterval(3)
+        repeat {
+            before = try lab.receivedBytes(of: to)
+            last = try LabCommand.runAllowingFailure(command, timeout: 120)
+            if last.status == 0 { break }
+            usleep(100_000)
+        } while Date() < deadline
+        guard last.status == 0 else { throw LabError.commandFailed(command: command, status: last.status, output: last.stderr + last.stdout) }
+        let after = try lab.receivedBytes(of: to)
+        guard let json = try? JSONSerialization.jsonObject(with: Data(last.stdout.utf8)) as? [String: Any],
+              let end = json["end"] as? [String: Any], let received = end["sum_received"] as? [String: Any],
+              let payload = (received["bytes"] as? Double) ?? (received["bytes"] as? Int).map(Double.init), payload > 0 else {
+            throw LabError.unreadableOutput(command: command, output: last.stdout)
+        }
+        return Double(after - before) / payload
+    }
+
     /// Round-trip times in ms from `from` to `to`: `count` pings, 0.2 s apart,
     /// timed in user space (`ping -U`): the kernel's receive timestamps are
     /// taken before the ingress delay, and would not show it.

@@ -118,6 +118,13 @@ public final class FramedServer: Sendable {
         return (try? HostAddress(ip).value) ?? ip
     }
 
+    /// Stops accepting: the listening socket closes, connections being
+    /// served go on. ``run(_:)`` returns once the last of them ends. (The
+    /// first step of draining a server; ``shutdown()`` is the abrupt stop.)
+    public func stopAccepting() {
+        listener.channel.close(promise: nil)
+    }
+
     /// Stops accepting and closes every connection.
     public func shutdown() {
         listener.channel.close(promise: nil)

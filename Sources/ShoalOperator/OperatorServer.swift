@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import ServiceLifecycle
 import ShoalCore
 import ShoalTracker
 import ShoalWire
@@ -25,10 +26,10 @@ import ShoalWire
 /// ```swift
 /// let view = try await OperatorServer.start(host: "127.0.0.1", port: 8080, tracker: server.tracker,
 ///                                           operatorToken: token, metrics: metrics, logger: logger)
-/// view.shutdown()      // on SIGTERM
+/// view.shutdown()      // on SIGTERM (or run it as a Service in a ServiceGroup)
 /// await view.run()     // returns once it has stopped
 /// ```
-public final class OperatorServer: Sendable {
+public final class OperatorServer: Sendable, Service {
     /// Connections served at once; more wait in the listen backlog.
     public static let maximumConnections = 64
     /// An idle connection is closed after this.
@@ -95,9 +96,18 @@ public final class OperatorServer: Sendable {
         task.cancel()
     }
 
-    /// Waits until the server has stopped.
+    /// Waits until the server has stopped: after ``shutdown()``, or, in a
+    /// service group, on graceful shutdown or cancellation.
     public func run() async {
-        await task.value
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await task.value
+            } onGracefulShutdown: {
+                self.shutdown()
+            }
+        } onCancel: {
+            self.shutdown()
+        }
     }
 }
 

@@ -107,7 +107,8 @@ final class DownloadLoop {
         self.configuration = configuration
         self.progress = progress
         self.plan = DownloadPlan(manifest: manifest, have: partial.have, configuration: configuration.plan)
-        self.compression = CompressionChoice(mode: configuration.compression)
+        self.compression = CompressionChoice(mode: configuration.compression,
+                                             inflateCapacity: configuration.compression == .auto ? InflateCalibration.capacity : nil)
         self.epoch = clock.now
         (events, post) = AsyncStream.makeStream(of: Event.self)
     }
@@ -140,9 +141,6 @@ final class DownloadLoop {
             }
             if let ending { return ending }
             if plan.isComplete { return .complete }
-            // At the start, give every holder a moment to connect, so the
-            // first to answer does not take the whole file of a small download.
-            if connecting > 0 && now < configuration.startGrace { continue }
             pump()
         }
         // The stream ends only when the task running the loop is cancelled.
@@ -156,7 +154,9 @@ final class DownloadLoop {
         let id = nextID
         nextID += 1
         links[id] = Link(user: holder.user, host: holder.host, port: holder.port, connection: connection, roundTrip: roundTrip)
+        logger.trace("\(String(format: "%.3f", now)) connected \(holder.user), round trip \(String(format: "%.1f", roundTrip * 1000)) ms")
         mapVersions[holder.user] = holder.mapVersion
+        compression.connected(roundTrip: roundTrip)
         plan.addPeer(id: id, name: holder.user,
                      score: PeerScore(responseTime: roundTrip, countDownloads: holder.countDownloads, countFailures: holder.countFailures),
                      available: chunkMap(holder))
@@ -184,6 +184,7 @@ final class DownloadLoop {
         case let .received(frameBytes, compressed):
             wireBytes += UInt64(frameBytes)
             let outcome = plan.received(peer: request.peer, chunk: request.chunk, now: now)
+            logger.trace("\(String(format: "%.3f", now)) chunk \(request.chunk) from \(links[request.peer]?.user ?? "?") \(outcome.isAccepted ? "new" : "duplicate"), \(frameBytes) bytes\(compressed ? " compressed" : ""), \(fetches.count) in flight")
             compression.completed(bytes: manifest.length(ofChunk: request.chunk), compressed: compressed, inFlight: fetches.count, now: now,
                                   cpuSeconds: ProcessInfoLite.cpuSeconds)
             guard case let .accepted(cancel) = outcome else { return }
@@ -260,9 +261,19 @@ final class DownloadLoop {
     // MARK: Actions
 
     /// Makes the requests the plan wants now.
+    ///
+    /// At the start, while holders are still connecting (for at most
+    /// ``Downloader/Configuration/startGrace``), each connected one may take
+    /// only its share of the file: the first to answer does not take a whole
+    /// small file, and a big one starts on the first link at once rather than
+    /// waiting for the slowest to connect.
     private func pump() {
-        for request in plan.nextRequests(now: now) {
+        let holders = links.count + connecting
+        let share = connecting > 0 && now < configuration.startGrace && holders > 0
+            ? (manifest.chunkCount + holders - 1) / holders : nil
+        for request in plan.nextRequests(now: now, share: share) {
             guard let link = links[request.peer] else { continue }
+            logger.trace("\(String(format: "%.3f", now)) ask \(link.user) for chunk \(request.chunk)")
             let stored = compression.asksStored
             let (manifest, partial, post, limit) = (manifest, partial, post, configuration.downloadLimit)
             let timeout = TimeAmount.seconds(Int64(configuration.requestTimeout))

@@ -25,8 +25,9 @@ public struct Downloader: Sendable {
         /// holders have now (they announce new chunks every 0.5 s): one small
         /// request, so that downloaders that start together find each other.
         public var refreshInterval: Double = 1
-        /// At the start, requests wait this long (seconds) for the holders
-        /// still connecting, so the work is shared from the first chunk.
+        /// At the start, for this long (seconds) while holders are still
+        /// connecting, each connected holder is asked for no more than its
+        /// share of the file, so the work is shared from the first chunk.
         public var startGrace: Double = 0.3
         /// How often the loop looks for late requests and silent holders.
         public var tickInterval: Double = 0.02

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import ShoalCore
 import ShoalNet
 import ShoalWire
@@ -104,7 +105,13 @@ public final class Peer: Sendable {
         try await session.announceAll()
     }
 
-    /// Logs out and stops serving.
+    /// The peer's services, for a `ServiceGroup`, in the order they start.
+    /// A group shuts its services down in the reverse order: first the
+    /// session logs out (the tracker stops listing this peer), then the
+    /// server drains (see ``PeerServer/drain(deadline:)``).
+    public var services: [any Service] { [server, session] }
+
+    /// Logs out and stops serving at once.
     public func stop() async {
         await session.logout()
         await server.stop()

@@ -1,14 +1,20 @@
 import Logging
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 import ShoalNet
 import ShoalWire
+import Synchronization
 
 /// A peer's server: answers `checkActive` and `chunkRequest` for whatever its
 /// ``ChunkLibrary`` holds, to many downloaders at once, each connection in
 /// its own task. A bad request gets an `error` reply and the connection goes
 /// on; a broken frame closes that connection only.
-public final class PeerServer: Sendable {
+///
+/// It serves from ``start(host:port:library:compression:uploadLimit:identity:logger:)``
+/// on. As a `Service` in a `ServiceGroup`, a graceful shutdown drains it
+/// (``drain(deadline:)``) and cancellation closes every connection at once.
+public final class PeerServer: Sendable, Service {
     public let library: ChunkLibrary
     private let server: FramedServer
     private let logger: Logger
@@ -16,6 +22,8 @@ public final class PeerServer: Sendable {
     /// The upload budget every connection draws its chunk replies from; nil: unlimited.
     public let uploadLimit: RateLimiter?
     private let task: Task<Void, Never>
+    /// The request queue of each connection being served, so a drain reaches them all.
+    private let queues = ConnectionQueues()
 
     /// The port it serves on.
     public var port: Int { server.port }
@@ -62,8 +70,10 @@ public final class PeerServer: Sendable {
         self.uploadLimit = uploadLimit
         self.logger = logger
         let encrypted = identity != nil
+        let queues = self.queues
         let serve: @Sendable (FramedServer.Connection) async -> Void = { [library, compression, uploadLimit, logger] connection in
-            await Self.serve(connection, library: library, compression: compression, uploadLimit: uploadLimit, encrypted: encrypted, logger: logger)
+            await Self.serve(connection, library: library, compression: compression, uploadLimit: uploadLimit, encrypted: encrypted,
+                             queues: queues, logger: logger)
         }
         self.task = Task { await server.run(serve) }
     }
@@ -74,8 +84,47 @@ public final class PeerServer: Sendable {
         await task.value
     }
 
+    /// Stops serving gently and waits until every connection is closed:
+    /// no new connection is accepted; each connection answers the requests
+    /// it has already read, drops those that come after, closes its sending
+    /// side once the answers are out, and ends when the downloader closes
+    /// its side (a downloader then asks the other holders for the rest).
+    /// Whatever is still open after `deadline` is closed at once.
+    public func drain(deadline: Duration) async {
+        beginDrain()
+        let cut = Task { [server] in
+            try await Task.sleep(for: deadline)
+            server.shutdown()
+        }
+        await task.value
+        cut.cancel()
+    }
+
+    /// Serves until the service group shuts down: a graceful shutdown drains
+    /// the server (see ``drain(deadline:)``), cancellation (the group's deadline
+    /// passed) closes every connection at once.
+    public func run() async {
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await task.value
+            } onGracefulShutdown: {
+                self.beginDrain()
+            }
+        } onCancel: {
+            let open = self.server.connectionCount
+            if open > 0 { self.logger.warning("stopping now: closing \(open) connection\(open == 1 ? "" : "s") still open") }
+            self.server.shutdown()
+        }
+    }
+
+    private func beginDrain() {
+        server.stopAccepting()
+        let draining = queues.drainAll()
+        logger.notice("draining: accepting no new connections; \(draining) connection\(draining == 1 ? "" : "s") finishing the chunks asked for")
+    }
+
     private static func serve(_ connection: FramedServer.Connection, library: ChunkLibrary, compression: CompressionPolicy,
-                              uploadLimit: RateLimiter?, encrypted: Bool, logger: Logger) async {
+                              uploadLimit: RateLimiter?, encrypted: Bool, queues: ConnectionQueues, logger: Logger) async {
         let channel = connection.channel.channel
         let allocator = channel.allocator
         let liveness = try? await channel.pipeline.handler(type: LivenessHandler.self).get()
@@ -93,7 +142,13 @@ public final class PeerServer: Sendable {
                 // One task reads ahead (so a chunkCancel reaches requests still
                 // queued), another answers in order.
                 let queue = RequestQueue(limit: 64)
+                let key = queues.insert(queue)
+                defer { queues.remove(key) }
                 let answering = Task {
+                    defer {
+                        // Draining: the answers are out; say so with a FIN once they are sent.
+                        if queue.isDraining { channel.close(mode: .output, promise: nil) }
+                    }
                     let compressor = ChunkCompressor(policy: compression, memo: library.memo)
                     while let frame = await queue.next() {
                         var reply = Self.answer(frame, library: library, compressor: compressor, files: files, allocator: allocator)
@@ -177,5 +232,41 @@ public final class PeerServer: Sendable {
             let refusal = ErrorReply(code: .badRequest, message: "\(frame.type) is not a request a peer serves; ask for chunks")
             return .frame((try? refusal.frame(requestID: frame.requestID)) ?? frame)
         }
+    }
+}
+
+/// The request queues of the connections a ``PeerServer`` serves, so that a
+/// drain reaches every one, including one accepted while it starts.
+final class ConnectionQueues: Sendable {
+    private struct State {
+        var queues: [ObjectIdentifier: RequestQueue] = [:]
+        var draining = false
+    }
+
+    private let state = Mutex(State())
+
+    /// Registers a connection's queue (drained at once if the server already is).
+    func insert(_ queue: RequestQueue) -> ObjectIdentifier {
+        let key = ObjectIdentifier(queue)
+        let draining = state.withLock { state in
+            state.queues[key] = queue
+            return state.draining
+        }
+        if draining { queue.drain() }
+        return key
+    }
+
+    func remove(_ key: ObjectIdentifier) {
+        _ = state.withLock { $0.queues.removeValue(forKey: key) }
+    }
+
+    /// Drains every queue, now and from now on; how many connections were being served.
+    func drainAll() -> Int {
+        let queues = state.withLock { state in
+            state.draining = true
+            return Array(state.queues.values)
+        }
+        for queue in queues { queue.drain() }
+        return queues.count
     }
 }

@@ -13,6 +13,8 @@ final class RequestQueue: Sendable {
         var frames: [Frame] = []
         var head = 0
         var finished = false
+        /// Draining: frames pushed from now on are dropped unanswered.
+        var draining = false
         var consumer: CheckedContinuation<Frame?, Never>?
         var producer: CheckedContinuation<Void, Never>?
         var count: Int { frames.count - head }
@@ -25,10 +27,14 @@ final class RequestQueue: Sendable {
         self.limit = limit
     }
 
-    /// Adds a frame; waits while the queue is full.
+    /// Adds a frame; waits while the queue is full. Once draining, the frame is dropped.
     func push(_ frame: Frame) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let waiting: CheckedContinuation<Frame?, Never>? = state.withLock { state in
+                if state.draining {
+                    continuation.resume()
+                    return nil
+                }
                 if let consumer = state.consumer {
                     state.consumer = nil
                     continuation.resume()
@@ -91,8 +97,22 @@ final class RequestQueue: Sendable {
 
     /// No more frames will come: the consumer drains what is queued, then gets nil.
     func finish() {
+        finish(draining: false)
+    }
+
+    /// The server is draining: what is queued is still answered, frames
+    /// read from now on are dropped, and the consumer then gets nil.
+    func drain() {
+        finish(draining: true)
+    }
+
+    /// Whether ``drain()`` was called.
+    var isDraining: Bool { state.withLock { $0.draining } }
+
+    private func finish(draining: Bool) {
         let (consumer, producer) = state.withLock { state in
             state.finished = true
+            if draining { state.draining = true }
             defer { state.consumer = nil; state.producer = nil }
             return (state.consumer, state.producer)
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import ServiceLifecycle
 import ShoalCore
 import ShoalNet
 import ShoalWire
@@ -13,7 +14,12 @@ import ShoalWire
 /// everything it shares, from ``announcement``, by itself. Meanwhile requests
 /// fail with a clear error, chunk announcements are kept to be sent later, and
 /// reports wait in a queue, so a download that already has its holders goes on.
-public actor TrackerSession {
+///
+/// Run as a `Service` (``run()``), the session's reconnect loop runs inside
+/// the service's task, and a graceful shutdown logs out: the tracker stops
+/// listing this peer at once, so downloaders stop picking it. Without a
+/// service group, the loop runs in a task of its own until ``logout()``.
+public actor TrackerSession: Service {
     public let endpoint: Endpoint
     public let user: String
     private let password: String
@@ -30,6 +36,8 @@ public actor TrackerSession {
     private var connection: FramedConnection?
     private var token: String?
     private var reconnecting: Task<Void, Never>?
+    /// While ``run()`` keeps the session: where a lost connection is signalled to it.
+    private var keeper: AsyncStream<Void>.Continuation?
     private var pendingReports: [Report] = []
     private var pendingHave: [ContentID: (name: String, indices: [Int])] = [:]
     private var closed = false
@@ -284,7 +292,12 @@ public actor TrackerSession {
     }
 
     private func startReconnecting() {
-        guard reconnecting == nil, !closed else { return }
+        guard !closed else { return }
+        if let keeper {
+            keeper.yield()
+            return
+        }
+        guard reconnecting == nil else { return }
         reconnecting = Task { [weak self] in
             var delay = 0.5
             while !Task.isCancelled {
@@ -293,6 +306,42 @@ public actor TrackerSession {
                 if await self.tryReconnect() { return }
                 delay = min(delay * 2, 5)
             }
+        }
+    }
+
+    /// Keeps the session until the service group stops: reconnects (every
+    /// 0.5 s at first, then up to every 5 s) whenever the tracker goes away;
+    /// on graceful shutdown or cancellation, logs out and returns.
+    public func run() async {
+        let (lost, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        keeper = signal
+        // A loop started before the service ran hands over to it.
+        reconnecting?.cancel()
+        reconnecting = nil
+        if !closed && !isConnected { signal.yield() }
+        // A graceful shutdown cancels the loop, and so ends a wait between attempts.
+        await cancelWhenGracefulShutdown {
+            for await _ in lost {
+                await self.reconnectUntilBack()
+            }
+        }
+        signal.finish()
+        keeper = nil
+        if !closed {
+            logger.notice("leaving: logging out of the tracker at \(endpoint)")
+            await logout()
+        }
+    }
+
+    /// The service's reconnect loop: returns once back, or when the session
+    /// is closed or the service stops.
+    private func reconnectUntilBack() async {
+        var delay = 0.5
+        while !closed, !isConnected, !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(delay))
+            guard !Task.isCancelled else { return }
+            if await tryReconnect() { return }
+            delay = min(delay * 2, 5)
         }
     }
 

@@ -32,6 +32,19 @@ public enum SampleData {
     /// sequence number and timestamp, so generating hundreds of MiB takes a
     /// fraction of a second and zlib still sees varied, realistic text.
     public static func writeLogText(path: String, size: Int, seed: UInt64 = 2) throws {
+        try write(path: path, size: size, fill: logTextFiller(seed: seed))
+    }
+
+    /// `size` bytes of the same log-like text, in memory.
+    public static func logText(size: Int, seed: UInt64 = 2) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: size)
+        let fill = logTextFiller(seed: seed)
+        bytes.withUnsafeMutableBytes { fill($0) }
+        return bytes
+    }
+
+    /// Fills each buffer it is given with the next stretch of log-like text.
+    private static func logTextFiller(seed: UInt64) -> (UnsafeMutableRawBufferPointer) -> Void {
         var generator = Generator(state: seed)
         let levels = ["INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR"]
         let verbs = ["GET", "GET", "POST", "PUT", "DELETE"]
@@ -49,7 +62,7 @@ public enum SampleData {
         var sequence = 0
         var second = 0
         var pending = [UInt8]()
-        try write(path: path, size: size) { buffer in
+        return { buffer in
             var filled = 0
             while filled < buffer.count {
                 if pending.isEmpty {

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 import ShoalNet
 import ShoalWire
 import Synchronization
@@ -15,7 +16,11 @@ import Synchronization
 /// print("listening on \(server.host):\(server.port)")
 /// await server.run()            // until server.shutdown()
 /// ```
-public final class TrackerServer: Sendable {
+///
+/// As a `Service` in a `ServiceGroup`, a graceful shutdown drains it: no new
+/// connections, each request being handled is answered, then its connection
+/// closes (idle ones at once). Cancellation closes everything at once.
+public final class TrackerServer: Sendable, Service {
     public let tracker: Tracker
     public let configuration: TrackerConfiguration
     private let server: FramedServer
@@ -101,12 +106,29 @@ public final class TrackerServer: Sendable {
         }
     }
 
-    /// Serves until ``shutdown()``; then closes the database.
+    /// Serves until ``shutdown()`` (or, in a service group, until it drains
+    /// on graceful shutdown or stops on cancellation); then closes the database.
     public func run() async {
-        await server.run { connection in await self.serve(connection) }
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await server.run { connection in await self.serve(connection) }
+            } onGracefulShutdown: {
+                self.drain()
+            }
+        } onCancel: {
+            self.shutdown()
+        }
         await tracker.shutdown()
         store.close()
         logger.info("tracker stopped")
+    }
+
+    /// Stops accepting; each connection answers the request it is handling,
+    /// if any, then closes (ending its session); ``run()`` then returns.
+    public func drain() {
+        server.stopAccepting()
+        let busy = connections.drain()
+        logger.info("tracker draining: accepting no new connections; \(busy) request\(busy == 1 ? "" : "s") being handled")
     }
 
     /// Stops accepting, closes every connection (ending their sessions); ``run()`` then returns.
@@ -146,6 +168,9 @@ public final class TrackerServer: Sendable {
                     handshakeDeadline.cancel()
                     liveness?.activate(on: channel.eventLoop)
                     while let frame = try await iterator.next() {
+                        // Draining: no new request is taken; one being handled is answered first.
+                        guard connections.begin(id) else { break }
+                        defer { connections.end(id) }
                         // A client that does not read its replies waits here, holding nothing new.
                         await replies?.waitUntilWritable()
                         let message: Message
@@ -217,12 +242,68 @@ public final class TrackerServer: Sendable {
 }
 
 /// Open connections by id, so a session taken over by a new login can have
-/// its old connection closed.
+/// its old connection closed, and a drain can close each once it is idle.
 final class ConnectionTable: Sendable {
-    private let channels = Mutex<[UInt64: any Channel]>([:])
-    func insert(_ id: UInt64, _ channel: any Channel) { channels.withLock { $0[id] = channel } }
-    func remove(_ id: UInt64) { _ = channels.withLock { $0.removeValue(forKey: id) } }
-    func close(_ id: UInt64) { channels.withLock { $0[id] }?.close(promise: nil) }
+    private struct State {
+        var channels: [UInt64: any Channel] = [:]
+        /// Connections handling a request now.
+        var busy: Set<UInt64> = []
+        var draining = false
+    }
+
+    private let state = Mutex(State())
+
+    func insert(_ id: UInt64, _ channel: any Channel) {
+        let draining = state.withLock { state in
+            state.channels[id] = channel
+            return state.draining
+        }
+        if draining { channel.close(promise: nil) }
+    }
+
+    func remove(_ id: UInt64) {
+        state.withLock { state in
+            state.channels.removeValue(forKey: id)
+            state.busy.remove(id)
+        }
+    }
+
+    func close(_ id: UInt64) { state.withLock { $0.channels[id] }?.close(promise: nil) }
+
+    /// A request arrived on `id`; false when draining (it is not taken).
+    func begin(_ id: UInt64) -> Bool {
+        state.withLock { state in
+            guard !state.draining else { return false }
+            state.busy.insert(id)
+            return true
+        }
+    }
+
+    /// The request on `id` is answered; when draining, its connection closes
+    /// once the answer is sent.
+    func end(_ id: UInt64) {
+        let closing = state.withLock { state -> (any Channel)? in
+            state.busy.remove(id)
+            return state.draining ? state.channels[id] : nil
+        }
+        if let closing { Self.closeAfterWrites(closing) }
+    }
+
+    /// Closes every idle connection now, and each busy one once it has answered; how many were busy.
+    func drain() -> Int {
+        let (idle, busy) = state.withLock { state in
+            state.draining = true
+            return (state.channels.filter { !state.busy.contains($0.key) }.map(\.value), state.busy.count)
+        }
+        for channel in idle { channel.close(promise: nil) }
+        return busy
+    }
+
+    /// Closes the sending side once what is written has gone out (a FIN after
+    /// the last reply), then the connection.
+    private static func closeAfterWrites(_ channel: any Channel) {
+        channel.close(mode: .output).whenComplete { _ in channel.close(promise: nil) }
+    }
 }
 
 extension TimeAmount {

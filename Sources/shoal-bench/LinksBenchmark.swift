@@ -30,6 +30,7 @@ struct LinksBenchmark: AsyncParsableCommand {
     @Option(help: "Work folder (default: a temporary one, removed afterwards).") var workDir: String?
     @Option(name: .customLong("delayer-source"), help: "link-delayer.c (default: the one in this checkout).") var delayerSource: String?
     @Option(name: .customLong("check-seconds"), help: "Seconds of iperf3 per link check (0 skips the checks).") var checkSeconds = 3
+    @Option(name: .customLong("get-log"), help: "Write each shoal get's trace log (every request and chunk, timed) to PREFIX-FILE-TIME.log.") var getLog: String?
 
     struct Scenario {
         let name: String
@@ -154,8 +155,10 @@ struct LinksBenchmark: AsyncParsableCommand {
             let delayerCPU = cpuAfter.reduce(0.0) { $0 + $1.value - (cpuBefore[$1.key] ?? 0) }
             let ping = try LinkCheck.roundTrip(in: lab, from: "downloader", to: seeder, count: 10)
             let rate = shape.rateMbit ?? .nan
-            say("  check " + pad(seeder, 9) + String(format: "iperf3 %6.1f Mbit/s (%3.0f %% of %3.0f)   ping %6.1f ms avg, %6.1f min (2 × delay = %5.1f), %d/10 lost   delayers %4.1f %% of a core",
-                       mbit, mbit / rate * 100, rate, ping.average, ping.min, 2 * shape.delayMs, ping.lost, delayerCPU / elapsed * 100))
+            // What TCP/IP costs on the link: the floor of a download's rx/size.
+            let overhead = try LinkCheck.receiveOverhead(in: lab, from: seeder, to: "downloader", bytes: Int((rate * 1e6 / 8 * 4).rounded()))
+            say("  check " + pad(seeder, 9) + String(format: "iperf3 %6.1f Mbit/s (%3.0f %% of %3.0f), rx %5.3f × payload   ping %6.1f ms avg, %6.1f min (2 × delay = %5.1f), %d/10 lost   delayers %4.1f %% of a core",
+                       mbit, mbit / rate * 100, rate, overhead, ping.average, ping.min, 2 * shape.delayMs, ping.lost, delayerCPU / elapsed * 100))
         }
     }
 
@@ -193,7 +196,9 @@ struct LinksBenchmark: AsyncParsableCommand {
         let cpuBefore = lab.delayerCPUSeconds()
         let start = Date()
         let get = try LabCommand.runAllowingFailure(try lab.prefix(for: "downloader") + [binary, "get", name, "--user", "downloader",
-                                                     "--dir", folder, "--tracker", trackerAddress, "--json"], timeout: 1800)
+                                                     "--dir", folder, "--tracker", trackerAddress, "--json",
+                                                     "--log-level", getLog == nil ? "warning" : "trace"], timeout: 1800)
+        if let getLog { try? get.stderr.write(toFile: "\(getLog)-\(name)-\(Int(Date().timeIntervalSince1970)).log", atomically: true, encoding: .utf8) }
         let seconds = Date().timeIntervalSince(start)
         let rxAfter = try lab.receivedBytes(of: "downloader")
         let cpuAfter = lab.delayerCPUSeconds()
@@ -216,7 +221,7 @@ struct LinksBenchmark: AsyncParsableCommand {
     func line(scenario: Scenario, kind: String, run: Int, _ r: RunResult) -> String {
         let linkMBps = scenario.sumMbit / 8
         var text = pad(scenario.name, 8) + pad(kind, 7) + "run \(run)/\(runs)"
-        text += String(format: "  %6.1f MB/s  %4.0f %% of %3.0f Mbit/s   wire %3.0f %% of it, rx %4.2f × size   chunks %@   (get %.1f s, download %.1f s, delayers %.0f %% of a core)",
+        text += String(format: "  %6.1f MB/s  %4.0f %% of %3.0f Mbit/s   wire %3.0f %% of it, rx %5.3f × size   chunks %@   (get %.1f s, download %.1f s, delayers %.0f %% of a core)",
                        r.mbps, r.mbps / linkMBps * 100, scenario.sumMbit, r.rxBytes / r.seconds / 1e6 / linkMBps * 100, r.rxBytes / r.bytes,
                        chunkList(r.chunks), r.seconds, r.insideSeconds, r.delayerCPU / r.seconds * 100)
         if scenario.good.count < scenario.links.count {
@@ -239,7 +244,7 @@ struct LinksBenchmark: AsyncParsableCommand {
             String(Int((Double(results.map { $0.chunks[seeder] ?? 0 }.reduce(0, +)) / Double(results.count)).rounded()))
         }.joined(separator: "/")
         return row([scenario.name, kind, String(format: "%.1f", rates.last!), String(format: "%.1f", median),
-                    String(format: "%.0f %%", median / linkMBps * 100), good, String(format: "%.0f %%", wire), String(format: "%.2f", rx),
+                    String(format: "%.0f %%", median / linkMBps * 100), good, String(format: "%.0f %%", wire), String(format: "%.3f", rx),
                     meanChunks, results.map { String(format: "%.1f", $0.mbps) }.joined(separator: ", ")])
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import ServiceLifecycle
 import ShoalNet
 import ShoalOperator
 import ShoalPeer
@@ -27,7 +28,9 @@ struct TrackerServe: AsyncParsableCommand {
             (peers pin it); events are logged on stderr, one line each. At start the tracker writes a new operator \
             token for `shoal tracker status` to DB-operator-token beside its database (mode 0600). \
             With --http it also serves the operator's web page, a JSON API and Prometheus /metrics, all behind that \
-            token; its third line is then `operator view on http://HOST:PORT/`.
+            token; its third line is then `operator view on http://HOST:PORT/`. On SIGTERM or \
+            SIGINT it accepts no new connections, answers the requests it is handling (at most --drain-seconds), \
+            closes its database and exits 0.
             """
     )
 
@@ -60,6 +63,8 @@ struct TrackerServe: AsyncParsableCommand {
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: Logger.Level = .info
+
+    @OptionGroup var shutdown: ShutdownOptions
 
     @Option(help: .hidden)
     var passwordRounds = 210_000
@@ -152,9 +157,10 @@ struct TrackerServe: AsyncParsableCommand {
         } else {
             Output.line("serving in clear (--insecure): passwords and tokens cross the network readable")
         }
-        var view: OperatorServer?
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
         if let http, let metrics {
             let address = try Self.httpAddress(http)
+            let view: OperatorServer
             do {
                 let token = try OperatorToken.read(from: configuration.operatorTokenFile)
                 view = try await OperatorServer.start(host: address.host, port: address.port, tracker: server.tracker, operatorToken: token,
@@ -164,18 +170,15 @@ struct TrackerServe: AsyncParsableCommand {
                 await server.run()
                 throw CLIError("\(error)")
             }
-            Output.line("operator view on http://\(Endpoint(host: address.host, port: view!.port))/")
+            Output.line("operator view on http://\(Endpoint(host: address.host, port: view.port))/")
+            // Last in the group, so it stops first; the tracker serves on if the view fails.
+            services.append(.init(service: view, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore))
         }
-        let operatorView = view
-        let signals = TerminationSignals { number in
-            logger.info("received \(TerminationSignals.name(number))")
-            operatorView?.shutdown()
-            server.shutdown()
+        do {
+            try await shutdown.group(services, logger: logger).run()
+        } catch {
+            throw CLIError("stopping failed: \(error)")
         }
-        await server.run()
-        operatorView?.shutdown()
-        await operatorView?.run()
-        withExtendedLifetime(signals) {}
     }
 }
 

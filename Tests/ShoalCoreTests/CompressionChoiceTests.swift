@@ -54,6 +54,38 @@ struct CompressionChoiceTests {
         #expect(random.asksStored, "nothing came compressed")
     }
 
+    /// A near link (loopback, a LAN) whose stored chunks come faster than this
+    /// machine inflates: stored first, and compressed never asked for.
+    @Test func nearFastLinkNeverProbesCompressed() {
+        var choice = CompressionChoice(cores: 2, inflateCapacity: 600e6)
+        choice.connected(roundTrip: 0.000_2)
+        choice.connected(roundTrip: 0.05)   // a later, far holder changes nothing
+        #expect(choice.asksStored, "stored first")
+        var t = feed(&choice, CompressionChoice.warmUpChunks + CompressionChoice.probeChunks, rate: 900e6, compressed: false, from: 0)
+        #expect(choice.asksStored, "faster than inflating: decided without a compressed probe")
+        t = feed(&choice, 100, rate: 900e6, compressed: false, from: t)
+        #expect(choice.asksStored)
+    }
+
+    /// A near but slower link (a gigabit LAN): stored first, then compressed is
+    /// measured, and kept where it completes more.
+    @Test func nearSlowLinkStillTriesCompressed() {
+        var choice = CompressionChoice(cores: 2, inflateCapacity: 600e6)
+        choice.connected(roundTrip: 0.000_3)
+        var t = feed(&choice, CompressionChoice.warmUpChunks + CompressionChoice.probeChunks, rate: 110e6, compressed: false, from: 0)
+        #expect(!choice.asksStored, "slower than inflating: compressed measured next")
+        t = feed(&choice, 2, rate: 110e6, compressed: false, from: t)   // asked before the switch
+        feed(&choice, CompressionChoice.probeChunks, rate: 400e6, compressed: true, from: t)
+        #expect(!choice.asksStored, "compressed completed more: kept")
+    }
+
+    /// A far first holder: compressed first, as over slow links.
+    @Test func farLinkStartsCompressed() {
+        var choice = CompressionChoice(cores: 2, inflateCapacity: 600e6)
+        choice.connected(roundTrip: 0.02)
+        #expect(!choice.asksStored)
+    }
+
     /// A decision is measured again after a while; the user's choice overrides everything.
     @Test func retriesAndUserChoice() {
         var choice = CompressionChoice(cores: 2)

@@ -24,6 +24,25 @@ struct RequestQueueTests {
         #expect(rest == [2, 4, 5])
     }
 
+    /// Draining (a server stopping on SIGTERM): what is queued still comes
+    /// out, frames pushed after are dropped, a producer waiting on a full
+    /// queue is let go, and the consumer then gets nil.
+    @Test func drainAnswersWhatIsQueued() async {
+        // The fourth frame fills the queue: its push waits.
+        let queue = RequestQueue(limit: 4)
+        for id in 1...3 { await queue.push(request(UInt32(id))) }
+        let blocked = Task { await queue.push(request(4)) }
+        #expect(!queue.isDraining)
+        queue.drain()
+        await blocked.value
+        await queue.push(request(5))
+        #expect(queue.isDraining)
+        var out: [UInt32] = []
+        while let frame = await queue.next() { out.append(frame.requestID) }
+        #expect(out == [1, 2, 3, 4] || out == [1, 2, 3], "queued frames come out, later ones do not: \(out)")
+        #expect(!out.contains(5))
+    }
+
     /// A full queue holds its producer until the consumer takes a frame, or a cancel makes room.
     @Test func fullQueueWaits() async throws {
         let queue = RequestQueue(limit: 2)

@@ -15,14 +15,21 @@ public final class ProcessSwarm: @unchecked Sendable {
     private var seeders: [String: ShoalProcess] = [:]
     private let lock = NSLock()
 
-    public init() async throws {
+    /// Options added to the tracker's command line.
+    private let trackerOptions: [String]
+
+    /// A tracker (started with `trackerOptions` added) on a database in a new temporary directory.
+    public init(trackerOptions: [String] = []) async throws {
         root = try TemporaryDirectory("shoal-transfer")
-        (tracker, trackerPort, fingerprint) = try await Self.startTracker(root: root, port: 0)
+        self.trackerOptions = trackerOptions
+        (tracker, trackerPort, fingerprint) = try await Self.startTracker(root: root, port: 0, options: trackerOptions)
     }
 
-    private static func startTracker(root: TemporaryDirectory, port: Int) async throws -> (ShoalProcess, Int, String) {
-        let process = try ShoalProcess(["tracker", "--port", "\(port)", "--db", root.file("tracker.sqlite"), "--password-rounds", "1000",
-                                        "--probe-interval", "5", "--probe-timeout", "10"])
+    private static func startTracker(root: TemporaryDirectory, port: Int, options: [String]) async throws -> (ShoalProcess, Int, String) {
+        // Fast password hashing, unless `options` ask for other rounds.
+        let rounds = options.contains("--password-rounds") ? [] : ["--password-rounds", "1000"]
+        let process = try ShoalProcess(["tracker", "--port", "\(port)", "--db", root.file("tracker.sqlite")] + rounds +
+                                       ["--probe-interval", "5", "--probe-timeout", "10"] + options)
         guard let line = try await process.waitForLine({ _ in true }), let bound = ShoalProcess.port(fromListeningLine: line) else {
             throw SwarmError(step: "the tracker did not start", errors: process.errors)
         }
@@ -35,8 +42,13 @@ public final class ProcessSwarm: @unchecked Sendable {
     /// Kills the tracker (SIGKILL) and starts it again on the same port and database.
     public func restartTracker() async throws {
         _ = try await tracker.stop(signal: SIGKILL)
+        try await startTrackerAgain()
+    }
+
+    /// Starts the tracker again, after it stopped, on the same port and database.
+    public func startTrackerAgain() async throws {
         // Same database, so the same certificate beside it: peers keep their pin.
-        let again = try await Self.startTracker(root: root, port: trackerPort)
+        let again = try await Self.startTracker(root: root, port: trackerPort, options: trackerOptions)
         guard again.2 == fingerprint else { throw SwarmError(step: "the restarted tracker has another fingerprint", errors: again.0.errors) }
         tracker = again.0
     }

@@ -36,7 +36,9 @@ struct TrackerAbuseTests {
             (try helloBytes() + Fixtures.bytes("frames/broken/undefined-flags.frame"), "bad_request"),
         ]
         for (bytes, code) in cases {
-            let socket = try RawSocket(port: tracker.port, timeout: 30)  // patient: a loaded 2-core CI machine can take seconds
+            // A generous read timeout: the tracker runs in this process, and a
+            // full parallel run on two busy cores once took over 5 s to answer.
+            let socket = try RawSocket(port: tracker.port, timeout: 30)
             socket.send(bytes)
             let (reply, closed) = await socket.readUntilClosedAsync()
             #expect(closed, "the connection stays open after \(code)")

@@ -1,0 +1,110 @@
+import Foundation
+import GRDB
+import ShoalNet
+import ShoalTestSupport
+import ShoalWire
+import Testing
+
+/// `shoal tracker` stopped with SIGTERM while it handles requests: it answers
+/// those, accepts nothing new, exits 0, and leaves a database that a new
+/// tracker opens with every account and counter.
+@Suite("shoal tracker drains on SIGTERM", .timeLimit(.minutes(5)))
+struct TrackerDrainTests {
+    /// CPU time (user + system) a process has used so far, from /proc.
+    static func cpuSeconds(of pid: Int32) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        // After "pid (comm)": state is field 3; utime and stime are fields 14 and 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// SIGTERM while eight registrations are being hashed: all eight are
+    /// answered, the tracker exits 0, its database checks whole, and a new
+    /// tracker on it has every account, password and counter.
+    @Test func trackerStoppedWithSIGTERMDrains() async throws {
+        // Slow password hashing (500,000 rounds of PBKDF2, about half a second
+        // each here, two at a time), so that a burst of registrations is
+        // still being handled when the signal comes. A deadline long enough
+        // for all of them: what is tested is that they are answered.
+        let swarm = try await ProcessSwarm(trackerOptions: ["--password-rounds", "500000", "--drain-seconds", "30"])
+        // A download first, so that the seeder has a counter to keep.
+        _ = try swarm.folder("seeder1", files: ["c.bin": TestData.random(2 << 20, seed: 21)])
+        try await swarm.seed("seeder1")
+        try await swarm.register("early")
+        #expect(try await swarm.get("c.bin", user: "early").waitForExit(timeout: 120) == 0)
+        let before = try await swarm.counters("countDownloads", ofUsersStartingWith: "seeder")
+        #expect((before["seeder1"] ?? 0) >= 1, "\(before)")
+
+        let pin = ClientSecurity.tls(TLSPin(expected: try CertificateFingerprint(parsing: swarm.fingerprint), mismatchAdvice: "", plainAdvice: ""))
+        var clients: [FramedConnection] = []
+        for _ in 0..<8 {
+            clients.append(try await FramedConnection.connect(host: "127.0.0.1", port: swarm.trackerPort, role: "peer", timeout: .seconds(30), security: pin))
+        }
+        let tracker = swarm.tracker
+        let pid = tracker.process.processIdentifier
+        let cpuBefore = try #require(Self.cpuSeconds(of: pid))
+        let connections = clients
+        let burst = Task {
+            await withTaskGroup(of: (user: String, error: String?).self) { group in
+                for (i, client) in connections.enumerated() {
+                    group.addTask {
+                        do {
+                            _ = try await client.request(.register(Register(user: "burst\(i)", password: "pw-burst\(i)")), timeout: .seconds(60))
+                            return ("burst\(i)", nil)
+                        } catch {
+                            return ("burst\(i)", "\(error)")
+                        }
+                    }
+                }
+                return await group.reduce(into: [(user: String, error: String?)]()) { $0.append($1) }
+            }
+        }
+        // SIGTERM once the tracker has spent 0.3 s of CPU on the
+        // burst: hashing has begun, and about 4 s of CPU of it are still to come.
+        // (Its answers go out together at the end: each account is counted
+        // after its hash, on the same two threads.)
+        var hashing = false
+        for _ in 0..<3000 where !hashing {
+            hashing = (Self.cpuSeconds(of: pid) ?? 0) - cpuBefore >= 0.3
+            if !hashing { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(hashing, "the tracker did not start hashing")
+        let sent = Date()
+        let status = try await tracker.stop(signal: SIGTERM, timeout: 60)
+        let seconds = Date().timeIntervalSince(sent)
+        let outcomes = await burst.value
+        let registered = outcomes.filter { $0.error == nil }.map(\.user)
+        let refused = outcomes.compactMap { outcome in outcome.error.map { "\(outcome.user): \($0)" } }
+        print("tracker: SIGTERM to exit \(String(format: "%.2f", seconds)) s (deadline 30 s); \(registered.count) registrations answered, \(refused.count) cut")
+        #expect(status == 0, "\(tracker.errors.suffix(2000))")
+        // From the tracker's side: requests were being handled when it began
+        // to drain, and accounts were made after that, each answered.
+        let log = tracker.errors
+        let draining = try #require(log.range(of: "tracker draining: accepting no new connections; "), "\(log.suffix(2000))")
+        let busy = Int(log[draining.upperBound...].prefix { $0.isNumber }) ?? 0
+        let madeAfter = log[draining.upperBound...].components(separatedBy: "register: burst").count - 1
+        print("tracker: \(busy) requests being handled when it began to drain; \(madeAfter) accounts made after that")
+        #expect(busy >= 1 && madeAfter >= 1, "\(log.suffix(3000))")
+        #expect(tracker.errors.contains("tracker stopped"), "\(tracker.errors.suffix(2000))")
+        for client in clients { client.close() }
+
+        // The database is whole, and a new tracker has every account and counter.
+        let database = try DatabaseQueue(path: swarm.root.file("tracker.sqlite"))
+        let check = try await database.read { try String.fetchOne($0, sql: "PRAGMA integrity_check") }
+        #expect(check == "ok")
+        try database.close()
+        try await swarm.startTrackerAgain()
+        let again = try await FramedConnection.connect(host: "127.0.0.1", port: swarm.trackerPort, role: "peer", timeout: .seconds(30), security: pin)
+        // Logging in costs a hash each: two of them show the passwords were kept.
+        for user in registered.sorted().prefix(2) { _ = try await again.login(user, "pw-\(user)") }
+        again.close()
+        let status2 = try await swarm.status()
+        #expect(status2["registered"] as? Int == 2 + registered.count, "\(status2)")
+        #expect(refused.isEmpty, "every request was taken before the signal, so each is answered: \(refused)")
+        let after = DownloadWatch.counters("countDownloads", in: status2, ofUsersStartingWith: "seeder")
+        #expect(after == before, "counters \(before) before the stop, \(after) after")
+        await swarm.stop()
+    }
+}
