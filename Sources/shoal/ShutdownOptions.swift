@@ -18,9 +18,13 @@ struct ShutdownOptions: ParsableArguments {
     /// stopped this much later is a bug, and the library ends the process.
     static let cancellationGrace = Duration.seconds(5)
 
-    /// A group running `services` until SIGTERM or SIGINT.
-    func group(_ services: [ServiceGroupConfiguration.ServiceConfiguration], logger: Logger) -> ServiceGroup {
-        var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    /// A group running `services` until SIGTERM or SIGINT. `ready` is
+    /// printed on stdout once the group traps those signals: a script that
+    /// waits for that line and then sends SIGTERM gets a graceful stop, never
+    /// the default action that kills the process before the group runs.
+    func group(_ services: [ServiceGroupConfiguration.ServiceConfiguration], ready: [String] = [], logger: Logger) -> ServiceGroup {
+        let announcement = ServiceGroupConfiguration.ServiceConfiguration(service: ReadyAnnouncement(lines: ready), successTerminationBehavior: .ignore)
+        var configuration = ServiceGroupConfiguration(services: [announcement] + services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         configuration.maximumGracefulShutdownDuration = .milliseconds(Int64(drainSeconds * 1000))
         configuration.maximumCancellationDuration = Self.cancellationGrace
         return ServiceGroup(configuration: configuration)
@@ -28,4 +32,14 @@ struct ShutdownOptions: ParsableArguments {
 
     /// The deadline, for messages.
     var described: String { drainSeconds == drainSeconds.rounded() ? "\(Int(drainSeconds)) s" : "\(drainSeconds) s" }
+}
+
+/// Prints a command's ready lines from inside its service group, which has
+/// trapped SIGTERM and SIGINT before it starts any service.
+private struct ReadyAnnouncement: Service {
+    let lines: [String]
+
+    func run() async throws {
+        for line in lines { Output.line(line) }
+    }
 }

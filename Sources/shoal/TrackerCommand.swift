@@ -151,11 +151,12 @@ struct TrackerServe: AsyncParsableCommand {
         } catch {
             throw CLIError("\(error)")
         }
-        Output.line("listening on \(Endpoint(host: server.host, port: server.port))")
+        // Printed once the service group traps SIGTERM (see ShutdownOptions.group).
+        var ready = ["listening on \(Endpoint(host: server.host, port: server.port))"]
         if let fingerprint = server.fingerprint {
-            Output.line("certificate fingerprint SHA-256 \(fingerprint.grouped)")
+            ready.append("certificate fingerprint SHA-256 \(fingerprint.grouped)")
         } else {
-            Output.line("serving in clear (--insecure): passwords and tokens cross the network readable")
+            ready.append("serving in clear (--insecure): passwords and tokens cross the network readable")
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
         if let http, let metrics {
@@ -170,12 +171,12 @@ struct TrackerServe: AsyncParsableCommand {
                 await server.run()
                 throw CLIError("\(error)")
             }
-            Output.line("operator view on http://\(Endpoint(host: address.host, port: view.port))/")
+            ready.append("operator view on http://\(Endpoint(host: address.host, port: view.port))/")
             // Last in the group, so it stops first; the tracker serves on if the view fails.
             services.append(.init(service: view, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore))
         }
         do {
-            try await shutdown.group(services, logger: logger).run()
+            try await shutdown.group(services, ready: ready, logger: logger).run()
         } catch {
             throw CLIError("stopping failed: \(error)")
         }

@@ -27,11 +27,11 @@ struct SeedCommand: AsyncParsableCommand {
     func run() async throws {
         let peer = try await startPeer(tracker: tracker, account: account, folder: folder, network: network, logLevel: logLevel, label: "shoal.seed")
         let shared = peer.library.announcement().count
-        Output.line("serving on \(Endpoint(host: peer.server.host, port: peer.server.port))")
         Output.error("\(account.user) shares \(shared) file\(shared == 1 ? "" : "s") from \(peer.folder.path); stop with Ctrl-C")
         if let rate = network.uploadRate { Output.error("uploads limited to \(rate) over all connections") }
         // The session logs out first, then the server drains (the group stops services in reverse order).
-        let group = shutdown.group(peer.services.map { .init(service: $0) }, logger: Logger(label: "shoal.seed"))
+        let group = shutdown.group(peer.services.map { .init(service: $0) },
+                                   ready: ["serving on \(Endpoint(host: peer.server.host, port: peer.server.port))"], logger: Logger(label: "shoal.seed"))
         do {
             try await group.run()
         } catch {
