@@ -19,7 +19,7 @@ public final class TrackerServer: Sendable {
     public let tracker: Tracker
     public let configuration: TrackerConfiguration
     private let server: FramedServer
-    private let store: SQLiteAccountStore
+    private let store: any TrackerStore
     private let logger: Logger
     private let connections: ConnectionTable
 
@@ -27,7 +27,7 @@ public final class TrackerServer: Sendable {
     public var host: String { server.host }
     public var port: Int { server.port }
 
-    private init(tracker: Tracker, server: FramedServer, store: SQLiteAccountStore, configuration: TrackerConfiguration, logger: Logger, connections: ConnectionTable,
+    private init(tracker: Tracker, server: FramedServer, store: any TrackerStore, configuration: TrackerConfiguration, logger: Logger, connections: ConnectionTable,
                  fingerprint: CertificateFingerprint?) {
         self.fingerprint = fingerprint
         self.tracker = tracker
@@ -44,12 +44,17 @@ public final class TrackerServer: Sendable {
     /// Opens the database, loads or makes the TLS certificate, and binds the listening socket.
     public static func start(configuration: TrackerConfiguration, logger: Logger) async throws -> TrackerServer {
         let security = try Self.security(configuration, logger: logger)
-        let store = try SQLiteAccountStore(path: configuration.databasePath)
+        let store: any TrackerStore
+        if let address = configuration.postgres {
+            store = try await PostgresTrackerStore.open(address, logger: logger)
+        } else {
+            store = try SQLiteTrackerStore(path: configuration.databasePath)
+        }
         let operatorToken: String
         do {
             operatorToken = try OperatorToken.create(at: configuration.operatorTokenFile)
         } catch {
-            store.close()
+            await store.close()
             throw error
         }
         let connections = ConnectionTable()
@@ -75,12 +80,13 @@ public final class TrackerServer: Sendable {
                     handlers: [gate, replies, liveness])
             }
         } catch {
-            store.close()
+            await store.close()
             await tracker.shutdown()
             throw error
         }
         let transport = security.fingerprint.map { "TLS, certificate SHA-256 \($0.grouped)" } ?? "in clear (--insecure)"
-        logger.info("tracker listening on \(server.host):\(server.port), \(transport), database \(configuration.databasePath)")
+        let database = configuration.postgres.map { "PostgreSQL \($0)" } ?? configuration.databasePath
+        logger.info("tracker listening on \(server.host):\(server.port), \(transport), database \(database)")
         logger.info("operator token for status written to \(configuration.operatorTokenFile) (mode 0600)")
         return TrackerServer(tracker: tracker, server: server, store: store, configuration: configuration, logger: logger, connections: connections,
                              fingerprint: security.fingerprint)
@@ -105,7 +111,7 @@ public final class TrackerServer: Sendable {
     public func run() async {
         await server.run { connection in await self.serve(connection) }
         await tracker.shutdown()
-        store.close()
+        await store.close()
         logger.info("tracker stopped")
     }
 
