@@ -16,7 +16,7 @@ import ShoalWire
 /// Slow work (password hashing, the store) runs off the actor, so it keeps
 /// serving other connections meanwhile; the state it reads after such a wait
 /// is read again, never assumed. Writes of one session's registry changes
-/// reach the store in the order they were made (``persist(_:_:)``).
+/// reach the store in the order they were made (``persist(_:touching:_:)``).
 public actor Tracker {
     /// What a request did to the connection's session.
     public enum SessionChange: Sendable, Equatable {
@@ -46,6 +46,8 @@ public actor Tracker {
     private let leaseSeconds: Double
     /// The last store write of each session's registry changes, which the next one waits for.
     private var writes: [SessionToken: (id: UInt64, task: Task<Void, any Error>)] = [:]
+    /// The last store write that touched each content, which the next one touching it waits for.
+    private var contentWrites: [ContentID: (id: UInt64, task: Task<Void, any Error>)] = [:]
     private var nextWrite: UInt64 = 0
     private let hasher: PasswordHasher
     private let pool: NIOThreadPool
@@ -103,6 +105,7 @@ public actor Tracker {
             // Finished writes remove themselves, but perhaps not yet.
             for (token, write) in writes where pending.contains(write.task) { writes.removeValue(forKey: token) }
         }
+        contentWrites = [:]
         try? await pool.shutdownGracefully()
     }
 
@@ -127,8 +130,11 @@ public actor Tracker {
                 return Outcome(reply: .message(.loggedIn(reply)), session: .loggedIn(token))
             case let .logout(request):
                 let token = try session(request.token, connection)
-                if let peer = registry.logout(token) { logger.info("logout: \(peer.user) (\(registry.connectedCount) connected)") }
-                if store.keepsRegistry { try await persist(token) { store in try await store.sessionClosed(token) } }
+                let peer = registry.logout(token)
+                if let peer { logger.info("logout: \(peer.user) (\(registry.connectedCount) connected)") }
+                if store.keepsRegistry {
+                    try await persist(token, touching: peer?.holdings.keys ?? [:].keys) { store in try await store.sessionClosed(token) }
+                }
                 return Outcome(reply: .message(.loggedOut(LoggedOut())), session: .loggedOut)
             case let .announce(request):
                 let token = try session(request.token, connection)
@@ -167,7 +173,7 @@ public actor Tracker {
     public func connectionClosed(_ token: SessionToken, connection: UInt64, reason: String) {
         guard let peer = registry.peer(token), peer.connection == connection else { return }
         registry.logout(token)
-        if store.keepsRegistry { enqueueWrite(token) { store in try await store.sessionClosed(token) } }
+        if store.keepsRegistry { enqueueWrite(token, touching: peer.holdings.keys) { store in try await store.sessionClosed(token) } }
         logger.info("disconnect: \(peer.user) \(reason); its \(peer.holdings.count) file\(peer.holdings.count == 1 ? "" : "s") withdrawn (\(registry.connectedCount) connected)")
     }
 
@@ -240,10 +246,11 @@ public actor Tracker {
         if store.keepsRegistry {
             let stored = StoredSession(token: token, instance: instance, user: account.user, host: served, port: request.port,
                                        keyFingerprint: keyFingerprint, leaseExpiry: now() + leaseSeconds)
-            let old = replaced?.0
             do {
-                if let old { try await persist(old) { store in try await store.sessionClosed(old) } }
-                try await persist(token) { store in try await store.sessionOpened(stored) }
+                if let (old, oldPeer) = replaced {
+                    try await persist(old, touching: oldPeer.holdings.keys) { store in try await store.sessionClosed(old) }
+                }
+                try await persist(token, touching: []) { store in try await store.sessionOpened(stored) }
             } catch {
                 registry.logout(token)
                 throw error
@@ -457,42 +464,52 @@ public actor Tracker {
     private func stored(_ result: TrackerRegistry.AnnounceResult, of token: SessionToken) async throws {
         let contents = result.newContents.compactMap { registry.storedContent($0) }
         do {
-            try await persist(token) { store in try await store.holdingsChanged(token, result, contents: contents) }
+            let touched = Set(result.changed.keys).union(result.withdrawn)
+            try await persist(token, touching: touched) { store in try await store.holdingsChanged(token, result, contents: contents) }
         } catch {
             if let peer = registry.logout(token) {
                 logger.error("store: the announce of \(peer.user) could not be stored (\(error)); its session is closed so it announces again")
                 closeConnection(peer.connection)
-                enqueueWrite(token) { store in try await store.sessionClosed(token) }
+                enqueueWrite(token, touching: peer.holdings.keys) { store in try await store.sessionClosed(token) }
             }
             throw error
         }
     }
 
-    /// Runs `write` after the previous store write of `token`'s session has
-    /// finished, so that one session's changes reach the store in order
-    /// (a logout never overtakes the announce before it).
-    private func persist(_ token: SessionToken, _ write: @escaping @Sendable (any TrackerStore) async throws -> Void) async throws {
-        try await enqueueWrite(token, write).value
+    /// Runs `write` after the previous store writes of `token`'s session and
+    /// of the contents it touches have finished, so that the store sees
+    /// changes in the order the registry made them: a logout never overtakes
+    /// the announce before it, and a holding of a content never reaches the
+    /// store before the announce that brought its manifest (or after the
+    /// withdrawal that made it forgotten).
+    private func persist(_ token: SessionToken, touching contents: some Sequence<ContentID>,
+                         _ write: @escaping @Sendable (any TrackerStore) async throws -> Void) async throws {
+        try await enqueueWrite(token, touching: contents, write).value
     }
 
-    /// Queues `write` behind the previous store write of `token`'s session and returns at once.
+    /// Queues `write` as ``persist(_:touching:_:)`` does and returns at once.
     @discardableResult
-    private func enqueueWrite(_ token: SessionToken, _ write: @escaping @Sendable (any TrackerStore) async throws -> Void) -> Task<Void, any Error> {
-        let previous = writes[token]?.task
+    private func enqueueWrite(_ token: SessionToken, touching contents: some Sequence<ContentID>,
+                              _ write: @escaping @Sendable (any TrackerStore) async throws -> Void) -> Task<Void, any Error> {
+        let contents = Array(contents)
+        var previous = writes[token].map { [$0.task] } ?? []
+        for content in contents { if let last = contentWrites[content] { previous.append(last.task) } }
         let store = self.store
         nextWrite += 1
         let id = nextWrite
         let task = Task<Void, any Error> {
-            _ = await previous?.result
-            defer { Task { await self.writeFinished(token, id) } }
+            for earlier in previous { _ = await earlier.result }
+            defer { Task { await self.writeFinished(token, contents, id) } }
             try await write(store)
         }
         writes[token] = (id, task)
+        for content in contents { contentWrites[content] = (id, task) }
         return task
     }
 
-    private func writeFinished(_ token: SessionToken, _ id: UInt64) {
+    private func writeFinished(_ token: SessionToken, _ contents: [ContentID], _ id: UInt64) {
         if writes[token]?.id == id { writes.removeValue(forKey: token) }
+        for content in contents where contentWrites[content]?.id == id { contentWrites.removeValue(forKey: content) }
     }
 
     private func runBlocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {

@@ -22,6 +22,8 @@ public struct TrackerConfiguration: Sendable {
     public var instance = UUID().uuidString.lowercased()
     /// How long a stored session outlives its instance's last lease renewal (seconds).
     public var leaseSeconds: Double = 15
+    /// Called after each store operation with its duration (for store-latency metrics); nil: not timed.
+    public var storeTiming: StoreTiming?
     /// A connection quiet this long is probed with `checkActive` (seconds).
     public var probeInterval: Double = 30
     /// A probe unanswered this long drops the connection and its session (seconds).

@@ -3,14 +3,17 @@ import ShoalWire
 
 /// What the tracker knows at this moment: who is connected (sessions), which
 /// contents exist (manifests), who holds which chunks of them and under which
-/// names. A value with no I/O: the ``Tracker`` actor owns one and feeds it
+/// names. A value with no I/O that speaks domain types (``Announcement`` in,
+/// ``FileView`` and ``ManifestSlice`` out; ``TrackerMessages`` converts them
+/// from and to the wire): the ``Tracker`` actor owns one and feeds it
 /// requests; tests feed it directly.
 ///
 /// Everything here lives only as long as a session: when a peer logs out, is
 /// replaced by a new login, or is dropped, its holdings go, and a content
 /// nobody holds any more is forgotten. Accounts and counters live in the
-/// ``AccountStore``; the registry keeps a copy of a connected peer's counters
-/// so `details` needs no database read.
+/// ``TrackerStore``; the registry keeps a copy of a connected peer's counters
+/// so `details` needs no database read. A store that keeps the registry too
+/// (PostgreSQL) is written each change the registry makes (``AnnounceResult``).
 public struct TrackerRegistry: Sendable {
     /// Bounds on what one session may make the tracker remember.
     public struct Limits: Sendable {

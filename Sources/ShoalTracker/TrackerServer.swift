@@ -46,9 +46,9 @@ public final class TrackerServer: Sendable {
         let security = try Self.security(configuration, logger: logger)
         let store: any TrackerStore
         if let address = configuration.postgres {
-            store = try await PostgresTrackerStore.open(address, logger: logger)
+            store = try await PostgresTrackerStore.open(address, logger: logger, timing: configuration.storeTiming)
         } else {
-            store = try SQLiteTrackerStore(path: configuration.databasePath)
+            store = try SQLiteTrackerStore(path: configuration.databasePath, timing: configuration.storeTiming)
         }
         let operatorToken: String
         do {

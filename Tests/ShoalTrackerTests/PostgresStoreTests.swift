@@ -243,6 +243,38 @@ struct PostgresStoreTests {
         directory.remove()
     }
 
+    /// Twelve peers announce the same new file at the same moment (as after a
+    /// tracker restart): every announce is stored, none is refused for a
+    /// manifest the store has not seen yet, and the file goes with the last holder.
+    @Test func sameNewContentAnnouncedAtOnce() async throws {
+        let directory = try TemporaryDirectory("shoal-pg-same-content")
+        let tracker = try await TestTracker.start(directory: directory, store: .postgres)
+        let address = try #require(tracker.server.configuration.postgres)
+        let m = sampleManifest(11, chunks: 500)
+        var peers: [(FramedConnection, String)] = []
+        for i in 0..<12 {
+            let connection = try await tracker.connect()
+            peers.append((connection, try await connection.signUp("peer\(i)", port: 7000 + i)))
+        }
+        let counts = try await withThrowingTaskGroup(of: Int.self) { group in
+            for (connection, token) in peers { group.addTask { try await connection.announce(token, [("same.bin", m)]) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(counts == Array(repeating: 1, count: 12))
+        try await withStore(address) { store in
+            let stored = try await store.liveRegistry()
+            #expect(stored.holdings.count == 12 && stored.holdings.values.allSatisfy { $0.keys.contains(m.contentID) })
+            #expect(stored.contents.keys.map { $0 } == [m.contentID])
+        }
+        for (connection, token) in peers { _ = try await connection.request(.logout(Logout(token: token))) }
+        try await withStore(address) { store in
+            let stored = try await store.liveRegistry()
+            #expect(stored.sessions.isEmpty && stored.contents.isEmpty)
+        }
+        for (connection, _) in peers { connection.close() }
+        await tracker.stopAndRemove()
+    }
+
     /// Leases: renewing pushes the expiry of one instance's sessions only;
     /// expiring deletes the sessions past it with their holdings.
     @Test func leasesRenewAndExpire() async throws {
