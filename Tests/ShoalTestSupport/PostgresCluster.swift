@@ -57,9 +57,9 @@ public final class PostgresCluster: Sendable {
         return try await task.value
     }
 
-    /// The newest `/usr/lib/postgresql/VERSION/bin` with `initdb` in it, if any.
-    public static func findBinaries() -> String? {
-        let base = "/usr/lib/postgresql"
+    /// The newest `BASE/VERSION/bin` with `initdb` in it (Debian's layout
+    /// under `/usr/lib/postgresql`), if any.
+    public static func findBinaries(under base: String = "/usr/lib/postgresql") -> String? {
         let versions = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
         return versions.compactMap(Int.init).sorted(by: >).map { "\(base)/\($0)/bin" }
             .first { FileManager.default.isExecutableFile(atPath: $0 + "/initdb") }

@@ -339,6 +339,19 @@ struct PostgresStoreTests {
         try await cluster.drop(address.database)
     }
 
+    /// The cluster finds Debian's newest PostgreSQL, and where there is none
+    /// it has nothing to run: the tests then fail with advice naming the package.
+    @Test func theClusterFindsPostgres() throws {
+        let empty = try TemporaryDirectory("shoal-no-postgres")
+        defer { empty.remove() }
+        #expect(PostgresCluster.findBinaries(under: empty.path) == nil)
+        try FileManager.default.createDirectory(atPath: empty.file("9/bin"), withIntermediateDirectories: true)
+        #expect(PostgresCluster.findBinaries(under: empty.path) == nil, "a bin folder without initdb")
+        #expect(PostgresCluster.missingAdvice.contains("`postgresql` package"))
+        let found = try #require(PostgresCluster.findBinaries(), "\(PostgresCluster.missingAdvice)")
+        #expect(FileManager.default.isExecutableFile(atPath: found + "/pg_ctl"))
+    }
+
     /// `--db` values: URLs over TCP and through a socket, and the PG* variables.
     @Test func addresses() throws {
         let environment = ["USER": "me"]
