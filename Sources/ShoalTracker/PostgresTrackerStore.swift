@@ -324,67 +324,59 @@ public final class PostgresTrackerStore: TrackerStore {
         }
     }
 
+    // Each change below is one statement (atomic by itself, one round trip):
+    // data-modifying CTEs, with the contents the session no longer holds
+    // deleted at the end if no other session holds them. That last check
+    // sees the statement's starting snapshot, which still shows the
+    // holdings the statement deletes: hence `h.token <> token`.
+
     public func sessionClosed(_ token: SessionToken) async throws(TrackerError) {
         try await run(.sessionClosed) {
-            try await client.withTransaction(logger: logger) { connection in
-                var held: [String] = []
-                let rows = try await connection.query("DELETE FROM holding WHERE token = \(token.value) RETURNING content_id", logger: logger)
-                for try await id in rows.decode(String.self) { held.append(id) }
-                try await connection.query("DELETE FROM session WHERE token = \(token.value)", logger: logger)
-                try await Self.forgetUnheld(connection, held, logger: logger)
-            }
+            try await client.query("""
+                WITH dropped AS (DELETE FROM holding WHERE token = \(token.value) RETURNING content_id),
+                     gone AS (DELETE FROM session WHERE token = \(token.value))
+                DELETE FROM content c WHERE c.content_id IN (SELECT content_id FROM dropped)
+                  AND NOT EXISTS (SELECT 1 FROM holding h WHERE h.content_id = c.content_id AND h.token <> \(token.value))
+                """, logger: logger)
         }
     }
 
     public func holdingsChanged(_ token: SessionToken, _ change: TrackerRegistry.AnnounceResult, contents: [StoredContent]) async throws(TrackerError) {
         try await run(.holdingsChanged) {
-            try await client.withTransaction(logger: logger) { connection in
-                if !contents.isEmpty {
-                    let ids = contents.map(\.manifest.contentID.hex)
-                    let sizes = contents.map { Int64(clamping: $0.manifest.fileSize) }
-                    let chunkSizes = contents.map { Int32(clamping: $0.manifest.chunkSize) }
-                    let digests = contents.map { ByteBuffer(bytes: $0.manifest.concatenatedDigests) }
-                    let firsts = contents.map(\.firstSharedBy)
-                    let since = contents.map(\.since)
-                    try await connection.query("""
-                        INSERT INTO content (content_id, file_size, chunk_size, digests, first_shared_by, since)
-                        SELECT * FROM UNNEST(\(ids)::text[], \(sizes)::bigint[], \(chunkSizes)::integer[], \(digests)::bytea[],
-                                             \(firsts)::text[], \(since)::double precision[])
-                        ON CONFLICT (content_id) DO NOTHING
-                        """, logger: logger)
-                }
-                if !change.changed.isEmpty {
-                    let held = Array(change.changed)
-                    let ids = held.map(\.key.hex)
-                    // Names cannot contain '/', so one text per holding carries its set.
-                    let names = held.map { $0.value.names.map(\.value).sorted().joined(separator: "/") }
-                    // A complete holding's map is stored as NULL (bound as an empty string of bytes).
-                    let maps = held.map { $0.value.isComplete ? ByteBuffer() : ByteBuffer(bytes: $0.value.chunks.bytes) }
-                    let versions = held.map { Int64(clamping: $0.value.version) }
-                    try await connection.query("""
-                        INSERT INTO holding (token, content_id, names, chunks, version)
-                        SELECT \(token.value), u.id, string_to_array(u.names, '/'), NULLIF(u.map, ''::bytea), u.version
-                        FROM UNNEST(\(ids)::text[], \(names)::text[], \(maps)::bytea[], \(versions)::bigint[]) AS u(id, names, map, version)
-                        ON CONFLICT (token, content_id) DO UPDATE
-                          SET names = EXCLUDED.names, chunks = EXCLUDED.chunks, version = EXCLUDED.version
-                        """, logger: logger)
-                }
-                if !change.withdrawn.isEmpty {
-                    let ids = change.withdrawn.map(\.hex)
-                    try await connection.query("DELETE FROM holding WHERE token = \(token.value) AND content_id = ANY(\(ids)::text[])", logger: logger)
-                    try await Self.forgetUnheld(connection, ids, logger: logger)
-                }
-            }
+            let contentIDs = contents.map(\.manifest.contentID.hex)
+            let sizes = contents.map { Int64(clamping: $0.manifest.fileSize) }
+            let chunkSizes = contents.map { Int32(clamping: $0.manifest.chunkSize) }
+            let digests = contents.map { ByteBuffer(bytes: $0.manifest.concatenatedDigests) }
+            let firsts = contents.map(\.firstSharedBy)
+            let since = contents.map(\.since)
+            let held = Array(change.changed)
+            let heldIDs = held.map(\.key.hex)
+            // Names cannot contain '/', so one text per holding carries its set.
+            let names = held.map { $0.value.names.map(\.value).sorted().joined(separator: "/") }
+            // A complete holding's map is stored as NULL (bound as an empty string of bytes).
+            let maps = held.map { $0.value.isComplete ? ByteBuffer() : ByteBuffer(bytes: $0.value.chunks.bytes) }
+            let versions = held.map { Int64(clamping: $0.value.version) }
+            let withdrawn = change.withdrawn.map(\.hex)
+            // The holdings' references to new contents are checked at the end of
+            // the statement, where the contents inserted before them are there.
+            try await client.query("""
+                WITH added AS (
+                  INSERT INTO content (content_id, file_size, chunk_size, digests, first_shared_by, since)
+                  SELECT * FROM UNNEST(\(contentIDs)::text[], \(sizes)::bigint[], \(chunkSizes)::integer[], \(digests)::bytea[],
+                                       \(firsts)::text[], \(since)::double precision[])
+                  ON CONFLICT (content_id) DO NOTHING),
+                held AS (
+                  INSERT INTO holding (token, content_id, names, chunks, version)
+                  SELECT \(token.value), u.id, string_to_array(u.names, '/'), NULLIF(u.map, ''::bytea), u.version
+                  FROM UNNEST(\(heldIDs)::text[], \(names)::text[], \(maps)::bytea[], \(versions)::bigint[]) AS u(id, names, map, version)
+                  ON CONFLICT (token, content_id) DO UPDATE
+                    SET names = EXCLUDED.names, chunks = EXCLUDED.chunks, version = EXCLUDED.version),
+                dropped AS (
+                  DELETE FROM holding WHERE token = \(token.value) AND content_id = ANY(\(withdrawn)::text[]) RETURNING content_id)
+                DELETE FROM content c WHERE c.content_id IN (SELECT content_id FROM dropped)
+                  AND NOT EXISTS (SELECT 1 FROM holding h WHERE h.content_id = c.content_id AND h.token <> \(token.value))
+                """, logger: logger)
         }
-    }
-
-    /// Deletes those of the contents `ids` that nobody holds any more.
-    private static func forgetUnheld(_ connection: PostgresConnection, _ ids: [String], logger: Logger) async throws {
-        guard !ids.isEmpty else { return }
-        try await connection.query("""
-            DELETE FROM content c WHERE c.content_id = ANY(\(ids)::text[])
-              AND NOT EXISTS (SELECT 1 FROM holding h WHERE h.content_id = c.content_id)
-            """, logger: logger)
     }
 
     public func renewLeases(instance: String, until expiry: Double) async throws(TrackerError) -> Int {
