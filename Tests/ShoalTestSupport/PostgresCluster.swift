@@ -68,7 +68,7 @@ public final class PostgresCluster: Sendable {
     private static func start() throws -> PostgresCluster {
         guard let binaries = findBinaries() else { throw ClusterError(missingAdvice) }
         removeAbandonedClusters()
-        let root = NSTemporaryDirectory() + "shoal-pgcluster-\(UUID().uuidString.prefix(8).lowercased())"
+        let root = base + "shoal-pgcluster-\(UUID().uuidString.prefix(8).lowercased())"
         try FileManager.default.createDirectory(atPath: root + "/socket", withIntermediateDirectories: true)
         try "\(getpid())".write(toFile: root + "/owner.pid", atomically: true, encoding: .utf8)
         let runAs: String? = getuid() == 0 ? "postgres" : nil
@@ -201,6 +201,10 @@ public final class PostgresCluster: Sendable {
 
     // MARK: Cleaning up
 
+    /// Where clusters are made: the temporary directory, or `/tmp/` when the
+    /// tests run as root (a `$TMPDIR` of root's may be closed to the `postgres` user).
+    private static var base: String { getuid() == 0 ? "/tmp/" : NSTemporaryDirectory() }
+
     private static let toStop = Mutex<[PostgresCluster]>([])
 
     private static func registerCleanup(_ cluster: PostgresCluster) {
@@ -224,9 +228,8 @@ public final class PostgresCluster: Sendable {
 
     /// Stops and deletes the clusters of test processes that no longer run.
     private static func removeAbandonedClusters() {
-        let temporary = NSTemporaryDirectory()
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: temporary)) ?? [] where name.hasPrefix("shoal-pgcluster-") {
-            let root = temporary + name
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] where name.hasPrefix("shoal-pgcluster-") {
+            let root = base + name
             guard let text = try? String(contentsOfFile: root + "/owner.pid", encoding: .utf8), let pid = Int32(text),
                   kill(pid, 0) != 0 && errno == ESRCH else { continue }
             let owner = (try? FileManager.default.attributesOfItem(atPath: root))?[.ownerAccountName] as? String
