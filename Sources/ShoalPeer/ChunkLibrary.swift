@@ -131,7 +131,7 @@ public final class ChunkLibrary: Sendable {
                     return AnnouncedFile(name: entry.name.value, contentID: id, manifest: ManifestPayload(entry.manifest))
                 case let .partial(download):
                     return AnnouncedFile(name: download.name, contentID: id, manifest: ManifestPayload(download.manifest),
-                                         chunks: Data(download.have.bytes).base64EncodedString())
+                                         chunks: download.have.base64)
                 }
             }
         }

@@ -393,7 +393,7 @@ final class DownloadLoop {
     }
 
     private func chunkMap(_ holder: ShoalWire.Holder) -> ChunkMap? {
-        holder.chunks.flatMap { Data(base64Encoded: $0) }.flatMap { ChunkMap(count: manifest.chunkCount, bytes: $0) }
+        holder.chunkMap(count: manifest.chunkCount)
     }
 
     /// Cancels whatever still runs and closes every holder's connection.

@@ -133,7 +133,7 @@ public struct Downloader: Sendable {
         if resumed > 0 { logger.info("resuming \(name): \(resumed) of \(manifest.chunkCount) chunks already verified on disk") }
         library.add(partial)
         let partialEntry = AnnouncedFile(name: name.value, contentID: manifest.contentID, manifest: ManifestPayload(manifest),
-                                         chunks: Data(partial.have.bytes).base64EncodedString())
+                                         chunks: partial.have.base64)
         try? await session.announce([partialEntry])
 
         let loop = DownloadLoop(name: name, manifest: manifest, partial: partial, session: session, logger: logger,

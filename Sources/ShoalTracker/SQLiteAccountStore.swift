@@ -1,7 +1,9 @@
 import Foundation
 import GRDB
 
-/// Accounts in an embedded SQLite database (WAL mode), through GRDB.
+/// Accounts in an embedded SQLite database (WAL mode), through GRDB: the
+/// synchronous layer under ``SQLiteTrackerStore``, which runs it off the
+/// caller's thread.
 ///
 /// Schema (migrations `v1`, `v2`):
 /// ```sql
@@ -29,7 +31,7 @@ import GRDB
 /// ``DatabaseValue`` and clamped, and opening the database repairs such
 /// values (a database written by an older tracker may hold them). Rows are
 /// never logged, and queries for counters never select the password hash.
-public final class SQLiteAccountStore: AccountStore {
+public final class SQLiteAccountStore: Sendable {
     private let queue: DatabaseQueue
     /// The database file.
     public let path: String

@@ -6,14 +6,17 @@ import ShoalCore
 import ShoalNet
 import ShoalWire
 
-/// The tracker's brain: accounts (through an ``AccountStore``), sessions and
-/// holdings (a ``TrackerRegistry``), the download ids reports must carry
-/// (``DownloadGrants``) and the login throttle, behind one actor.
-/// ``TrackerServer`` feeds it one request at a time per connection.
+/// The tracker's brain: accounts and everything else that outlives a
+/// process (through a ``TrackerStore``), its view of sessions and holdings
+/// (a ``TrackerRegistry``, written through to the store when the store keeps
+/// the registry), the download ids reports must carry (``DownloadGrants``)
+/// and the login throttle, behind one actor. ``TrackerServer`` feeds it one
+/// request at a time per connection.
 ///
-/// Slow work (password hashing, database writes) runs on a thread pool, so
-/// the actor keeps serving other connections meanwhile; the state it reads
-/// after such a wait is read again, never assumed.
+/// Slow work (password hashing, the store) runs off the actor, so it keeps
+/// serving other connections meanwhile; the state it reads after such a wait
+/// is read again, never assumed. Writes of one session's registry changes
+/// reach the store in the order they were made (``persist(_:touching:_:)``).
 public actor Tracker {
     /// What a request did to the connection's session.
     public enum SessionChange: Sendable, Equatable {
@@ -36,7 +39,16 @@ public actor Tracker {
         public var session: SessionChange
     }
 
-    private let store: any AccountStore
+    private let store: any TrackerStore
+    /// This tracker process among those sharing the store: the owner of the sessions it opens.
+    public nonisolated let instance: String
+    /// How long a session's lease runs past its last renewal (seconds).
+    private let leaseSeconds: Double
+    /// The last store write of each session's registry changes, which the next one waits for.
+    private var writes: [SessionToken: (id: UInt64, task: Task<Void, any Error>)] = [:]
+    /// The last store write that touched each content, which the next one touching it waits for.
+    private var contentWrites: [ContentID: (id: UInt64, task: Task<Void, any Error>)] = [:]
+    private var nextWrite: UInt64 = 0
     private let hasher: PasswordHasher
     private let pool: NIOThreadPool
     private let logger: Logger
@@ -63,12 +75,25 @@ public actor Tracker {
     private let metrics: TrackerMetrics
 
     public init(
-        store: any AccountStore, configuration: TrackerConfiguration, logger: Logger,
+        store: any TrackerStore, configuration: TrackerConfiguration, logger: Logger,
         now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
         operatorToken: String? = nil,
         closeConnection: @escaping @Sendable (UInt64) -> Void = { _ in }
     ) {
+        self.init(store: store, configuration: configuration, logger: logger, now: now, operatorToken: operatorToken,
+                  metrics: TrackerMetrics(factory: configuration.metricsFactory), closeConnection: closeConnection)
+    }
+
+    /// With `metrics` shared with the store's timing hook (``TrackerServer``).
+    init(
+        store: any TrackerStore, configuration: TrackerConfiguration, logger: Logger,
+        now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
+        operatorToken: String? = nil, metrics: TrackerMetrics,
+        closeConnection: @escaping @Sendable (UInt64) -> Void = { _ in }
+    ) {
         self.store = store
+        self.instance = configuration.instance
+        self.leaseSeconds = configuration.leaseSeconds
         self.reputation = configuration.reputation
         self.throttle = configuration.loginThrottle
         self.registrations = configuration.registrationThrottle
@@ -76,7 +101,7 @@ public actor Tracker {
         self.hasher = PasswordHasher(rounds: configuration.passwordRounds)
         self.registry = TrackerRegistry(limits: configuration.limits)
         self.requireEncryption = configuration.requireEncryption
-        self.metrics = TrackerMetrics(factory: configuration.metricsFactory)
+        self.metrics = metrics
         self.logger = logger
         self.now = now
         self.closeConnection = closeConnection
@@ -85,8 +110,16 @@ public actor Tracker {
         pool.start()
     }
 
-    /// Stops the worker threads (after the server has stopped).
+    /// Waits for the store writes still under way, then stops the worker
+    /// threads (after the server has stopped, before the store closes).
     public func shutdown() async {
+        while !writes.isEmpty {
+            let pending = writes.values.map(\.task)
+            for task in pending { _ = await task.result }
+            // Finished writes remove themselves, but perhaps not yet.
+            for (token, write) in writes where pending.contains(write.task) { writes.removeValue(forKey: token) }
+        }
+        contentWrites = [:]
         try? await pool.shutdownGracefully()
     }
 
@@ -120,16 +153,22 @@ public actor Tracker {
                 return Outcome(reply: .message(.registered(try await register(request, host: host))), session: .none)
             case let .login(request):
                 let keyFingerprint = try checkKeyFingerprint(request)
-                let (reply, token) = try await login(request, connection: connection, host: host)
-                registry.setKeyFingerprint(token, keyFingerprint)
+                let (reply, token) = try await login(request, keyFingerprint: keyFingerprint, connection: connection, host: host)
                 return Outcome(reply: .message(.loggedIn(reply)), session: .loggedIn(token))
             case let .logout(request):
                 let token = try session(request.token, connection)
-                if let peer = registry.logout(token) { logger.info("logout: \(peer.user) (\(registry.connectedCount) connected)") }
+                let peer = registry.logout(token)
+                if let peer { logger.info("logout: \(peer.user) (\(registry.connectedCount) connected)") }
+                if store.keepsRegistry {
+                    try await persist(token, touching: peer?.holdings.keys ?? [:].keys) { store in try await store.sessionClosed(token) }
+                }
                 return Outcome(reply: .message(.loggedOut(LoggedOut())), session: .loggedOut)
             case let .announce(request):
                 let token = try session(request.token, connection)
-                let count = try registry.announce(token, request, now: now())
+                let announcement = try Announcement(request, maximumFiles: registry.limits.filesPerAnnounce)
+                let result = try registry.announce(token, announcement, now: now())
+                let count = result.files
+                if store.keepsRegistry { try await stored(result, of: token) }
                 let user = registry.peer(token)?.user ?? "?"
                 let partial = registry.peer(token)?.holdings.values.filter { !$0.isComplete }.count ?? 0
                 logger.info("announce: \(user) shares \(count) file\(count == 1 ? "" : "s") (\(partial) partial) after \(request.replace ? "a full" : "an incremental") announce of \(request.files.count)")
@@ -141,8 +180,8 @@ public actor Tracker {
                 return Outcome(reply: .message(.fileDetails(try details(request, connection: connection))), session: .none)
             case let .manifest(request):
                 let token = try session(request.token, connection)
-                return Outcome(reply: .message(.manifestPart(try registry.manifestPart(token, contentID: request.contentID, from: request.from))),
-                               session: .none)
+                let slice = try registry.manifestPart(token, contentID: request.contentID, from: request.from)
+                return Outcome(reply: .message(.manifestPart(ManifestPart(slice))), session: .none)
             case let .report(request):
                 return Outcome(reply: .message(.reported(try await report(request, connection: connection))), session: .none)
             case let .status(request):
@@ -162,6 +201,7 @@ public actor Tracker {
         guard let peer = registry.peer(token), peer.connection == connection else { return }
         registry.logout(token)
         metrics.registry(connected: registry.connectedCount, files: registry.contentCount)
+        if store.keepsRegistry { enqueueWrite(token, touching: peer.holdings.keys) { store in try await store.sessionClosed(token) } }
         logger.info("disconnect: \(peer.user) \(reason); its \(peer.holdings.count) file\(peer.holdings.count == 1 ? "" : "s") withdrawn (\(registry.connectedCount) connected)")
     }
 
@@ -180,22 +220,19 @@ public actor Tracker {
         let hasher = self.hasher
         let store = self.store
         let password = request.password
-        let metrics = self.metrics
         do {
-            try await runBlocking {
-                let account = Account(user: name.value, passwordHash: hasher.hash(password))
-                try metrics.timing(.create) { try store.create(account) }
-            }
+            let hash = try await runBlocking { hasher.hash(password) }
+            try await store.createAccount(Account(user: name.value, passwordHash: hash))
         } catch {
             registrations.refund(address: host)
             throw error
         }
-        let accounts = (try? await runBlocking { try metrics.timing(.count) { try store.count() } }) ?? 0
+        let accounts = (try? await store.accountCount()) ?? 0
         logger.info("register: \(name.value) (\(accounts) account\(accounts == 1 ? "" : "s"))")
         return Registered(user: name.value)
     }
 
-    private func login(_ request: Login, connection: UInt64, host: String) async throws -> (LoggedIn, SessionToken) {
+    private func login(_ request: Login, keyFingerprint: String?, connection: UInt64, host: String) async throws -> (LoggedIn, SessionToken) {
         let name: UserName
         do { name = try UserName(request.user) } catch { throw TrackerError.invalidName(error) }
         try Self.checkPassword(request.password)
@@ -216,12 +253,10 @@ public actor Tracker {
         let hasher = self.hasher
         let decoy = decoyHash
         let password = request.password
-        let metrics = self.metrics
-        let account: Account? = try await runBlocking {
-            let account = try metrics.timing(.account) { try store.account(named: name.value) }
-            return hasher.verify(password, against: account?.passwordHash ?? decoy) ? account : nil
-        }
-        guard let account else {
+        let found = try await store.account(named: name.value)
+        let hash = found?.passwordHash ?? decoy
+        let verified = try await runBlocking { hasher.verify(password, against: hash) }
+        guard verified, let account = found else {
             throttle.attemptFailed(user: name.value, address: host, now: now())
             metrics.loginFailed(throttled: false)
             logger.notice("login failed: \(name.value) from \(host)")
@@ -233,9 +268,24 @@ public actor Tracker {
         let peer = TrackerRegistry.Peer(
             user: account.user, host: served, port: request.port, connection: connection,
             countDownloads: account.countDownloads, countFailures: account.countFailures, bytesServed: account.bytesServed)
-        if let (_, replaced) = try registry.login(token: token, peer: peer) {
+        let replaced = try registry.login(token: token, peer: peer)
+        registry.setKeyFingerprint(token, keyFingerprint)
+        if let (_, replaced) = replaced {
             logger.info("login: \(account.user) logged in again; the previous session (\(replaced.host):\(replaced.port)) is closed")
             if replaced.connection != connection { closeConnection(replaced.connection) }
+        }
+        if store.keepsRegistry {
+            let stored = StoredSession(token: token, instance: instance, user: account.user, host: served, port: request.port,
+                                       keyFingerprint: keyFingerprint, leaseExpiry: now() + leaseSeconds)
+            do {
+                if let (old, oldPeer) = replaced {
+                    try await persist(old, touching: oldPeer.holdings.keys) { store in try await store.sessionClosed(old) }
+                }
+                try await persist(token, touching: []) { store in try await store.sessionOpened(stored) }
+            } catch {
+                registry.logout(token)
+                throw error
+            }
         }
         let advertised = served == host ? "" : ", advertising \(served)"
         logger.info("login: \(account.user) from \(host)\(advertised), serving on port \(request.port) (\(registry.connectedCount) connected)")
@@ -282,9 +332,9 @@ public actor Tracker {
     private func details(_ request: Details, connection: UInt64) throws(TrackerError) -> FileDetails {
         let token = try session(request.token, connection)
         guard let asker = registry.peer(token)?.user else { throw .notLoggedIn }
-        var details = try registry.details(token, name: request.name, contentID: request.contentID,
-                                           withManifest: request.withoutManifest != true, holdersAfter: request.holdersAfter,
-                                           knownMaps: request.knownMaps)
+        var details = FileDetails(try registry.details(token, name: request.name, contentID: request.contentID,
+                                                       withManifest: request.withoutManifest != true, holdersAfter: request.holdersAfter,
+                                                       knownMaps: request.knownMaps))
         let t = now()
         for index in details.files.indices {
             let file = details.files[index]
@@ -326,9 +376,8 @@ public actor Tracker {
         let record = ReportRecord(reporter: reporter, holder: request.holder, contentID: request.contentID.hex, succeeded: succeeded,
                                   bytes: request.bytes, at: now())
         let counters: AccountCounters?
-        let metrics = self.metrics
         do {
-            counters = try await runBlocking { try metrics.timing(.recordReport) { try store.recordReport(record, rule: rule) } }
+            counters = try await store.recordReport(record, rule: rule)
         } catch let error as TrackerError {
             if case .notAllowed = error { logger.notice("report refused: \(reporter) about \(request.holder) for \(request.contentID.short): reported before") }
             throw error
@@ -395,11 +444,8 @@ public actor Tracker {
         let peerPage = 256, filePage = 64
         let wantsPeers = request.filesAfter == nil, wantsFiles = request.peersAfter == nil
         let after = request.peersAfter
-        let metrics = self.metrics
-        let (registered, accounts) = try await runBlocking {
-            (try metrics.timing(.count) { try store.count() },
-             wantsPeers ? try metrics.timing(.counters) { try store.counters(after: after, limit: peerPage + 1) } : [])
-        }
+        let registered = try await store.accountCount()
+        let accounts = wantsPeers ? try await store.counters(after: after, limit: peerPage + 1) : []
         var peers: [TrackerStatus.Peer] = []
         let connected = Dictionary(registry.connectedPeers.map { ($0.user, $0) }, uniquingKeysWith: { a, b in a.port > 0 ? a : b })
         for account in accounts.prefix(peerPage) {
@@ -433,13 +479,8 @@ public actor Tracker {
 
     private func operatorState(_ request: OperatorSnapshot.Request) async throws
         -> (Double, Int, [AccountCounters], [TrackerRegistry.Peer], [ListedFile]) {
-        let store = self.store
-        let metrics = self.metrics
-        let (after, limit) = (request.peersAfter, request.peerPage + 1)
-        let (registered, accounts) = try await runBlocking {
-            (try metrics.timing(.count) { try store.count() },
-             try metrics.timing(.counters) { try store.counters(after: after, limit: limit) })
-        }
+        let registered = try await store.accountCount()
+        let accounts = try await store.counters(after: request.peersAfter, limit: request.peerPage + 1)
         return (now(), registered, accounts, Array(registry.sessions.values), listRows())
     }
 
@@ -464,6 +505,60 @@ public actor Tracker {
     private static func checkPassword(_ password: String) throws(TrackerError) {
         guard !password.isEmpty else { throw .badRequest("the password is empty; choose one") }
         guard password.utf8.count <= 1024 else { throw .badRequest("the password is over 1024 bytes; choose a shorter one") }
+    }
+
+    /// Writes an announce's changes to the store. If the write fails, the
+    /// session is closed (its connection too), so that the peer logs in and
+    /// announces again, and the store and the registry agree once more.
+    private func stored(_ result: TrackerRegistry.AnnounceResult, of token: SessionToken) async throws {
+        let contents = result.newContents.compactMap { registry.storedContent($0) }
+        do {
+            let touched = Set(result.changed.keys).union(result.withdrawn)
+            try await persist(token, touching: touched) { store in try await store.holdingsChanged(token, result, contents: contents) }
+        } catch {
+            if let peer = registry.logout(token) {
+                logger.error("store: the announce of \(peer.user) could not be stored (\(error)); its session is closed so it announces again")
+                closeConnection(peer.connection)
+                enqueueWrite(token, touching: peer.holdings.keys) { store in try await store.sessionClosed(token) }
+            }
+            throw error
+        }
+    }
+
+    /// Runs `write` after the previous store writes of `token`'s session and
+    /// of the contents it touches have finished, so that the store sees
+    /// changes in the order the registry made them: a logout never overtakes
+    /// the announce before it, and a holding of a content never reaches the
+    /// store before the announce that brought its manifest (or after the
+    /// withdrawal that made it forgotten).
+    private func persist(_ token: SessionToken, touching contents: some Sequence<ContentID>,
+                         _ write: @escaping @Sendable (any TrackerStore) async throws -> Void) async throws {
+        try await enqueueWrite(token, touching: contents, write).value
+    }
+
+    /// Queues `write` as ``persist(_:touching:_:)`` does and returns at once.
+    @discardableResult
+    private func enqueueWrite(_ token: SessionToken, touching contents: some Sequence<ContentID>,
+                              _ write: @escaping @Sendable (any TrackerStore) async throws -> Void) -> Task<Void, any Error> {
+        let contents = Array(contents)
+        var previous = writes[token].map { [$0.task] } ?? []
+        for content in contents { if let last = contentWrites[content] { previous.append(last.task) } }
+        let store = self.store
+        nextWrite += 1
+        let id = nextWrite
+        let task = Task<Void, any Error> {
+            for earlier in previous { _ = await earlier.result }
+            defer { Task { await self.writeFinished(token, contents, id) } }
+            try await write(store)
+        }
+        writes[token] = (id, task)
+        for content in contents { contentWrites[content] = (id, task) }
+        return task
+    }
+
+    private func writeFinished(_ token: SessionToken, _ contents: [ContentID], _ id: UInt64) {
+        if writes[token]?.id == id { writes.removeValue(forKey: token) }
+        for content in contents where contentWrites[content]?.id == id { contentWrites.removeValue(forKey: content) }
     }
 
     private func runBlocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {

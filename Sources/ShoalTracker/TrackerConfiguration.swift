@@ -13,7 +13,18 @@ public struct TrackerConfiguration: Sendable {
 
     public var host: String
     public var port: Int
+    /// The SQLite database file; with ``postgres`` set, only the base name
+    /// the operator token and certificate files are kept beside.
     public var databasePath: String
+    /// Keep accounts and the live registry in this PostgreSQL database
+    /// instead of the SQLite file (`--db postgres://…`).
+    public var postgres: PostgresAddress?
+    /// This tracker process's name among those sharing a database: the owner of the sessions it opens.
+    public var instance = UUID().uuidString.lowercased()
+    /// How long a stored session outlives its instance's last lease renewal (seconds).
+    public var leaseSeconds: Double = 15
+    /// Called after each store operation with its duration (for store-latency metrics); nil: not timed.
+    public var storeTiming: StoreTiming?
     /// A connection quiet this long is probed with `checkActive` (seconds).
     public var probeInterval: Double = 30
     /// A probe unanswered this long drops the connection and its session (seconds).

@@ -21,10 +21,6 @@ import ShoalWire
 /// | `shoal_tracker_reported_bytes_total` | counter | `outcome` (`success`, `failure`) |
 /// | `shoal_tracker_store_duration_seconds` | histogram | `operation` |
 struct TrackerMetrics: Sendable {
-    /// The account-store calls the tracker makes, timed where it makes them.
-    enum StoreOperation: String, CaseIterable, Sendable {
-        case create, account, recordReport = "record_report", count, counters
-    }
 
     private struct RequestMetrics: Sendable {
         let ok: Counter
@@ -59,7 +55,7 @@ struct TrackerMetrics: Sendable {
         self.otherRequests = requestMetrics("other")
         var store: [StoreOperation: Timer] = [:]
         for operation in StoreOperation.allCases {
-            store[operation] = Timer(label: "shoal_tracker_store_duration_seconds", dimensions: [("operation", operation.rawValue)], factory: factory)
+            store[operation] = Timer(label: "shoal_tracker_store_duration_seconds", dimensions: [("operation", operation.metricLabel)], factory: factory)
         }
         self.store = store
         connected = Gauge(label: "shoal_tracker_connected_peers", factory: factory)
@@ -81,11 +77,15 @@ struct TrackerMetrics: Sendable {
         metrics.duration.recordNanoseconds(duration.nanoseconds)
     }
 
-    /// Runs one store call and records how long it took (on the calling thread: a pool thread).
-    func timing<T>(_ operation: StoreOperation, _ work: () throws -> T) rethrows -> T {
-        let started = ContinuousClock.now
-        defer { store[operation]!.recordNanoseconds((ContinuousClock.now - started).nanoseconds) }
-        return try work()
+    /// One store operation took `duration`: the ``StoreTiming`` a store is
+    /// opened with when the tracker has metrics.
+    func stored(_ operation: StoreOperation, duration: Duration) {
+        store[operation]!.recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// ``stored(_:duration:)`` as a store's timing hook.
+    var storeTiming: StoreTiming {
+        { [self] operation, duration, _ in stored(operation, duration: duration) }
     }
 
     /// The registry's size after a change.
@@ -112,5 +112,24 @@ extension Duration {
         let (seconds, attoseconds) = components
         let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         return overflow ? (seconds < 0 ? .min : .max) : product &+ attoseconds / 1_000_000_000
+    }
+}
+
+extension StoreOperation {
+    /// The `operation` label of `shoal_tracker_store_duration_seconds`.
+    var metricLabel: String {
+        switch self {
+        case .createAccount: "create"
+        case .account: "account"
+        case .recordReport: "record_report"
+        case .accountCount: "count"
+        case .counters: "counters"
+        case .sessionOpened: "session_opened"
+        case .sessionClosed: "session_closed"
+        case .holdingsChanged: "holdings_changed"
+        case .renewLeases: "renew_leases"
+        case .expireSessions: "expire_sessions"
+        case .liveRegistry: "live_registry"
+        }
     }
 }

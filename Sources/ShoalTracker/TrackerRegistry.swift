@@ -1,17 +1,19 @@
-import Foundation
 import ShoalCore
 import ShoalWire
 
 /// What the tracker knows at this moment: who is connected (sessions), which
 /// contents exist (manifests), who holds which chunks of them and under which
-/// names. A value with no I/O: the ``Tracker`` actor owns one and feeds it
+/// names. A value with no I/O that speaks domain types (``Announcement`` in,
+/// ``FileView`` and ``ManifestSlice`` out; ``TrackerMessages`` converts them
+/// from and to the wire): the ``Tracker`` actor owns one and feeds it
 /// requests; tests feed it directly.
 ///
 /// Everything here lives only as long as a session: when a peer logs out, is
 /// replaced by a new login, or is dropped, its holdings go, and a content
 /// nobody holds any more is forgotten. Accounts and counters live in the
-/// ``AccountStore``; the registry keeps a copy of a connected peer's counters
-/// so `details` needs no database read.
+/// ``TrackerStore``; the registry keeps a copy of a connected peer's counters
+/// so `details` needs no database read. A store that keeps the registry too
+/// (PostgreSQL) is written each change the registry makes (``AnnounceResult``).
 public struct TrackerRegistry: Sendable {
     /// Bounds on what one session may make the tracker remember.
     public struct Limits: Sendable {
@@ -87,6 +89,12 @@ public struct TrackerRegistry: Sendable {
         /// is sent only what came after. Bounded by ``Limits/deltaChunks``.
         var gains: [(version: UInt64, chunks: [Int])] = []
         var deltaFloor: UInt64 = 0
+
+        public init(names: Set<FileName>, chunks: ChunkMap, version: UInt64 = 0) {
+            self.names = names
+            self.chunks = chunks
+            self.version = version
+        }
 
         public static func == (a: Holding, b: Holding) -> Bool {
             a.names == b.names && a.chunks == b.chunks && a.version == b.version
@@ -189,52 +197,68 @@ public struct TrackerRegistry: Sendable {
         case hold(ContentID, FileName, manifest: Manifest?, chunks: ChunkMap?, have: [Int])
     }
 
-    /// Applies an `announce` from `token`'s session at `now` (Unix seconds);
-    /// returns how many contents it now shares. All or nothing: an invalid
-    /// entry refuses the whole request.
-    public mutating func announce(_ token: SessionToken, _ request: Announce, now: Double = 0) throws(TrackerError) -> Int {
+    /// What an announce changed in one session: the holdings it now has that
+    /// differ from before, the contents it no longer holds, and the contents
+    /// the tracker learnt of. What a store persists after an announce.
+    public struct AnnounceResult: Sendable {
+        /// How many contents the session shares now.
+        public var files: Int
+        public var changed: [ContentID: Holding]
+        public var withdrawn: [ContentID]
+        public var newContents: [ContentID]
+
+        public init(files: Int, changed: [ContentID: Holding], withdrawn: [ContentID], newContents: [ContentID]) {
+            self.files = files
+            self.changed = changed
+            self.withdrawn = withdrawn
+            self.newContents = newContents
+        }
+    }
+
+    /// Applies an announcement from `token`'s session at `now` (Unix
+    /// seconds). All or nothing: an invalid entry refuses the whole request.
+    @discardableResult
+    public mutating func announce(_ token: SessionToken, _ request: Announcement, now: Double = 0) throws(TrackerError) -> AnnounceResult {
         guard let peer = sessions[token] else { throw .notLoggedIn }
         guard peer.port > 0 else {
             throw .badRequest("this session does not serve chunks (it logged in with port 0), so it cannot share files; log in with the port you serve on")
         }
-        guard request.files.count <= limits.filesPerAnnounce else {
-            throw .tooLarge("an announce may list at most \(limits.filesPerAnnounce) files, this one lists \(request.files.count); send several")
+        guard request.entries.count <= limits.filesPerAnnounce else {
+            throw .tooLarge("an announce may list at most \(limits.filesPerAnnounce) files, this one lists \(request.entries.count); send several")
         }
         // Validate everything first.
         var changes: [Change] = []
         var newManifests: [ContentID: Manifest] = [:]
-        for entry in request.files {
-            let name: FileName
-            do { name = try FileName(entry.name) } catch { throw .invalidName(error) }
-            if entry.withdrawn == true {
-                changes.append(.withdraw(entry.contentID, name))
+        for entry in request.entries {
+            let file: Announcement.HeldFile
+            switch entry {
+            case let .withdraw(name, id):
+                changes.append(.withdraw(id, name))
                 continue
+            case let .hold(held):
+                file = held
             }
-            var manifest = contents[entry.contentID]?.manifest ?? newManifests[entry.contentID]
+            let name = file.name.value
+            var manifest = contents[file.contentID]?.manifest ?? newManifests[file.contentID]
             if manifest == nil {
-                guard let payload = entry.manifest else {
-                    throw .badRequest("\(entry.name): the tracker does not know content \(entry.contentID.short); include its manifest")
+                guard let given = file.manifest else {
+                    throw .badRequest("\(name): the tracker does not know content \(file.contentID.short); include its manifest")
                 }
-                do {
-                    manifest = try payload.manifest(expecting: entry.contentID)
-                } catch {
-                    throw .badRequest("\(entry.name): \(error)")
-                }
-                newManifests[entry.contentID] = manifest
+                manifest = given
+                newManifests[file.contentID] = given
             }
             let count = manifest!.chunkCount
             var chunks: ChunkMap?
-            if let encoded = entry.chunks {
-                guard let data = Data(base64Encoded: encoded), let map = ChunkMap(count: count, bytes: data) else {
-                    throw .badRequest("\(entry.name): 'chunks' is not a valid chunk map for \(count) chunks (base64 of \((count + 7) / 8) bytes)")
+            if let bytes = file.chunkBytes {
+                guard let map = ChunkMap(count: count, bytes: bytes) else {
+                    throw .badRequest("\(name): 'chunks' is not a valid chunk map for \(count) chunks (base64 of \((count + 7) / 8) bytes)")
                 }
                 chunks = map
             }
-            let have = entry.have ?? []
-            if let bad = have.first(where: { $0 < 0 || $0 >= count }) {
-                throw .badRequest("\(entry.name): chunk index \(bad) in 'have' is outside 0..<\(count)")
+            if let bad = file.have.first(where: { $0 < 0 || $0 >= count }) {
+                throw .badRequest("\(name): chunk index \(bad) in 'have' is outside 0..<\(count)")
             }
-            changes.append(.hold(entry.contentID, name, manifest: newManifests[entry.contentID], chunks: chunks, have: have))
+            changes.append(.hold(file.contentID, file.name, manifest: newManifests[file.contentID], chunks: chunks, have: file.have))
         }
         // Check the session's bounds on the result before touching anything.
         var holdings = request.replace ? [:] : peer.holdings
@@ -296,7 +320,9 @@ public struct TrackerRegistry: Sendable {
         for id in newManifests.keys where contents[id]?.holders.isEmpty == true { forget(id) }
         sessions[token]?.announcedChunks = announcedChunks
         generation &+= 1
-        return holdings.count
+        return AnnounceResult(files: holdings.count, changed: holdings.filter { peer.holdings[$0.key] != $0.value },
+                              withdrawn: peer.holdings.keys.filter { holdings[$0] == nil },
+                              newContents: newManifests.keys.filter { contents[$0] != nil })
     }
 
     private mutating func setHolding(_ token: SessionToken, _ id: ContentID, _ holding: Holding) {
@@ -358,7 +384,7 @@ public struct TrackerRegistry: Sendable {
     /// those come with the chunks gained since (`gained`), not their maps,
     /// when the tracker still remembers that far back.
     public func details(_ token: SessionToken, name: String?, contentID: ContentID?, withManifest: Bool = true,
-                        holdersAfter: String? = nil, knownMaps: [String: UInt64]? = nil) throws(TrackerError) -> FileDetails {
+                        holdersAfter: String? = nil, knownMaps: [String: UInt64]? = nil) throws(TrackerError) -> FileView {
         guard let asker = sessions[token]?.user else { throw .notLoggedIn }
         var ids: [ContentID]
         var displayName: [ContentID: String] = [:]
@@ -381,10 +407,10 @@ public struct TrackerRegistry: Sendable {
             return ca.since != cb.since ? ca.since < cb.since : a < b
         }
         let shown = ids.prefix(limits.contentsPerName)
-        var result: [FileDetail] = []
+        var result: [FileView.Content] = []
         for id in shown {
             let content = contents[id]!
-            var page: [Holder] = []
+            var page: [FileView.Holder] = []
             var mapBytes = 0
             var more = 0
             var complete = 0
@@ -401,47 +427,47 @@ public struct TrackerRegistry: Sendable {
                 let peer = sessions[holderToken]!
                 let holding = peer.holdings[id]!
                 let gained = holding.isComplete ? nil : knownMaps?[peer.user].flatMap { holding.gained(since: $0) }
-                let chunks = holding.isComplete || gained != nil ? nil : Data(holding.chunks.bytes).base64EncodedString()
-                let bytes = chunks?.utf8.count ?? (gained?.count ?? 0) * 7
+                let chunks = holding.isComplete || gained != nil ? nil : holding.chunks
+                // What the holder adds to the reply: its map in base64, or about 7 bytes per gained index.
+                let bytes = chunks?.base64Length ?? (gained?.count ?? 0) * 7
                 if !page.isEmpty, page.count >= limits.holdersPage || mapBytes + bytes > limits.holderMapBytesPage,
                    page.last!.user != peer.user {
                     more = candidates.count - index
                     break
                 }
                 mapBytes += bytes
-                var holder = Holder(user: peer.user, host: peer.host, port: peer.port, countDownloads: peer.countDownloads,
-                                    countFailures: peer.countFailures, bytesServed: peer.bytesServed, chunks: chunks,
-                                    keyFingerprint: peer.keyFingerprint)
-                if !holding.isComplete {
-                    holder.mapVersion = holding.version
-                    holder.gained = gained
-                }
-                page.append(holder)
+                page.append(FileView.Holder(user: peer.user, host: peer.host, port: peer.port, countDownloads: peer.countDownloads,
+                                            countFailures: peer.countFailures, bytesServed: peer.bytesServed, chunks: chunks,
+                                            mapVersion: holding.isComplete ? nil : holding.version,
+                                            gained: holding.isComplete ? nil : gained, keyFingerprint: peer.keyFingerprint))
             }
             let shownName = displayName[id] ?? sessions[content.holders.first!]?.holdings[id]?.names.min()?.value ?? id.short
             let inline = withManifest && ids.count == 1 && content.manifest.chunkCount <= limits.inlineManifestChunks
-            result.append(FileDetail(name: shownName, contentID: id, manifest: inline ? ManifestPayload(content.manifest) : nil,
-                                     holders: page, moreHolders: more > 0 ? more : nil,
-                                     size: content.manifest.fileSize, chunkCount: content.manifest.chunkCount,
-                                     completeHolders: complete, partialHolders: content.holders.count - complete,
-                                     firstSharedBy: content.firstSharedBy, since: content.since))
+            result.append(FileView.Content(name: shownName, contentID: id, manifest: inline ? content.manifest : nil,
+                                           holders: page, moreHolders: more, size: content.manifest.fileSize,
+                                           chunkCount: content.manifest.chunkCount, completeHolders: complete,
+                                           partialHolders: content.holders.count - complete,
+                                           firstSharedBy: content.firstSharedBy, since: content.since))
         }
-        return FileDetails(files: result, moreContents: ids.count > shown.count ? ids.count - shown.count : nil)
+        return FileView(contents: result, moreContents: ids.count - shown.count)
     }
 
     /// Digests of `contentID`'s manifest from chunk `from` on, at most
     /// ``ManifestPart/maximumDigests`` of them.
-    public func manifestPart(_ token: SessionToken, contentID: ContentID, from: Int) throws(TrackerError) -> ManifestPart {
+    public func manifestPart(_ token: SessionToken, contentID: ContentID, from: Int) throws(TrackerError) -> ManifestSlice {
         guard sessions[token] != nil else { throw .notLoggedIn }
         guard let manifest = contents[contentID]?.manifest else { throw .notFound("content \(contentID.short)") }
         guard from >= 0 && from < max(manifest.chunkCount, 1) else {
             throw .badRequest("'from' \(from) is outside the manifest's \(manifest.chunkCount) chunks")
         }
         let end = min(manifest.chunkCount, from + ManifestPart.maximumDigests)
-        var digests = Data(capacity: (end - from) * ChunkDigest.byteCount)
-        for index in from..<end { digests.append(contentsOf: manifest.digests[index].bytes) }
-        return ManifestPart(contentID: contentID, fileSize: manifest.fileSize, chunkSize: manifest.chunkSize, from: from,
-                            digests: digests.base64EncodedString())
+        return ManifestSlice(contentID: contentID, fileSize: manifest.fileSize, chunkSize: manifest.chunkSize, from: from,
+                             digests: manifest.digests[from..<end])
+    }
+
+    /// The content `id` as a store keeps it, if someone holds it.
+    public func storedContent(_ id: ContentID) -> StoredContent? {
+        contents[id].map { StoredContent(manifest: $0.manifest, firstSharedBy: $0.firstSharedBy, since: $0.since) }
     }
 
     /// The size of the content `id`, if someone holds it.

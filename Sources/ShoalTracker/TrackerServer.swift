@@ -24,7 +24,7 @@ public final class TrackerServer: Sendable, Service {
     public let tracker: Tracker
     public let configuration: TrackerConfiguration
     private let server: FramedServer
-    private let store: SQLiteAccountStore
+    private let store: any TrackerStore
     private let logger: Logger
     private let connections: ConnectionTable
 
@@ -32,7 +32,7 @@ public final class TrackerServer: Sendable, Service {
     public var host: String { server.host }
     public var port: Int { server.port }
 
-    private init(tracker: Tracker, server: FramedServer, store: SQLiteAccountStore, configuration: TrackerConfiguration, logger: Logger, connections: ConnectionTable,
+    private init(tracker: Tracker, server: FramedServer, store: any TrackerStore, configuration: TrackerConfiguration, logger: Logger, connections: ConnectionTable,
                  fingerprint: CertificateFingerprint?) {
         self.fingerprint = fingerprint
         self.tracker = tracker
@@ -49,17 +49,25 @@ public final class TrackerServer: Sendable, Service {
     /// Opens the database, loads or makes the TLS certificate, and binds the listening socket.
     public static func start(configuration: TrackerConfiguration, logger: Logger) async throws -> TrackerServer {
         let security = try Self.security(configuration, logger: logger)
-        let store = try SQLiteAccountStore(path: configuration.databasePath)
+        // One set of metrics for the tracker and its store (store latency on /metrics).
+        let metrics = TrackerMetrics(factory: configuration.metricsFactory)
+        let timing = configuration.storeTiming ?? (configuration.metricsFactory == nil ? nil : metrics.storeTiming)
+        let store: any TrackerStore
+        if let address = configuration.postgres {
+            store = try await PostgresTrackerStore.open(address, logger: logger, timing: timing)
+        } else {
+            store = try SQLiteTrackerStore(path: configuration.databasePath, timing: timing)
+        }
         let operatorToken: String
         do {
             operatorToken = try OperatorToken.create(at: configuration.operatorTokenFile)
         } catch {
-            store.close()
+            await store.close()
             throw error
         }
         let connections = ConnectionTable()
         let tracker = Tracker(store: store, configuration: configuration, logger: logger, operatorToken: operatorToken,
-                              closeConnection: { id in connections.close(id) })
+                              metrics: metrics, closeConnection: { id in connections.close(id) })
         let probeAfter = TimeAmount.seconds(configuration.probeInterval)
         let probeTimeout = TimeAmount.seconds(configuration.probeTimeout)
         let anonymousLimit = configuration.anonymousFrameLimit
@@ -80,12 +88,13 @@ public final class TrackerServer: Sendable, Service {
                     handlers: [gate, replies, liveness])
             }
         } catch {
-            store.close()
+            await store.close()
             await tracker.shutdown()
             throw error
         }
         let transport = security.fingerprint.map { "TLS, certificate SHA-256 \($0.grouped)" } ?? "in clear (--insecure)"
-        logger.info("tracker listening on \(server.host):\(server.port), \(transport), database \(configuration.databasePath)")
+        let database = configuration.postgres.map { "PostgreSQL \($0)" } ?? configuration.databasePath
+        logger.info("tracker listening on \(server.host):\(server.port), \(transport), database \(database)")
         logger.info("operator token for status written to \(configuration.operatorTokenFile) (mode 0600)")
         return TrackerServer(tracker: tracker, server: server, store: store, configuration: configuration, logger: logger, connections: connections,
                              fingerprint: security.fingerprint)
@@ -119,7 +128,7 @@ public final class TrackerServer: Sendable, Service {
             self.shutdown()
         }
         await tracker.shutdown()
-        store.close()
+        await store.close()
         logger.info("tracker stopped")
     }
 

@@ -30,15 +30,18 @@ struct TrackerBenchmark: AsyncParsableCommand {
     @Option(help: "Single logins timed one after another on an idle tracker, each on a new connection (TLS handshake included).")
     var loginSamples = 20
 
+    @Option(help: ArgumentHelp("The tracker's --db: default a new SQLite file; a postgres://… URL runs it on that PostgreSQL database, which must be empty (the clients register bench0, bench1, …).", valueName: "path|url"))
+    var db: String?
+
     func run() async throws {
         let binary = try shoalBinary(shoal)
         let dir = NSTemporaryDirectory() + "shoal-tracker-bench-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let tracker = try TrackerProcess(binary: binary, database: dir + "/bench.sqlite", insecure: insecure,
+        let tracker = try TrackerProcess(binary: binary, database: db ?? dir + "/bench.sqlite", insecure: insecure, directory: dir,
                                          options: ["--password-rounds", "\(passwordRounds)", "--max-connections", "\(clients + 64)", "--log-level", "warning"])
         let (port, security) = (tracker.port, tracker.security)
-        say("tracker pid \(tracker.pid) on port \(port), \(insecure ? "in clear (--insecure)" : "TLS 1.3, pinned"); \(clients) clients, \(rounds) rounds of list + details each, PBKDF2 \(passwordRounds) rounds")
+        say("tracker pid \(tracker.pid) on port \(port), \(insecure ? "in clear (--insecure)" : "TLS 1.3, pinned"); \(clients) clients, \(rounds) rounds of list + details each, PBKDF2 \(passwordRounds) rounds; database \(db.map { $0.hasPrefix("postgres") ? "PostgreSQL" : $0 } ?? "SQLite")")
 
         // Phase 0: login latency on an idle tracker, one login at a time, each on a new connection.
         if loginSamples > 0 {

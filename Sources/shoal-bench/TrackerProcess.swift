@@ -20,9 +20,12 @@ final class TrackerProcess {
     let security: ClientSecurity
     var pid: Int32 { process.processIdentifier }
 
-    init(binary: String, database: String, insecure: Bool, options: [String]) throws {
+    /// `directory`: its working directory, where it keeps what it writes beside
+    /// a database that is not a file (its operator token, its certificate).
+    init(binary: String, database: String, insecure: Bool, directory: String? = nil, options: [String]) throws {
         process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         process.arguments = ["tracker", "--port", "0", "--db", database, "--registration-burst", "100000"] + options + (insecure ? ["--insecure"] : [])
         let out = Pipe()
         process.standardOutput = out

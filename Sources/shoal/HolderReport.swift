@@ -58,7 +58,7 @@ struct HolderReport: Codable {
         let rows = await withTaskGroup(of: (Int, Row).self) { group in
             for (index, holder) in detail.holders.enumerated() {
                 group.addTask {
-                    let chunks = holder.chunks.flatMap { Data(base64Encoded: $0) }.flatMap { ChunkMap(count: manifest.chunkCount, bytes: $0) }?.heldCount ?? manifest.chunkCount
+                    let chunks = holder.chunkMap(count: manifest.chunkCount)?.heldCount ?? manifest.chunkCount
                     var row = Row(user: holder.user, host: holder.host, port: holder.port, complete: holder.chunks == nil, chunks: chunks,
                                   responseTimeMs: nil, score: nil, countDownloads: holder.countDownloads,
                                   countFailures: holder.countFailures, bytesServed: holder.bytesServed)

@@ -40,7 +40,11 @@ struct TrackerServe: AsyncParsableCommand {
     @Option(help: "The port to listen on; 0 picks a free one.")
     var port = TrackerConfiguration.defaultPort
 
-    @Option(help: "The SQLite database file for accounts and counters.")
+    @Option(help: ArgumentHelp("""
+        Where accounts and counters are kept: a SQLite file (the default), or a PostgreSQL database, which also keeps the \
+        live registry: postgres://USER[:PASSWORD]@HOST:PORT/DB, postgres://USER@/DB?host=/SOCKET/DIR, or `postgres` \
+        alone to use PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE.
+        """, valueName: "path|url"))
     var db = TrackerConfiguration.defaultDatabasePath
 
     @Option(help: ArgumentHelp("Where to write the operator token that `status` needs (mode 0600).", valueName: "path"))
@@ -90,6 +94,9 @@ struct TrackerServe: AsyncParsableCommand {
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 ... 65535; got \(port)") }
         guard probeInterval > 0, probeTimeout > 0 else { throw ValidationError("--probe-interval and --probe-timeout must be positive") }
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
+        if PostgresAddress.isPostgres(db) {
+            do { _ = try PostgresAddress(parsing: db) } catch { throw ValidationError("--db: \(error)") }
+        }
         guard passwordRounds >= 1 else { throw ValidationError("--password-rounds must be positive") }
         guard registrationBurst >= 1, registrationInterval > 0 else {
             throw ValidationError("--registration-burst must be at least 1 and --registration-interval positive")
@@ -122,6 +129,11 @@ struct TrackerServe: AsyncParsableCommand {
         }
         let logger = Logger(label: "shoal.tracker")
         var configuration = TrackerConfiguration(host: host, port: port, databasePath: db)
+        if PostgresAddress.isPostgres(db) {
+            configuration.postgres = try PostgresAddress(parsing: db)
+            // The operator token and the certificate go where they go for the default database.
+            configuration.databasePath = TrackerConfiguration.defaultDatabasePath
+        }
         configuration.probeInterval = probeInterval
         configuration.probeTimeout = probeTimeout
         configuration.maximumConnections = maxConnections

@@ -6,14 +6,37 @@ import ShoalPeer
 import ShoalTracker
 import ShoalWire
 
-/// A real tracker on a free loopback port with its own temporary database,
-/// fast password hashing and short timeouts, for tests. It speaks TLS with a
-/// certificate made for it (``fingerprint``) unless started with `tls: false`.
+/// Which store a test tracker keeps its accounts in: what the tracker
+/// tests run over, each test once per store (`@Test(arguments: TestStore.allCases)`).
+public enum TestStore: String, Sendable, CaseIterable {
+    /// A SQLite file in the tracker's folder (the default store).
+    case sqlite
+    /// A database of its own in the test process's ``PostgresCluster``,
+    /// named after the tracker's folder, so that a tracker started again on
+    /// the same folder finds the same database.
+    case postgres
+
+    /// The database a tracker on `directory` uses, made if needed.
+    func postgresDatabase(for directory: TemporaryDirectory) async throws -> (PostgresCluster, String) {
+        let cluster = try await PostgresCluster.shared()
+        let name = "shoal_" + (directory.path as NSString).lastPathComponent.filter { $0.isLetter || $0.isNumber }.lowercased().suffix(24)
+        try await cluster.database(named: name)
+        return (cluster, name)
+    }
+}
+
+/// A real tracker on a free loopback port with its own temporary database
+/// (a SQLite file, or a PostgreSQL database: ``TestStore``), fast password
+/// hashing and short timeouts, for tests. It speaks TLS with a certificate
+/// made for it (``fingerprint``) unless started with `tls: false`.
 /// Stop it with `stop()`.
 public final class TestTracker: Sendable {
     public let server: TrackerServer
     public let log: CapturedLog
     public let directory: TemporaryDirectory
+    public let store: TestStore
+    /// The PostgreSQL database it uses, with ``TestStore/postgres``.
+    public let postgres: (cluster: PostgresCluster, database: String)?
     private let task: Task<Void, Never>
 
     public var port: Int { server.port }
@@ -34,11 +57,18 @@ public final class TestTracker: Sendable {
     /// Starts a tracker; `configure` may change the configuration first.
     public static func start(
         directory: TemporaryDirectory? = nil,
+        store: TestStore = .sqlite,
         tls: Bool = true,
         _ configure: (inout TrackerConfiguration) -> Void = { _ in }
     ) async throws -> TestTracker {
         let directory = try directory ?? TemporaryDirectory("shoal-tracker")
         var configuration = TrackerConfiguration(host: "127.0.0.1", port: 0, databasePath: directory.file("tracker.sqlite"))
+        var postgres: (PostgresCluster, String)?
+        if store == .postgres {
+            let (cluster, name) = try await store.postgresDatabase(for: directory)
+            configuration.postgres = cluster.address(of: name)
+            postgres = (cluster, name)
+        }
         if tls { configuration.transport = .identity(try TLSIdentity.generate(commonName: "shoal test tracker")) }
         configuration.passwordRounds = 1_000
         configuration.probeInterval = 30
@@ -47,13 +77,16 @@ public final class TestTracker: Sendable {
         configure(&configuration)
         let log = CapturedLog()
         let server = try await TrackerServer.start(configuration: configuration, logger: log.logger(label: "shoal.tracker"))
-        return TestTracker(server: server, log: log, directory: directory)
+        return TestTracker(server: server, log: log, directory: directory, store: store, postgres: postgres)
     }
 
-    private init(server: TrackerServer, log: CapturedLog, directory: TemporaryDirectory) {
+    private init(server: TrackerServer, log: CapturedLog, directory: TemporaryDirectory, store: TestStore,
+                 postgres: (cluster: PostgresCluster, database: String)?) {
         self.server = server
         self.log = log
         self.directory = directory
+        self.store = store
+        self.postgres = postgres
         self.task = Task { await server.run() }
     }
 
@@ -63,10 +96,11 @@ public final class TestTracker: Sendable {
         await task.value
     }
 
-    /// Stops the tracker and removes its folder.
+    /// Stops the tracker and removes its folder (and its PostgreSQL database).
     public func stopAndRemove() async {
         await stop()
         directory.remove()
+        if let postgres { try? await postgres.cluster.drop(postgres.database) }
     }
 
     /// A new client connection to this tracker.

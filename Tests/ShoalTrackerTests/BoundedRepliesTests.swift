@@ -112,8 +112,8 @@ struct BoundedRepliesTests {
 
     /// `status` lists every account and every file, a page at a time: 10,000
     /// accounts or files once made it too large too.
-    @Test func statusComesInPages() async throws {
-        let tracker = try await TestTracker.start()
+    @Test(arguments: TestStore.allCases) func statusComesInPages(store: TestStore) async throws {
+        let tracker = try await TestTracker.start(store: store)
         let client = try await tracker.connect()
         for i in 0..<600 { try await client.register(String(format: "user%03d", i), "pw") }
         let token = try await client.login("user000", "pw")

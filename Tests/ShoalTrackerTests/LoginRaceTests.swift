@@ -18,9 +18,9 @@ struct LoginRaceTests {
     /// `too_many_attempts` before any hashing. (Before: the wait was checked
     /// before the hash and the failure recorded after it, so all 20 were
     /// guesses.) Meanwhile the real user logs in from another address.
-    @Test func parallelGuessesAreThrottledPerSource() async throws {
+    @Test(arguments: TestStore.allCases) func parallelGuessesAreThrottledPerSource(store: TestStore) async throws {
         // A long wait, so that a slow machine does not see it run out mid-test.
-        let tracker = try await TestTracker.start(tls: false) {
+        let tracker = try await TestTracker.start(store: store, tls: false) {
             $0.passwordRounds = 20_000
             $0.loginThrottle = LoginThrottle(baseDelay: 120)
         }
@@ -121,8 +121,8 @@ struct RegistrationThrottleTests {
     }
 
     /// Over the wire: the burst, then `too_many_attempts` with the wait; a taken name costs nothing.
-    @Test func theTrackerRefusesTheRest() async throws {
-        let tracker = try await TestTracker.start { $0.registrationThrottle = RegistrationThrottle(burst: 3, interval: 600) }
+    @Test(arguments: TestStore.allCases) func theTrackerRefusesTheRest(store: TestStore) async throws {
+        let tracker = try await TestTracker.start(store: store) { $0.registrationThrottle = RegistrationThrottle(burst: 3, interval: 600) }
         let client = try await tracker.connect()
         try await client.register("first")
         #expect(await refusalCode { try await client.register("first") } == "name_taken")

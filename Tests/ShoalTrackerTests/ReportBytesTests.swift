@@ -17,7 +17,7 @@ struct ReportBytesTests {
     /// column to a floating-point value, GRDB's row decoding trapped, the
     /// crash message printed the holder's row with its password hash, and it
     /// crashed again after every restart.)
-    @Test func hugeBytesDoNotCrashTheTracker() async throws {
+    @Test(arguments: TestStore.allCases) func hugeBytesDoNotCrashTheTracker(store: TestStore) async throws {
         let directory = try TemporaryDirectory("shoal-report-bytes")
         defer { directory.remove() }
         let database = directory.file("db.sqlite")

@@ -35,9 +35,9 @@ struct ReputationTests {
     /// sessions, every content it shares, vouching for each other, self
     /// reports, and all of it again after a tracker restart. Its score stays
     /// within 10 % of its honest value (it does not move at all).
-    @Test func fiveColludingAccountsCannotMoveAnHonestHolder() async throws {
+    @Test(arguments: TestStore.allCases) func fiveColludingAccountsCannotMoveAnHonestHolder(store: TestStore) async throws {
         let directory = try TemporaryDirectory("shoal-reputation")
-        var tracker = try await TestTracker.start(directory: directory)
+        var tracker = try await TestTracker.start(directory: directory, store: store)
         let honest = try await tracker.connect()
         let honestToken = try await honest.signUp("honest", port: 7001)
         let contents = [sampleManifest(1), sampleManifest(2), sampleManifest(3)]
@@ -117,7 +117,7 @@ struct ReputationTests {
         honest.close()
         observer.close()
         await tracker.stop()
-        tracker = try await TestTracker.start(directory: directory)
+        tracker = try await TestTracker.start(directory: directory, store: store)
         let honestAgain = try await tracker.connect()
         let again = try await honestAgain.login("honest", "secret-of-honest", port: 7001)
         try await honestAgain.announce(again, contents.enumerated().map { ("file\($0.offset).bin", $0.element) })
@@ -145,8 +145,8 @@ struct ReputationTests {
     /// Failures do count from a reporter with a record (old enough, vouched
     /// for by others' success reports), once per holder whatever the number
     /// of contents; without a record, every 8th distinct complainant adds one.
-    @Test func failuresFromReportersWithARecordCount() async throws {
-        let tracker = try await TestTracker.start { $0.reputation = ReputationRule(minimumRecordAge: 0, minimumVouchers: 3, newcomerFailuresPerCount: 8) }
+    @Test(arguments: TestStore.allCases) func failuresFromReportersWithARecordCount(store: TestStore) async throws {
+        let tracker = try await TestTracker.start(store: store) { $0.reputation = ReputationRule(minimumRecordAge: 0, minimumVouchers: 3, newcomerFailuresPerCount: 8) }
         let bad = try await tracker.connect()
         let badToken = try await bad.signUp("bad", port: 7001)
         let contents = [sampleManifest(7), sampleManifest(8)]

@@ -56,8 +56,8 @@ struct TrackerAbuseTests {
     }
 
     /// Undecodable or unknown requests are refused, and the connection goes on.
-    @Test func badRequestsAreRefused() async throws {
-        let tracker = try await TestTracker.start()
+    @Test(arguments: TestStore.allCases) func badRequestsAreRefused(store: TestStore) async throws {
+        let tracker = try await TestTracker.start(store: store)
         let client = try await tracker.connect()
         let code = await refusalCode { _ = try await client.request(.registered(Registered(user: "x"))) }
         #expect(code == "bad_request")
@@ -75,8 +75,8 @@ struct TrackerAbuseTests {
     }
 
     /// Large frames are refused before login; announces over the limits are refused after.
-    @Test func oversizedAnnounces() async throws {
-        let tracker = try await TestTracker.start { configuration in
+    @Test(arguments: TestStore.allCases) func oversizedAnnounces(store: TestStore) async throws {
+        let tracker = try await TestTracker.start(store: store) { configuration in
             configuration.limits.filesPerAnnounce = 5
             configuration.anonymousFrameLimit = 4096
         }

@@ -24,7 +24,7 @@ struct TrackerRegistryTests {
 
     func file(_ name: String, _ m: Manifest, manifest: Bool = true, chunks: ChunkMap? = nil, have: [Int]? = nil, withdrawn: Bool? = nil) -> AnnouncedFile {
         AnnouncedFile(name: name, contentID: m.contentID, manifest: manifest ? ManifestPayload(m) : nil,
-                      chunks: chunks.map { Data($0.bytes).base64EncodedString() }, have: have, withdrawn: withdrawn)
+                      chunks: chunks?.base64, have: have, withdrawn: withdrawn)
     }
 
     /// Full and partial holders show in list and details, complete holders first.
@@ -35,13 +35,13 @@ struct TrackerRegistryTests {
         partial.insert(0)
         _ = try registry.announce(b, Announce(token: "", replace: true, files: [file("x.bin", m1, manifest: false, chunks: partial)]))
         #expect(registry.list() == [ListedFile(name: "x.bin", contentID: m1.contentID, size: 40_000, holders: 1, partialHolders: 1)])
-        let details = try registry.details(c, name: "x.bin", contentID: nil).files
+        let details = try registry.wireDetails(c, name: "x.bin", contentID: nil).files
         #expect(details.count == 1)
         #expect(details[0].holders.map(\.user) == ["alice", "bob"])
         #expect(details[0].holders[0].chunks == nil)
-        #expect(details[0].holders[1].chunks == Data(partial.bytes).base64EncodedString())
+        #expect(details[0].holders[1].chunks == partial.base64)
         #expect(try details[0].manifest?.manifest(expecting: m1.contentID) == m1)
-        let refresh = try registry.details(c, name: nil, contentID: m1.contentID, withManifest: false).files
+        let refresh = try registry.wireDetails(c, name: nil, contentID: m1.contentID, withManifest: false).files
         #expect(refresh[0].manifest == nil && refresh[0].holders == details[0].holders, "a refresh: holders, no manifest")
     }
 
@@ -68,14 +68,14 @@ struct TrackerRegistryTests {
         let list = registry.list()
         #expect(list.count == 2)
         #expect(Set(list.map(\.contentID)) == [m1.contentID, m2.contentID])
-        let details = try registry.details(a, name: "report.txt", contentID: nil).files
+        let details = try registry.wireDetails(a, name: "report.txt", contentID: nil).files
         #expect(details.map(\.contentID) == [m1.contentID, m2.contentID], "oldest first, not most held")
         #expect(details.map(\.firstSharedBy) == ["alice", "bob"])
         #expect(details.map(\.since) == [100, 200])
         #expect(details.map(\.completeHolders) == [1, 2])
         #expect(details.allSatisfy { $0.manifest == nil }, "no manifest when the name is ambiguous")
         #expect(details[0].holders.isEmpty, "a peer is not its own holder")
-        let chosen = try registry.details(a, name: "report.txt", contentID: m1.contentID).files
+        let chosen = try registry.wireDetails(a, name: "report.txt", contentID: m1.contentID).files
         #expect(chosen.map(\.contentID) == [m1.contentID])
         #expect(chosen[0].manifest != nil)
     }
@@ -92,7 +92,7 @@ struct TrackerRegistryTests {
         _ = try registry.login(token: b, peer: peer("bob", connection: 2, port: 0))
         _ = try registry.announce(a, Announce(token: "", replace: true, files: [file("x", big, chunks: ChunkMap(count: 100))]))
         func alice(_ known: UInt64?) throws -> Holder {
-            try registry.details(b, name: nil, contentID: big.contentID, knownMaps: known.map { ["alice": $0] }).files[0].holders[0]
+            try registry.wireDetails(b, name: nil, contentID: big.contentID, knownMaps: known.map { ["alice": $0] }).files[0].holders[0]
         }
         let first = try alice(nil)
         #expect(first.chunks != nil && first.gained == nil)
@@ -134,7 +134,7 @@ struct TrackerRegistryTests {
         var after: String?
         var pages = 0
         repeat {
-            let page = try registry.details(a, name: nil, contentID: m1.contentID, holdersAfter: after).files[0]
+            let page = try registry.wireDetails(a, name: nil, contentID: m1.contentID, holdersAfter: after).files[0]
             #expect(page.holders.count <= 3)
             seen += page.holders.map(\.user)
             after = page.moreHolders == nil ? nil : page.holders.last?.user
@@ -149,13 +149,13 @@ struct TrackerRegistryTests {
         var registry = registry()
         let big = sampleManifest(9, chunks: 2500)
         _ = try registry.announce(a, Announce(token: "", replace: true, files: [file("big", big)]))
-        let detail = try registry.details(b, name: "big", contentID: nil).files[0]
+        let detail = try registry.wireDetails(b, name: "big", contentID: nil).files[0]
         #expect(detail.manifest == nil, "too big to carry inline")
         #expect(detail.chunkCount == 2500)
         var digests = Data()
         var from = 0
         while from < 2500 {
-            let part = try registry.manifestPart(b, contentID: big.contentID, from: from)
+            let part = try registry.wireManifestPart(b, contentID: big.contentID, from: from)
             let bytes = Data(base64Encoded: part.digests)!
             #expect(bytes.count <= ManifestPart.maximumDigests * 32)
             digests += bytes
@@ -163,8 +163,8 @@ struct TrackerRegistryTests {
         }
         let rebuilt = try Manifest(fileSize: big.fileSize, chunkSize: big.chunkSize, concatenatedDigests: digests)
         #expect(rebuilt.contentID == big.contentID)
-        #expect(throws: TrackerError.self) { try registry.manifestPart(b, contentID: big.contentID, from: 2500) }
-        #expect(throws: TrackerError.self) { try registry.manifestPart(b, contentID: big.contentID, from: -1) }
+        #expect(throws: TrackerError.self) { try registry.wireManifestPart(b, contentID: big.contentID, from: 2500) }
+        #expect(throws: TrackerError.self) { try registry.wireManifestPart(b, contentID: big.contentID, from: -1) }
     }
 
     /// Global bounds: sessions per account, and chunks over all manifests.
@@ -203,7 +203,7 @@ struct TrackerRegistryTests {
         registry.logout(a)
         #expect(registry.list().isEmpty)
         #expect(registry.contentCount == 0)
-        #expect(throws: TrackerError.notFound("a file named \"z\"")) { try registry.details(b, name: "z", contentID: nil) }
+        #expect(throws: TrackerError.notFound("a file named \"z\"")) { try registry.wireDetails(b, name: "z", contentID: nil) }
     }
 
     /// A second login of the same user replaces the first session.
@@ -224,8 +224,8 @@ struct TrackerRegistryTests {
         _ = try registry.announce(a, Announce(token: "", replace: true, files: [file("x", m1)]))
         let tool = SessionToken(value: "alice-tool")
         _ = try registry.login(token: tool, peer: peer("alice", connection: 7, port: 0))
-        #expect(try registry.details(tool, name: "x", contentID: nil).files.first?.holders.isEmpty == true)
-        #expect(try registry.details(b, name: "x", contentID: nil).files.first?.holders.map(\.user) == ["alice"])
+        #expect(try registry.wireDetails(tool, name: "x", contentID: nil).files.first?.holders.isEmpty == true)
+        #expect(try registry.wireDetails(b, name: "x", contentID: nil).files.first?.holders.map(\.user) == ["alice"])
         #expect(registry.fileSize(of: m1.contentID) == m1.fileSize)
     }
 
@@ -320,5 +320,23 @@ struct TrackerConnectionStateMachineTests {
         _ = machine.loggedIn(token)
         #expect(machine.closed() == token)
         guard case .refuse = machine.receive(.list(ListFiles(token: ""))) else { Issue.record("closed accepted"); return }
+    }
+}
+
+/// The registry fed and read through the tracker's message boundary
+/// (``Announcement/init(_:maximumFiles:)``, ``FileDetails/init(_:)``), as the tracker does.
+extension TrackerRegistry {
+    @discardableResult
+    mutating func announce(_ token: SessionToken, _ message: Announce, now: Double = 0) throws(TrackerError) -> Int {
+        try announce(token, Announcement(message, maximumFiles: limits.filesPerAnnounce), now: now).files
+    }
+
+    func wireDetails(_ token: SessionToken, name: String?, contentID: ContentID?, withManifest: Bool = true,
+                     holdersAfter: String? = nil, knownMaps: [String: UInt64]? = nil) throws(TrackerError) -> FileDetails {
+        FileDetails(try details(token, name: name, contentID: contentID, withManifest: withManifest, holdersAfter: holdersAfter, knownMaps: knownMaps))
+    }
+
+    func wireManifestPart(_ token: SessionToken, contentID: ContentID, from: Int) throws(TrackerError) -> ManifestPart {
+        ManifestPart(try manifestPart(token, contentID: contentID, from: from))
     }
 }

@@ -12,8 +12,8 @@ import Testing
 struct TrackerServerTests {
     /// A peer that advertises an address is handed out at it; one that
     /// advertises no single host, or loopback from afar, is refused.
-    @Test func advertisedAddresses() async throws {
-        let tracker = try await TestTracker.start()
+    @Test(arguments: TestStore.allCases) func advertisedAddresses(store: TestStore) async throws {
+        let tracker = try await TestTracker.start(store: store)
         let alice = try await tracker.connect()
         let bob = try await tracker.connect()
         try await alice.register("alice", "secret-of-alice")
@@ -37,8 +37,8 @@ struct TrackerServerTests {
     }
 
     /// register, login, announce, list, details, report, status and logout, end to end.
-    @Test func everyRequest() async throws {
-        let tracker = try await TestTracker.start()
+    @Test(arguments: TestStore.allCases) func everyRequest(store: TestStore) async throws {
+        let tracker = try await TestTracker.start(store: store)
         let alice = try await tracker.connect()
         let bob = try await tracker.connect()
         let aliceToken = try await alice.signUp("alice", port: 7001)
@@ -92,8 +92,8 @@ struct TrackerServerTests {
     }
 
     /// User names are unique; bad names and passwords are refused with a clear code.
-    @Test func namesAndPasswords() async throws {
-        let tracker = try await TestTracker.start()
+    @Test(arguments: TestStore.allCases) func namesAndPasswords(store: TestStore) async throws {
+        let tracker = try await TestTracker.start(store: store)
         let client = try await tracker.connect()
         try await client.register("maria", "one")
         #expect(await refusalCode { try await client.register("maria", "two") } == "name_taken")
@@ -116,8 +116,8 @@ struct TrackerServerTests {
     }
 
     /// Requests without a session, with a made-up token, or with another connection's token are refused.
-    @Test func tokensAreChecked() async throws {
-        let tracker = try await TestTracker.start()
+    @Test(arguments: TestStore.allCases) func tokensAreChecked(store: TestStore) async throws {
+        let tracker = try await TestTracker.start(store: store)
         let one = try await tracker.connect()
         let two = try await tracker.connect()
         let token = try await one.signUp("eleni")
@@ -131,9 +131,9 @@ struct TrackerServerTests {
     }
 
     /// After a restart on the same database accounts and counters are kept, sessions are gone.
-    @Test func restartKeepsAccounts() async throws {
+    @Test(arguments: TestStore.allCases) func restartKeepsAccounts(store: TestStore) async throws {
         let directory = try TemporaryDirectory("shoal-restart")
-        let first = try await TestTracker.start(directory: directory)
+        let first = try await TestTracker.start(directory: directory, store: store)
         let holder = try await first.connect()
         let downloader = try await first.connect()
         let holderToken = try await holder.signUp("holder")
@@ -146,7 +146,7 @@ struct TrackerServerTests {
         downloader.close()
         await first.stop()
 
-        let second = try await TestTracker.start(directory: directory)
+        let second = try await TestTracker.start(directory: directory, store: store)
         let client = try await second.connect()
         #expect(await refusalCode { _ = try await client.list(holderToken) } == "not_logged_in")
         let token = try await client.login("holder", "secret-of-holder")
@@ -162,8 +162,8 @@ struct TrackerServerTests {
     }
 
     /// A peer that stops answering CheckActive is dropped with its holdings; one that answers stays.
-    @Test func deadPeerIsDropped() async throws {
-        let tracker = try await TestTracker.start { configuration in
+    @Test(arguments: TestStore.allCases) func deadPeerIsDropped(store: TestStore) async throws {
+        let tracker = try await TestTracker.start(store: store) { configuration in
             // Generous: the whole suite runs in parallel on two cores, and a
             // starved test process must not look dead to the tracker.
             configuration.probeInterval = 2
@@ -208,8 +208,8 @@ struct TrackerServerTests {
     }
 
     /// Logging in again elsewhere closes the old connection and withdraws its files.
-    @Test func loginElsewhereReplacesSession() async throws {
-        let tracker = try await TestTracker.start()
+    @Test(arguments: TestStore.allCases) func loginElsewhereReplacesSession(store: TestStore) async throws {
+        let tracker = try await TestTracker.start(store: store)
         let first = try await tracker.connect()
         let token = try await first.signUp("sofia")
         try await first.announce(token, [("a", sampleManifest(8))])
@@ -223,8 +223,8 @@ struct TrackerServerTests {
     }
 
     /// Repeated failed logins for one name are slowed down.
-    @Test func failedLoginsAreSlowed() async throws {
-        let tracker = try await TestTracker.start { $0.loginThrottle = LoginThrottle(baseDelay: 120) }
+    @Test(arguments: TestStore.allCases) func failedLoginsAreSlowed(store: TestStore) async throws {
+        let tracker = try await TestTracker.start(store: store) { $0.loginThrottle = LoginThrottle(baseDelay: 120) }
         let client = try await tracker.connect()
         try await client.register("target", "right")
         for _ in 0..<5 {

@@ -69,24 +69,3 @@ public struct ReportRecord: Sendable, Equatable {
         self.at = at
     }
 }
-
-/// Where accounts and their counters persist: the boundary between the
-/// tracker and its database (``SQLiteAccountStore`` is the real one).
-/// Implementations are called off the event loop and may block.
-public protocol AccountStore: Sendable {
-    /// Creates an account; throws ``TrackerError/nameTaken(_:)`` if the name exists.
-    func create(_ account: Account) throws(TrackerError)
-    /// The account named `user`, if any.
-    func account(named user: String) throws(TrackerError) -> Account?
-    /// Stores a report and applies it to the holder's counters as `rule`
-    /// says, atomically; returns the holder's counters after it (nil: no
-    /// such holder). Throws ``TrackerError/notAllowed(_:)`` if this reporter
-    /// has reported about this holder and content before.
-    func recordReport(_ report: ReportRecord, rule: ReputationRule) throws(TrackerError) -> AccountCounters?
-    /// The number of registered accounts.
-    func count() throws(TrackerError) -> Int
-    /// Every account's counters, by name (for the operator's status view).
-    func allCounters() throws(TrackerError) -> [AccountCounters]
-    /// At most `limit` accounts' counters, by user name, after `after`.
-    func counters(after: String?, limit: Int) throws(TrackerError) -> [AccountCounters]
-}
