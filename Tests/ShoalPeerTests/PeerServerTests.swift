@@ -69,9 +69,18 @@ struct PeerServerTests {
         out += Array(buffer: ChunkRequest(contentID: notes.contentID, index: 0, stored: true).frame(requestID: 100).encoded())
         out += Array(buffer: ChunkRequest(contentID: notes.contentID, index: 0).frame(requestID: 101).encoded())
         out += Array(buffer: try CheckActive(nonce: 1).frame(requestID: 200).encoded())
-        let socket = try RawSocket(port: peer.server.port, timeout: 2)
+        // Read until the liveness answer (the last request) is in; a long
+        // timeout, since a busy machine may take seconds to answer at all.
+        let socket = try RawSocket(port: peer.server.port, timeout: 30)
         socket.send(out)
-        let (received, _) = await socket.readUntilClosedAsync()
+        let (received, _) = await socket.readUntilAsync { bytes in
+            var decoder = FrameDecoder()
+            var buffer = ByteBuffer(bytes: bytes)
+            while let frame = try? decoder.decode(buffer: &buffer) {
+                if frame.requestID == 200 { return true }
+            }
+            return false
+        }
         socket.close()
 
         var decoder = FrameDecoder()

@@ -48,10 +48,19 @@ public final class RawSocket: @unchecked Sendable {
         }
     }
 
+    /// Like ``readUntilClosedAsync()``, but also stops as soon as `done`
+    /// says the bytes so far are enough (say, the reply the test waits for).
+    public func readUntilAsync(_ done: @escaping @Sendable ([UInt8]) -> Bool) async -> (bytes: [UInt8], closed: Bool) {
+        await withCheckedContinuation { continuation in
+            let thread = Thread { continuation.resume(returning: self.readUntilClosed(done: done)) }
+            thread.start()
+        }
+    }
+
     /// Reads until the other side closes or the timeout passes; returns the
     /// bytes and whether the connection was closed by the other side.
     /// Blocks: from async code use ``readUntilClosedAsync()``.
-    public func readUntilClosed() -> (bytes: [UInt8], closed: Bool) {
+    public func readUntilClosed(done: ([UInt8]) -> Bool = { _ in false }) -> (bytes: [UInt8], closed: Bool) {
         var out: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
@@ -59,6 +68,7 @@ public final class RawSocket: @unchecked Sendable {
             if n == 0 { return (out, true) }
             if n < 0 { return (out, errno == ECONNRESET) }
             out += buffer[0..<n]
+            if done(out) { return (out, false) }
         }
     }
 
