@@ -156,7 +156,7 @@ struct LinksBenchmark: AsyncParsableCommand {
             let ping = try LinkCheck.roundTrip(in: lab, from: "downloader", to: seeder, count: 10)
             let rate = shape.rateMbit ?? .nan
             // What TCP/IP costs on the link: the floor of a download's rx/size.
-            let overhead = try LinkCheck.receiveOverhead(in: lab, from: seeder, to: "downloader", bytes: Int((rate * 1e6 / 8 * 4).rounded()))
+            let overhead = try LinkCheck.receiveOverhead(in: lab, from: seeder, to: "downloader", bytes: Int((min(rate, mbit) * 1e6 / 8 * 4).rounded()))
             say("  check " + pad(seeder, 9) + String(format: "iperf3 %6.1f Mbit/s (%3.0f %% of %3.0f), rx %5.3f × payload   ping %6.1f ms avg, %6.1f min (2 × delay = %5.1f), %d/10 lost   delayers %4.1f %% of a core",
                        mbit, mbit / rate * 100, rate, overhead, ping.average, ping.min, 2 * shape.delayMs, ping.lost, delayerCPU / elapsed * 100))
         }
