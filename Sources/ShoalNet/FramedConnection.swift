@@ -19,6 +19,10 @@ public final class FramedConnection: Sendable {
     public let remote: String
     /// The protocol version agreed in the handshake.
     public var version: Int { state.withLock { $0.version } }
+    /// Seconds from sending the hello to its answer: the connection's first
+    /// round trip, which a downloader takes as the holder's response time
+    /// instead of spending another round trip on a `checkActive`.
+    public var handshakeRoundTrip: Double { state.withLock { $0.handshakeRoundTrip } }
     private let channel: any Channel
     private let outbound: NIOAsyncChannelOutboundWriter<OutgoingFrame>
     private let state = Mutex(State())
@@ -33,6 +37,7 @@ public final class FramedConnection: Sendable {
         var waiting: [UInt32: Pending] = [:]
         var closedError: NetError?
         var version = 0
+        var handshakeRoundTrip = 0.0
     }
 
     private let answersProbes: Atomic<Bool>
@@ -253,7 +258,10 @@ public final class FramedConnection: Sendable {
     private func handshake(role: String, timeout: TimeAmount) async throws {
         var machine = HandshakeStateMachine(role: .initiator, localRole: role, software: ShoalVersion.software)
         guard case let .send(hello) = machine.start() else { return }
+        let sent = ContinuousClock.now
         let reply = try await requestFrame(requestID: 0, timeout: timeout) { id throws(WireError) in try hello.frame(requestID: id) }
+        let roundTrip = ContinuousClock.now - sent
+        state.withLock { $0.handshakeRoundTrip = Double(roundTrip.components.seconds) + Double(roundTrip.components.attoseconds) / 1e18 }
         let message: Message
         do {
             message = try Message(frame: reply)

@@ -297,8 +297,9 @@ final class DownloadLoop {
         link.connection.close()
     }
 
-    /// Connects to holders not met yet, each in its own task, and times a
-    /// `checkActive` round trip: the response time of the original.
+    /// Connects to holders not met yet, each in its own task, and times the
+    /// hello's round trip: the response time of the original (which sent a
+    /// `checkActive`; the hello is the same exchange, one round trip sooner).
     private func admit(_ candidates: [ShoalWire.Holder]) {
         let chunkFrame = Int(manifest.chunkSize) + 4096
         let post = self.post
@@ -337,13 +338,9 @@ final class DownloadLoop {
                     post.yield(.unreachable(holder, reason: "\(error)"))
                     return
                 }
-                let probe = ContinuousClock.now
-                let rtt: Double
-                if (try? await connection.request(.checkActive(CheckActive(nonce: 1)), timeout: .seconds(Int64(timeout)))) != nil {
-                    rtt = (ContinuousClock.now - probe).seconds
-                } else {
-                    rtt = (ContinuousClock.now - start).seconds
-                }
+                // The hello's round trip times the holder (as a checkActive
+                // would, one round trip later): chunks can be asked at once.
+                let rtt = connection.handshakeRoundTrip > 0 ? connection.handshakeRoundTrip : (ContinuousClock.now - start).seconds
                 // A loop that ended meanwhile will not close it: close it here.
                 if case .terminated = post.yield(.connected(holder, connection, roundTrip: rtt)) { connection.close() }
             }
