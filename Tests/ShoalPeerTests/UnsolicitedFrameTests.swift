@@ -71,20 +71,20 @@ struct UnsolicitedFrameTests {
 /// floods its downloader with unsolicited chunks.
 @Suite("Unsolicited frames in a download", .timeLimit(.minutes(2)))
 struct UnsolicitedDownloadTests {
-    /// A lying holder: answers the downloader's first probe only after 64
-    /// unsolicited chunks of 256 KiB (16 MiB), and refuses every chunk request.
+    /// A lying holder: sends 64 unsolicited chunks of 256 KiB (16 MiB) before
+    /// it answers the downloader's hello, and refuses every chunk request.
     func liar(chunk: Int, flood: Int) async throws -> (FramedServer, Task<Void, Never>) {
         let server = try await FramedServer.bind(host: "127.0.0.1", port: 0, setup: { FramedServer.ConnectionSetup() })
         let task = Task {
             await server.run { connection in
                 try? await connection.channel.executeThenClose { inbound, outbound in
                     var iterator = inbound.makeAsyncIterator()
-                    _ = try await FramedServer.acceptHandshake(&iterator, outbound: outbound, localRole: "peer")
                     let junk = ChunkData(contentID: ContentIDFixture.some, index: 0, rawLength: UInt32(chunk), isCompressed: false,
                                          data: ByteBuffer(repeating: 0x55, count: chunk))
+                    for i in 0..<flood { try await outbound.write(junk.frame(requestID: 1000 + UInt32(i))) }
+                    _ = try await FramedServer.acceptHandshake(&iterator, outbound: outbound, localRole: "peer")
                     while let frame = try await iterator.next() {
                         if frame.type == .checkActive, let probe = try? CheckActive(frame: frame) {
-                            for i in 0..<flood { try await outbound.write(junk.frame(requestID: frame.requestID + 1000 + UInt32(i))) }
                             try await outbound.write(try Active(nonce: probe.nonce).frame(requestID: frame.requestID))
                         } else {
                             try await outbound.write(try ErrorReply(code: .unavailable, message: "no").frame(requestID: frame.requestID))
