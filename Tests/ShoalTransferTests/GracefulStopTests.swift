@@ -21,8 +21,10 @@ extension TransferTests {
     @Test func seederStoppedWithSIGTERMDrains() async throws {
         let bytes = TestData.random(96 << 20, seed: 17)
         let sha = ChunkDigest(hashing: bytes).hex
-        // Capped seeders, so that the download is still running when the first one leaves.
-        let swarm = try await swarm("drain.bin", bytes, seeders: 3, seederOptions: ["--max-upload", "15MB/s", "--drain-seconds", "10"])
+        // Capped seeders, so that the download is still running when the first
+        // one leaves: about 7 s, since on a busy machine the polling below may
+        // not run for a second or two.
+        let swarm = try await swarm("drain.bin", bytes, seeders: 3, seederOptions: ["--max-upload", "5MB/s", "--drain-seconds", "10"])
         try await swarm.register("d")
         let get = try swarm.get("drain.bin", user: "d", extra: ["--log-level", "notice"])
         #expect(try await swarm.waitForProgress(of: "d", atLeast: 0.15))
@@ -52,8 +54,8 @@ extension TransferTests {
         let sha = ChunkDigest(hashing: bytes).hex
         let swarm = try await swarm("s.bin", bytes, seeders: 2)
         try await swarm.register("d")
-        // Capped, so that the download is still running when the signal comes.
-        let first = try swarm.get("s.bin", user: "d", extra: ["--max-download", "40MB/s"])
+        // Capped, so that the download is still running when the signal comes (about 7 s).
+        let first = try swarm.get("s.bin", user: "d", extra: ["--max-download", "15MB/s"])
         #expect(try await swarm.waitForProgress(of: "d", atLeast: 0.3))
         let (status, seconds) = try await Self.stop(first)
         print("shoal get: SIGTERM to exit \(String(format: "%.2f", seconds)) s (deadline 10 s)")
