@@ -14,13 +14,7 @@ public enum LinkCheck {
     public static func throughput(in lab: NetworkLab, from: String, to: String, seconds: Int = 3, port: Int = 5201) throws -> Double {
         let iperf = try LabCommand.require("iperf3", package: "iperf3")
         let server = try lab.address(of: to)
-        // One-off server (-1) in the background; it exits after one test or when the lab goes.
-        let serverProcess = Process()
-        serverProcess.executableURL = URL(fileURLWithPath: try lab.prefix(for: to)[0])
-        serverProcess.arguments = Array(try lab.prefix(for: to).dropFirst()) + [iperf, "-s", "-1", "-B", server, "-p", "\(port)"]
-        serverProcess.standardOutput = FileHandle.nullDevice
-        serverProcess.standardError = FileHandle.nullDevice
-        try serverProcess.run()
+        let serverProcess = try startServer(iperf, in: lab, on: to, address: server, port: port)
         defer {
             if serverProcess.isRunning { kill(serverProcess.processIdentifier, SIGKILL) }
             serverProcess.waitUntilExit()
@@ -50,12 +44,7 @@ public enum LinkCheck {
     public static func receiveOverhead(in lab: NetworkLab, from: String, to: String, bytes: Int, port: Int = 5202) throws -> Double {
         let iperf = try LabCommand.require("iperf3", package: "iperf3")
         let server = try lab.address(of: to)
-        let serverProcess = Process()
-        serverProcess.executableURL = URL(fileURLWithPath: try lab.prefix(for: to)[0])
-        serverProcess.arguments = Array(try lab.prefix(for: to).dropFirst()) + [iperf, "-s", "-1", "-B", server, "-p", "\(port)"]
-        serverProcess.standardOutput = FileHandle.nullDevice
-        serverProcess.standardError = FileHandle.nullDevice
-        try serverProcess.run()
+        let serverProcess = try startServer(iperf, in: lab, on: to, address: server, port: port)
         defer {
             if serverProcess.isRunning { kill(serverProcess.processIdentifier, SIGKILL) }
             serverProcess.waitUntilExit()
@@ -78,6 +67,19 @@ public enum LinkCheck {
             throw LabError.unreadableOutput(command: command, output: last.stdout)
         }
         return Double(after - before) / payload
+    }
+
+    /// A one-off iperf3 server (-1) on host `name`, in the background; it
+    /// exits after one test, when killed, or when the lab goes.
+    private static func startServer(_ iperf: String, in lab: NetworkLab, on name: String, address: String, port: Int) throws -> Process {
+        let prefix = try lab.prefix(for: name)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: prefix[0])
+        process.arguments = Array(prefix.dropFirst()) + [iperf, "-s", "-1", "-B", address, "-p", "\(port)"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
     }
 
     /// Round-trip times in ms from `from` to `to`: `count` pings, 0.2 s apart,

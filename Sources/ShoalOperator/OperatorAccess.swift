@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import ShoalTracker
 
 /// Who may see the operator's view: whoever shows the operator token the
 /// tracker wrote at start, the same rule as `status`. Every request passes
@@ -23,7 +24,7 @@ struct OperatorAccess<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if let given = request.uri.queryParameters.get("token") {
-            guard Self.same(given, token) else {
+            guard OperatorToken.matches(given, token) else {
                 return Self.refusal(request, "the token in ?token= is not this tracker's operator token; copy it again from the file the tracker wrote at its last start")
             }
             return withCookie(Response.redirect(to: request.uri.path.isEmpty ? "/" : request.uri.path, type: .found))
@@ -32,19 +33,19 @@ struct OperatorAccess<Context: RequestContext>: RouterMiddleware {
             var request = request
             let body = try await request.collectBody(upTo: Self.loginBodyLimit)
             let form = URLComponents(string: "?" + String(buffer: body))?.queryItems ?? []
-            guard let given = form.first(where: { $0.name == "token" })?.value, Self.same(given.trimmingCharacters(in: .whitespacesAndNewlines), token) else {
+            guard let given = form.first(where: { $0.name == "token" })?.value, OperatorToken.matches(given.trimmingCharacters(in: .whitespacesAndNewlines), token) else {
                 return Self.refusal(request, "that is not this tracker's operator token; copy it again from the file the tracker wrote at its last start")
             }
             return withCookie(Response.redirect(to: "/", type: .normal))
         }
         if let header = request.headers[.authorization] {
-            guard header.hasPrefix("Bearer "), Self.same(String(header.dropFirst(7)), token) else {
+            guard header.hasPrefix("Bearer "), OperatorToken.matches(String(header.dropFirst(7)), token) else {
                 return Self.refusal(request, "the Authorization header does not carry this tracker's operator token (send `Authorization: Bearer TOKEN` with the token from the file the tracker wrote at start)")
             }
             return try await next(request, context)
         }
         if let cookie = request.cookies[Self.cookieName]?.value {
-            guard Self.same(cookie, token) else {
+            guard OperatorToken.matches(cookie, token) else {
                 return Self.refusal(request, "your browser holds the operator token of an earlier start of this tracker; give the new one")
             }
             return try await next(request, context)
@@ -70,14 +71,5 @@ struct OperatorAccess<Context: RequestContext>: RouterMiddleware {
         }
         headers[.contentType] = "text/plain; charset=utf-8"
         return Response(status: .unauthorized, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "401 Unauthorized: \(message)\n")))
-    }
-
-    /// Whether two tokens are equal, in time that does not depend on where they differ.
-    static func same(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        guard x.count == y.count else { return false }
-        var difference: UInt8 = 0
-        for i in x.indices { difference |= x[i] ^ y[i] }
-        return difference == 0
     }
 }

@@ -34,6 +34,16 @@ public enum OperatorToken {
     }
 
     /// The token in the file at `path` (its first line, trimmed).
+    /// Whether `given` is the token `expected`, in time that does not depend
+    /// on where they differ: for `status` and the operator's web view alike.
+    public static func matches(_ given: String, _ expected: String) -> Bool {
+        let x = Array(given.utf8), y = Array(expected.utf8)
+        guard x.count == y.count else { return false }
+        var difference: UInt8 = 0
+        for i in x.indices { difference |= x[i] ^ y[i] }
+        return difference == 0
+    }
+
     public static func read(from path: String) throws -> String {
         let text = try String(contentsOfFile: path, encoding: .utf8)
         return text.split(whereSeparator: \.isNewline).first.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""

@@ -378,7 +378,7 @@ public actor Tracker {
         let counters: AccountCounters?
         do {
             counters = try await store.recordReport(record, rule: rule)
-        } catch let error as TrackerError {
+        } catch {
             if case .notAllowed = error { logger.notice("report refused: \(reporter) about \(request.holder) for \(request.contentID.short): reported before") }
             throw error
         }
@@ -435,7 +435,7 @@ public actor Tracker {
     }
 
     private func status(_ request: StatusRequest, host: String) async throws -> TrackerStatus {
-        guard let expected = operatorToken, let given = request.token, Self.sameToken(given, expected) else {
+        guard let expected = operatorToken, let given = request.token, OperatorToken.matches(given, expected) else {
             logger.notice("status refused: \(host) sent \(request.token == nil ? "no" : "a wrong") operator token")
             throw TrackerError.notAllowed("status is for the tracker's operator: send the operator token from the file the tracker wrote beside its database (`shoal tracker status` reads it; see --token-file)")
         }
@@ -482,15 +482,6 @@ public actor Tracker {
         let registered = try await store.accountCount()
         let accounts = try await store.counters(after: request.peersAfter, limit: request.peerPage + 1)
         return (now(), registered, accounts, Array(registry.sessions.values), listRows())
-    }
-
-    /// Whether two tokens are equal, in time that does not depend on where they differ.
-    static func sameToken(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        guard x.count == y.count else { return false }
-        var difference: UInt8 = 0
-        for i in x.indices { difference |= x[i] ^ y[i] }
-        return difference == 0
     }
 
     // MARK: - Helpers
