@@ -12,6 +12,8 @@ public final class ShoalProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var stdoutLines: [String] = []
     private var stderrText = ""
+    /// Readers (stdout, stderr) that have reached end of file.
+    private var readersDone = 0
     /// The known-trackers file of this process, when the test did not name one: its own, removed with it.
     private let knownTrackers: String?
 
@@ -80,6 +82,7 @@ public final class ShoalProcess: @unchecked Sendable {
                     self.lock.withLock { self.stdoutLines.append(line) }
                 }
             }
+            self.lock.withLock { self.readersDone += 1 }
         }.start()
         Thread {
             while true {
@@ -87,6 +90,7 @@ public final class ShoalProcess: @unchecked Sendable {
                 if data.isEmpty { break }
                 self.lock.withLock { self.stderrText += String(decoding: data, as: UTF8.self) }
             }
+            self.lock.withLock { self.readersDone += 1 }
         }.start()
     }
 
@@ -143,6 +147,10 @@ public final class ShoalProcess: @unchecked Sendable {
             kill(process.processIdentifier, SIGKILL)
             return nil
         }
+        // The process is gone, but its last output may still sit in the pipes:
+        // wait (briefly) until both readers have seen end of file.
+        let drained = Date().addingTimeInterval(5)
+        while lock.withLock({ readersDone }) < 2 && Date() < drained { try await Task.sleep(for: .milliseconds(10)) }
         return process.terminationStatus
     }
 

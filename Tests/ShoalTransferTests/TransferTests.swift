@@ -183,7 +183,14 @@ struct TransferTests {
         #expect(try await second.waitForExit(timeout: 120) == 0, "\(second.errors)")
         expectIntact(swarm, user: "d1", name: "two.bin", sha: sha)
         expectIntact(swarm, user: "d2", name: "two.bin", sha: sha)
-        for (user, other, process) in [("d1", "d2", first), ("d2", "d1", second)] {
+        // Each must have been served by the other where the other held,
+        // when the seeder stopped, chunks it lacked (only the other had them then).
+        // When one held a subset of the other's chunks, only that one needed the other.
+        func lacks(_ mine: [UInt8], _ theirs: [UInt8]) -> Bool {
+            theirs.indices.contains { $0 >= mine.count ? theirs[$0] != 0 : theirs[$0] & ~mine[$0] != 0 }
+        }
+        #expect(lacks(d1Held, d2Held) || lacks(d2Held, d1Held), "the two downloads held the same chunks when the seeder stopped")
+        for (user, other, process, mine, theirs) in [("d1", "d2", first, d1Held, d2Held), ("d2", "d1", second, d2Held, d1Held)] where lacks(mine, theirs) {
             let holders = ProcessSwarm.result(process)?["holders"] as? [[String: Any]] ?? []
             let served = holders.first { $0["user"] as? String == other }?["chunks"] as? Int ?? 0
             #expect(served > 0, "\(other) served \(user) nothing: \(holders)")
