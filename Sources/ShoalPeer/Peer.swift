@@ -43,7 +43,7 @@ public final class Peer: Sendable {
     ///     (its fingerprint announced at login), and download only from
     ///     holders that do the same.
     public static func start(
-        directory: String, tracker: Endpoint, trust: TrackerTrust, user: String, password: String, encrypt: Bool = false,
+        directory: String, tracker: TrackerAddresses, trust: TrackerTrust, user: String, password: String, encrypt: Bool = false,
         listen: Endpoint = Endpoint(host: Endpoint.allInterfaces, port: 0),
         advertiseHost: String? = nil, advertisePort: Int? = nil, chunkSize: UInt32? = nil,
         compression: CompressionPolicy = CompressionPolicy(),
@@ -63,7 +63,7 @@ public final class Peer: Sendable {
         let session: TrackerSession
         do {
             // Log in first: a wrong password should not cost hashing the folder.
-            session = try await TrackerSession.login(endpoint: tracker, trust: trust, user: user, password: password, servePort: advertisePort ?? server.port,
+            session = try await TrackerSession.login(trackers: tracker, trust: trust, user: user, password: password, servePort: advertisePort ?? server.port,
                                                     serveHost: advertiseHost, keyFingerprint: identity?.fingerprint, logger: logger)
         } catch {
             await server.stop()

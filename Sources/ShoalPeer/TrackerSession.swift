@@ -15,12 +15,19 @@ import ShoalWire
 /// fail with a clear error, chunk announcements are kept to be sent later, and
 /// reports wait in a queue, so a download that already has its holders goes on.
 ///
+/// With several trackers (instances sharing one database, ``TrackerAddresses``),
+/// a lost session comes back on the first that answers, trying the others
+/// before the one that was lost.
+///
 /// Run as a `Service` (``run()``), the session's reconnect loop runs inside
 /// the service's task, and a graceful shutdown logs out: the tracker stops
 /// listing this peer at once, so downloaders stop picking it. Without a
 /// service group, the loop runs in a task of its own until ``logout()``.
 public actor TrackerSession: Service {
-    public let endpoint: Endpoint
+    /// The trackers this session may use; ``endpoint`` is the one in use.
+    public private(set) var trackers: TrackerAddresses
+    /// The tracker in use (or tried first at the next reconnection).
+    public var endpoint: Endpoint { trackers.endpoint }
     public let user: String
     private let password: String
     /// The port this peer serves chunks on, as downloaders reach it (0: does not serve).
@@ -51,7 +58,14 @@ public actor TrackerSession: Service {
     /// Logs in to the tracker at `endpoint`; throws with a clear message if it cannot.
     public static func login(endpoint: Endpoint, trust: TrackerTrust, user: String, password: String, servePort: Int, serveHost: String? = nil,
                              keyFingerprint: CertificateFingerprint? = nil, logger: Logger) async throws -> TrackerSession {
-        let session = TrackerSession(endpoint: endpoint, trust: trust, user: user, password: password, servePort: servePort, serveHost: serveHost,
+        try await login(trackers: TrackerAddresses(endpoint), trust: trust, user: user, password: password, servePort: servePort,
+                        serveHost: serveHost, keyFingerprint: keyFingerprint, logger: logger)
+    }
+
+    /// Logs in to the first of `trackers` that answers; throws with a clear message if none does.
+    public static func login(trackers: TrackerAddresses, trust: TrackerTrust, user: String, password: String, servePort: Int,
+                             serveHost: String? = nil, keyFingerprint: CertificateFingerprint? = nil, logger: Logger) async throws -> TrackerSession {
+        let session = TrackerSession(trackers: trackers, trust: trust, user: user, password: password, servePort: servePort, serveHost: serveHost,
                                      keyFingerprint: keyFingerprint, logger: logger)
         try await session.connect()
         return session
@@ -59,14 +73,68 @@ public actor TrackerSession: Service {
 
     /// Registers an account (no session).
     public static func register(endpoint: Endpoint, trust: TrackerTrust, user: String, password: String) async throws {
-        let connection = try await trust.connect(to: endpoint)
-        defer { connection.close() }
-        _ = try await connection.request(.register(Register(user: user, password: password)), timeout: .seconds(30))
+        try await register(trackers: TrackerAddresses(endpoint), trust: trust, user: user, password: password)
     }
 
-    private init(endpoint: Endpoint, trust: TrackerTrust, user: String, password: String, servePort: Int, serveHost: String?,
+    /// Registers an account on the first of `trackers` that answers (no
+    /// session); returns the tracker that took it.
+    @discardableResult
+    public static func register(trackers: TrackerAddresses, trust: TrackerTrust, user: String, password: String) async throws -> Endpoint {
+        let (_, endpoint) = try await firstAnswering(trackers, trust: trust, logger: nil) { connection, _ in
+            defer { connection.close() }
+            return try await connection.request(.register(Register(user: user, password: password)), timeout: .seconds(30))
+        }
+        return endpoint
+    }
+
+    /// Runs `exchange` with the first of `trackers` (in ``TrackerAddresses/attemptOrder``)
+    /// that can be reached and answers; returns its result and the tracker
+    /// that gave it. A refusal (wrong password, a taken name) is the same
+    /// from every instance of one tracker and is thrown at once; an
+    /// unreachable, mistrusted or failing tracker makes it try the next.
+    /// With nothing answering, the error of the first tracker is thrown,
+    /// naming the others tried.
+    static func firstAnswering<T: Sendable>(_ trackers: TrackerAddresses, trust: TrackerTrust, logger: Logger?,
+                                            _ exchange: (FramedConnection, Endpoint) async throws -> T) async throws -> (T, Endpoint) {
+        var firstError: (any Error)?
+        let order = trackers.attemptOrder
+        // With others to try, a tracker that does not answer a connection is given less time.
+        let timeout: TimeAmount = order.count > 1 ? .seconds(4) : .seconds(10)
+        for endpoint in order {
+            do {
+                let connection = try await trust.connect(to: endpoint, timeout: timeout)
+                do {
+                    let result = try await exchange(connection, endpoint)
+                    return (result, endpoint)
+                } catch {
+                    connection.close()
+                    throw error
+                }
+            } catch NetError.wire(.remote(let code, let message)) where !Self.triesAnother(code) {
+                throw NetError.wire(.remote(code: code, message: message))
+            } catch {
+                if let logger, order.count > 1 {
+                    // A changed key is news to the user; an unreachable instance is routine.
+                    if case NetError.fingerprintMismatch = error { logger.error("\(error)") } else { logger.info("tracker \(endpoint) did not answer: \(error)") }
+                }
+                if firstError == nil { firstError = error }
+            }
+        }
+        if order.count > 1, let first = firstError as? NetError, case let .connectFailed(host, port, reason) = first {
+            throw NetError.connectFailed(host: host, port: port, reason: "\(reason); the other trackers (\(order.dropFirst().map(\.description).joined(separator: ", "))) did not answer either")
+        }
+        throw firstError ?? NetError.connectFailed(host: trackers.endpoint.host, port: trackers.endpoint.port, reason: "no tracker given")
+    }
+
+    /// Whether a refusal with this code may come out otherwise from another
+    /// instance (an overloaded or failing one), rather than from the shared accounts.
+    private static func triesAnother(_ code: String) -> Bool {
+        code == ErrorCode.busy.rawValue || code == ErrorCode.internal.rawValue
+    }
+
+    private init(trackers: TrackerAddresses, trust: TrackerTrust, user: String, password: String, servePort: Int, serveHost: String?,
                  keyFingerprint: CertificateFingerprint?, logger: Logger) {
-        self.endpoint = endpoint
+        self.trackers = trackers
         self.trust = trust
         self.keyFingerprint = keyFingerprint
         self.user = user
@@ -263,19 +331,18 @@ public actor TrackerSession: Service {
     // MARK: - Connection
 
     private func connect() async throws {
-        let connection = try await trust.connect(to: endpoint, timeout: .seconds(10))
-        do {
-            let login = Login(user: user, password: password, port: servePort, host: serveHost, keyFingerprint: keyFingerprint?.hex)
+        let login = Login(user: user, password: password, port: servePort, host: serveHost, keyFingerprint: keyFingerprint?.hex)
+        let ((connection, reply), endpoint) = try await Self.firstAnswering(trackers, trust: trust, logger: logger) { connection, _ in
             guard case let .loggedIn(reply) = try await connection.request(.login(login), timeout: .seconds(30)) else {
                 throw NetError.unexpectedReply(expected: "loggedIn", received: "another message")
             }
-            self.connection = connection
-            self.token = reply.token
-            self.counters = (reply.countDownloads, reply.countFailures)
-        } catch {
-            connection.close()
-            throw error
+            return (connection, reply)
         }
+        if endpoint != trackers.endpoint { logger.notice("now with the tracker at \(endpoint) (was \(trackers.endpoint))") }
+        trackers.use(endpoint)
+        self.connection = connection
+        self.token = reply.token
+        self.counters = (reply.countDownloads, reply.countFailures)
         // Watch the connection: when it closes without a logout, come back.
         Task { [weak self] in
             await connection.closed()
@@ -285,7 +352,8 @@ public actor TrackerSession: Service {
 
     private func connectionLost(_ lost: FramedConnection) {
         guard !closed, connection === lost else { return }
-        logger.warning("lost the tracker at \(endpoint); reconnecting")
+        logger.warning("lost the tracker at \(endpoint); reconnecting\(trackers.endpoints.count > 1 ? ", to the others first" : "")")
+        trackers.moveOn()
         connection = nil
         token = nil
         startReconnecting()

@@ -14,10 +14,10 @@ struct RegisterCommand: AsyncParsableCommand {
 
     func run() async throws {
         let password = try PasswordInput.read()
-        try await withClearErrors {
-            try await TrackerSession.register(endpoint: tracker.tracker, trust: tracker.trust, user: account.user, password: password)
+        let taken = try await withClearErrors {
+            try await TrackerSession.register(trackers: tracker.tracker, trust: tracker.trust, user: account.user, password: password)
         }
-        Output.line("registered \(account.user) on \(tracker.tracker)")
+        Output.line("registered \(account.user) on \(taken)")
     }
 }
 
@@ -73,7 +73,7 @@ struct DetailsCommand: AsyncParsableCommand {
 /// Logs in without serving, runs `body`, logs out, whatever happens.
 func withSession<T>(_ tracker: TrackerOptions, _ user: String, _ password: String, _ body: (TrackerSession) async throws -> T) async throws -> T {
     try await withClearErrors {
-        let session = try await TrackerSession.login(endpoint: tracker.tracker, trust: tracker.trust, user: user, password: password, servePort: 0, logger: .init(label: "shoal"))
+        let session = try await TrackerSession.login(trackers: tracker.tracker, trust: tracker.trust, user: user, password: password, servePort: 0, logger: .init(label: "shoal"))
         do {
             let result = try await body(session)
             await session.logout()

@@ -63,7 +63,7 @@ struct DemoCommand: AsyncParsableCommand {
             if link(original, folder + "/sample.bin") != 0 { try FileManager.default.copyItem(atPath: original, toPath: folder + "/sample.bin") }
             try await TrackerSession.register(endpoint: endpoint, trust: trust, user: user, password: "demo-\(user)")
             let started = ContinuousClock.now
-            let peer = try await Peer.start(directory: folder, tracker: endpoint, trust: trust, user: user, password: "demo-\(user)", listen: loopback, logger: logger)
+            let peer = try await Peer.start(directory: folder, tracker: TrackerAddresses(endpoint), trust: trust, user: user, password: "demo-\(user)", listen: loopback, logger: logger)
             seeders.append(peer)
             Output.line(String(format: "%@ serving on 127.0.0.1:%d, sharing sample.bin (hashed and announced in %.2f s).",
                                user, peer.server.port, (ContinuousClock.now - started).seconds))
@@ -71,7 +71,7 @@ struct DemoCommand: AsyncParsableCommand {
         let downloaderFolder = root + "/downloader"
         try FileManager.default.createDirectory(atPath: downloaderFolder, withIntermediateDirectories: true)
         try await TrackerSession.register(endpoint: endpoint, trust: trust, user: "downloader", password: "demo-downloader")
-        let downloader = try await Peer.start(directory: downloaderFolder, tracker: endpoint, trust: trust, user: "downloader", password: "demo-downloader",
+        let downloader = try await Peer.start(directory: downloaderFolder, tracker: TrackerAddresses(endpoint), trust: trust, user: "downloader", password: "demo-downloader",
                                               listen: loopback, logger: logger)
         Output.line("downloader serving on 127.0.0.1:\(downloader.server.port), fetching sample.bin from the three seeders:")
         Output.line("")

@@ -36,7 +36,7 @@ struct PeerMenu: AsyncParsableCommand {
             guard let user = input.prompt("Please enter your name: "), let password = input.password("Please enter your password: ") else { return }
             if registering {
                 do {
-                    try await TrackerSession.register(endpoint: tracker.tracker, trust: tracker.trust, user: user, password: password)
+                    try await TrackerSession.register(trackers: tracker.tracker, trust: tracker.trust, user: user, password: password)
                     Output.line("Registration successful")
                 } catch {
                     Output.line("Registration failed: \(Self.explain(error))")

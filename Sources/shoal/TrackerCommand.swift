@@ -229,7 +229,7 @@ struct TrackerStatusCommand: AsyncParsableCommand {
         }
         var status: TrackerStatus
         do {
-            let connection = try await options.trust.connect(to: options.tracker, role: "tool")
+            let connection = try await options.trust.connect(to: options.tracker.endpoint, role: "tool")
             defer { connection.close() }
             func page(_ request: StatusRequest) async throws -> TrackerStatus {
                 guard case let .trackerStatus(reply) = try await connection.request(.status(request), timeout: .seconds(10)) else {

@@ -6,11 +6,20 @@ extension Endpoint: ExpressibleByArgument {
     public init?(argument: String) { self.init(parsing: argument) }
 }
 
-/// `--tracker HOST:PORT` and how its certificate is trusted, shared by every
-/// command that talks to a tracker.
+/// `--tracker HOST:PORT[,HOST:PORT…]` and how its certificate is trusted,
+/// shared by every command that talks to a tracker.
 struct TrackerOptions: ParsableArguments {
-    @Option(name: .customLong("tracker"), help: "The tracker's address, HOST:PORT.")
-    var tracker = Endpoint(host: "127.0.0.1", port: 6969)
+    @Option(name: .customLong("tracker"),
+            help: ArgumentHelp("The tracker's address, HOST:PORT; several instances of one tracker (sharing a database) separated by commas, tried in turn when one is lost.",
+                               valueName: "host:port[,host:port…]"),
+            transform: { text in
+                do {
+                    return try TrackerAddresses(parsing: text)
+                } catch {
+                    throw ValidationError("--tracker: \(error)")
+                }
+            })
+    var tracker = TrackerAddresses(Endpoint(host: "127.0.0.1", port: 6969))
 
     @Option(name: .customLong("tracker-fingerprint"),
             help: ArgumentHelp("The SHA-256 fingerprint of the tracker's certificate, as it prints it at start; default: the one pinned in the known-trackers file, or the one met first.",

@@ -39,7 +39,7 @@ final class TestSwarm: @unchecked Sendable {
         // busy seeder must not look dead. Tests of timeouts set their own.
         var configuration = Downloader.Configuration()
         configure(&configuration)
-        let peer = try await Peer.start(directory: folder, tracker: endpoint, trust: tracker.trust, user: user, password: "pw-\(user)", encrypt: encrypt,
+        let peer = try await Peer.start(directory: folder, tracker: TrackerAddresses(endpoint), trust: tracker.trust, user: user, password: "pw-\(user)", encrypt: encrypt,
                                         listen: Endpoint(host: "127.0.0.1", port: 0), downloadConfiguration: configuration, logger: log.logger(label: "peer.\(user)"))
         peers.append(peer)
         return peer
