@@ -1,0 +1,322 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+import ShoalCore
+import ShoalNet
+import ShoalTestSupport
+import ShoalTracker
+import ShoalWire
+import Testing
+
+/// Several tracker instances on one PostgreSQL database serve one swarm:
+/// each mirrors the others' sessions through the change feed
+/// (LISTEN/NOTIFY) and a periodic full read, renews its own leases, and
+/// expires those of instances that died. Real trackers on loopback, one
+/// real database each test; waits poll the other instance with a deadline.
+@Suite("Several tracker instances", .timeLimit(.minutes(3)))
+struct InstanceSyncTests {
+    let logger = Logger(label: "shoal.test.instances")
+
+    /// Two trackers on one database (their operator tokens in separate files).
+    private func twoInstances(_ directory: TemporaryDirectory, _ configure: @escaping (inout TrackerConfiguration) -> Void = { _ in })
+        async throws -> (TestTracker, TestTracker) {
+        let a = try await TestTracker.start(directory: directory, store: .postgres, configure)
+        let b = try await TestTracker.start(directory: directory, store: .postgres) {
+            $0.operatorTokenPath = directory.file("b-operator-token")
+            configure(&$0)
+        }
+        return (a, b)
+    }
+
+    /// A peer logged in on A is listed and detailed on B, with its chunk
+    /// map and its updates; its token is no good on B; its logout on A
+    /// removes it from B. Prints how long a new file took to be listed on B.
+    @Test func aPeerOnOneInstanceIsSeenOnTheOther() async throws {
+        let directory = try TemporaryDirectory("shoal-instances-seen")
+        let (a, b) = try await twoInstances(directory)
+        let seeder = try await a.connect()
+        let seederToken = try await seeder.signUp("seeder", port: 7001)
+        let viewer = try await b.connect()
+        let viewerToken = try await viewer.signUp("viewer", port: 0)
+
+        let whole = sampleManifest(1)
+        let part = sampleManifest(2, chunks: 50)
+        var map = ChunkMap(count: 50)
+        map.insert(0)
+        let started = ContinuousClock.now
+        _ = try await seeder.request(.announce(Announce(token: seederToken, replace: true, files: [
+            AnnouncedFile(name: "whole.bin", contentID: whole.contentID, manifest: ManifestPayload(whole)),
+            AnnouncedFile(name: "part.bin", contentID: part.contentID, manifest: ManifestPayload(part), chunks: map.base64),
+        ])))
+        try await eventually("both files listed on B") { try await viewer.list(viewerToken).map(\.name) == ["part.bin", "whole.bin"] }
+        print("instances: a new file announced on A was listed on B after \(ContinuousClock.now - started)")
+
+        let holder = try #require(try await viewer.details(viewerToken, name: "whole.bin").first?.holders.first)
+        #expect(holder.user == "seeder" && holder.host == "127.0.0.1" && holder.port == 7001 && holder.chunks == nil)
+        let partial = try #require(try await viewer.details(viewerToken, name: "part.bin").first?.holders.first)
+        #expect(partial.chunks == map.base64)
+        let firstVersion = try #require(partial.mapVersion)
+        let status = try await b.connect().status(operatorToken: b.operatorToken)
+        #expect(status.connected == 2, "B counts A's peer as connected")
+        #expect(status.files.map(\.name) == ["part.bin", "whole.bin"])
+
+        // A chunk gained on A reaches B, with a newer tracker-wide version.
+        _ = try await seeder.request(.announce(Announce(token: seederToken, replace: false, files: [
+            AnnouncedFile(name: "part.bin", contentID: part.contentID, have: [7]),
+        ])))
+        var expected = map
+        expected.insert(7)
+        try await eventually("the new chunk shown on B") {
+            try await viewer.details(viewerToken, name: "part.bin").first?.holders.first?.chunks == expected.base64
+        }
+        let newer = try #require(try await viewer.details(viewerToken, name: "part.bin").first?.holders.first?.mapVersion)
+        #expect(newer > firstVersion)
+
+        // A's session is A's: B takes no request with its token.
+        let intruder = try await b.connect()
+        #expect(await refusalCode { _ = try await intruder.list(seederToken) } == "not_logged_in")
+
+        _ = try await seeder.request(.logout(Logout(token: seederToken)))
+        try await eventually("the seeder gone from B") { try await viewer.list(viewerToken).isEmpty }
+        #expect(try await b.connect().status(operatorToken: b.operatorToken).connected == 1)
+        for connection in [seeder, viewer, intruder] { connection.close() }
+        await a.stop()
+        await b.stopAndRemove()
+    }
+
+    /// A starting instance serves the others' sessions from its first request.
+    @Test func aNewInstanceLoadsTheOthers() async throws {
+        let directory = try TemporaryDirectory("shoal-instances-load")
+        let a = try await TestTracker.start(directory: directory, store: .postgres)
+        let seeder = try await a.connect()
+        let token = try await seeder.signUp("seeder", port: 7001)
+        try await seeder.announce(token, [("early.bin", sampleManifest(3))])
+        let b = try await TestTracker.start(directory: directory, store: .postgres) { $0.operatorTokenPath = directory.file("b-operator-token") }
+        let viewer = try await b.connect()
+        let viewerToken = try await viewer.signUp("viewer", port: 0)
+        #expect(try await viewer.list(viewerToken).map(\.name) == ["early.bin"])
+        #expect(try await viewer.details(viewerToken, name: "early.bin").first?.holders.map(\.user) == ["seeder"])
+        seeder.close()
+        viewer.close()
+        await a.stop()
+        await b.stopAndRemove()
+    }
+
+    /// A report taken on B about a holder connected to A moves the counters
+    /// A shows for it. A download id is good only on the instance that gave
+    /// it: the same report sent to A is refused, and says so.
+    @Test func aReportOnOneInstanceMovesTheCountersTheOtherShows() async throws {
+        let directory = try TemporaryDirectory("shoal-instances-report")
+        let (a, b) = try await twoInstances(directory)
+        let m = sampleManifest(4)
+        let holder = try await a.connect()
+        let holderToken = try await holder.signUp("holder", port: 7001)
+        try await holder.announce(holderToken, [("f.bin", m)])
+        let downloader = try await b.connect()
+        let downloaderToken = try await downloader.signUp("downloader", port: 0)
+        try await eventually("the holder listed on B") { try await !downloader.details(downloaderToken, name: "f.bin").isEmpty }
+        let detail = try #require(try await downloader.details(downloaderToken, name: "f.bin").first)
+
+        // The same account on A, with B's download id: refused, with the reason.
+        let onA = try await a.connect()
+        let onAToken = try await onA.login("downloader", "secret-of-downloader", port: 0)
+        let message = await refusalMessage {
+            _ = try await onA.request(.report(Report(token: onAToken, contentID: m.contentID, holder: "holder", outcome: .success,
+                                                     bytes: 40_000, downloadID: detail.downloadID)))
+        }
+        #expect(message?.contains("valid only on the tracker instance that gave it") == true, "\(message ?? "accepted")")
+
+        guard case let .reported(reply) = try await downloader.request(.report(Report(token: downloaderToken, contentID: m.contentID, holder: "holder",
+                                                                                       outcome: .success, bytes: 40_000, downloadID: detail.downloadID))) else {
+            Issue.record("no reported reply")
+            return
+        }
+        #expect(reply.countDownloads == 1)
+        let watcher = try await a.connect()
+        let watcherToken = try await watcher.signUp("watcher", port: 0)
+        try await eventually("A shows the report taken on B") {
+            let shown = try await watcher.details(watcherToken, name: "f.bin").first?.holders.first
+            return shown?.countDownloads == 1 && shown?.bytesServed == 40_000
+        }
+        for connection in [holder, downloader, onA, watcher] { connection.close() }
+        await a.stop()
+        await b.stopAndRemove()
+    }
+
+    /// Twelve downloaders, half on each instance, report about one holder
+    /// at once, each report sent twice at once: each (reporter, holder,
+    /// content) is taken once, and both instances end up showing exactly 12 downloads.
+    @Test func racingReportsOnTwoInstancesKeepCountersExact() async throws {
+        let directory = try TemporaryDirectory("shoal-instances-race")
+        let (a, b) = try await twoInstances(directory)
+        let m = sampleManifest(5)
+        let holder = try await a.connect()
+        let holderToken = try await holder.signUp("holder", port: 7001)
+        try await holder.announce(holderToken, [("f.bin", m)])
+        var reporters: [(FramedConnection, String, String?)] = []
+        for index in 0..<12 {
+            let connection = try await (index % 2 == 0 ? a : b).connect()
+            let token = try await connection.signUp("reporter\(index)", port: 0)
+            try await eventually("the holder listed to reporter\(index)") { try await !connection.details(token, name: "f.bin").isEmpty }
+            reporters.append((connection, token, try await connection.details(token, name: "f.bin").first?.downloadID))
+        }
+        let codes = await withTaskGroup(of: String?.self) { group in
+            for (connection, token, id) in reporters {
+                for _ in 0..<2 {
+                    group.addTask {
+                        await refusalCode {
+                            _ = try await connection.request(.report(Report(token: token, contentID: m.contentID, holder: "holder", outcome: .success,
+                                                                            bytes: 1000, downloadID: id)))
+                        }
+                    }
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(codes.filter { $0 == nil }.count == 12)
+        #expect(codes.filter { $0 == "not_allowed" }.count == 12)
+        for (tracker, viewer) in [(a, reporters[0]), (b, reporters[1])] {
+            try await eventually("\(tracker === a ? "A" : "B") shows 12 downloads") {
+                let shown = try await viewer.0.details(viewer.1, name: "f.bin").first?.holders.first
+                return shown?.countDownloads == 12 && shown?.bytesServed == 12_000
+            }
+        }
+        holder.close()
+        for (connection, _, _) in reporters { connection.close() }
+        await a.stop()
+        await b.stopAndRemove()
+    }
+
+    /// `shoal tracker --db postgres://… --lease-seconds 1` killed with
+    /// SIGKILL: its sessions vanish from the other instance's list and
+    /// details once their lease runs out. Prints how long that took.
+    @Test func aKilledInstancesSessionsExpireOnTheOther() async throws {
+        let directory = try TemporaryDirectory("shoal-instances-kill")
+        let b = try await TestTracker.start(directory: directory, store: .postgres) { $0.leaseSeconds = 1 }
+        let postgres = try #require(b.postgres)
+        let killed = try ShoalProcess(["tracker", "--port", "0", "--db", postgres.cluster.tcpURL(of: postgres.database), "--password-rounds", "1000",
+                                       "--insecure", "--lease-seconds", "1", "--token-file", directory.file("a-token")],
+                                      currentDirectory: directory.path)
+        let line = try await killed.waitForLine { $0.hasPrefix("listening on") }
+        let port = try #require(line.flatMap(ShoalProcess.port(fromListeningLine:)), "stderr: \(killed.errors)")
+        let seeder = try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", security: .plain)
+        let seederToken = try await seeder.signUp("seeder", port: 7001)
+        try await seeder.announce(seederToken, [("doomed.bin", sampleManifest(6))])
+        let viewer = try await b.connect()
+        let viewerToken = try await viewer.signUp("viewer", port: 0)
+        try await eventually("the killed instance's file listed on B") { try await viewer.list(viewerToken).map(\.name) == ["doomed.bin"] }
+
+        #expect(try await killed.stop(signal: SIGKILL) != nil)
+        let killedAt = ContinuousClock.now
+        try await eventually("the killed instance's sessions gone from B", timeout: .seconds(30)) {
+            try await viewer.list(viewerToken).isEmpty
+        }
+        print("instances: the sessions of an instance killed with SIGKILL (lease 1 s) left the other one after \(ContinuousClock.now - killedAt)")
+        #expect(await refusalCode { _ = try await viewer.details(viewerToken, name: "doomed.bin") } == "not_found")
+        #expect(try await b.connect().status(operatorToken: b.operatorToken).connected == 1)
+        seeder.close()
+        viewer.close()
+        await b.stopAndRemove()
+    }
+
+    /// The listening connection dropped (the server ends it): the instance
+    /// listens again and reads everything again, so a change made after is seen.
+    @Test func listeningResumesAfterTheConnectionDrops() async throws {
+        let directory = try TemporaryDirectory("shoal-instances-relisten")
+        // No periodic full read in this test: only the feed can bring the change.
+        let (a, b) = try await twoInstances(directory) { $0.resyncInterval = 600 }
+        let postgres = try #require(b.postgres)
+        let viewer = try await b.connect()
+        let viewerToken = try await viewer.signUp("viewer", port: 0)
+        let ended = try await postgres.cluster.sql("""
+            SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'shoal-listen' AND datname = '\(postgres.database)'
+            """)
+        #expect(ended.trimmingCharacters(in: .whitespacesAndNewlines) == "2", "both instances' listening connections")
+        try await eventually("B noticed") { b.log.contains("listening again") }
+        let seeder = try await a.connect()
+        let token = try await seeder.signUp("seeder", port: 7001)
+        try await seeder.announce(token, [("after.bin", sampleManifest(7))])
+        try await eventually("the file announced after the drop listed on B") { try await viewer.list(viewerToken).map(\.name) == ["after.bin"] }
+        seeder.close()
+        viewer.close()
+        await a.stop()
+        await b.stopAndRemove()
+    }
+
+    /// One instance deletes a content as its last holder there leaves while
+    /// another inserts a holding of it, many rounds: no write fails, and the
+    /// content is stored exactly while someone holds it.
+    @Test func contentDeletedOnOneStoreWhileHeldOnAnother() async throws {
+        let cluster = try await PostgresCluster.shared()
+        let address = try await cluster.newDatabase()
+        let log = CapturedLog()
+        let first = try await PostgresTrackerStore.open(address, instance: "a", logger: log.logger(label: "a"))
+        let second = try await PostgresTrackerStore.open(address, instance: "b", logger: log.logger(label: "b"))
+        let m = sampleManifest(8)
+        let content = StoredContent(manifest: m, firstSharedBy: "u", since: 1)
+        let full = TrackerRegistry.Holding(names: [try FileName("raced.bin")], chunks: ChunkMap(count: m.chunkCount, full: true), version: 1)
+        for round in 0..<60 {
+            let leaving = SessionToken(value: "leaving\(round)"), joining = SessionToken(value: "joining\(round)")
+            try await first.sessionOpened(StoredSession(token: leaving, instance: "a", user: "u1", host: "127.0.0.1", port: 7000, keyFingerprint: nil, leaseExpiry: 1e12))
+            try await first.holdingsChanged(leaving, .init(files: 1, changed: [m.contentID: full], withdrawn: [], newContents: [m.contentID]), contents: [content])
+            try await second.sessionOpened(StoredSession(token: joining, instance: "b", user: "u2", host: "127.0.0.1", port: 7000, keyFingerprint: nil, leaseExpiry: 1e12))
+            // B knows the content (from A's holder), so it is not new to B.
+            async let left: Void = first.sessionClosed(leaving)
+            async let joined: Void = second.holdingsChanged(joining, .init(files: 1, changed: [m.contentID: full], withdrawn: [], newContents: []),
+                                                            contents: [content])
+            try await left
+            try await joined
+            let stored = try await first.liveRegistry()
+            #expect(stored.contents.keys.map { $0 } == [m.contentID], "round \(round): the content stays while B holds it")
+            #expect(stored.holdings[joining]?[m.contentID] == full, "round \(round)")
+            try await second.sessionClosed(joining)
+            #expect(try await second.liveRegistry().contents.isEmpty, "round \(round): gone with its last holder")
+        }
+        let retries = log.all.filter { $0.contains("lost a race") }.count
+        print("instances: 60 racing delete/insert rounds on two stores, \(retries) statement\(retries == 1 ? "" : "s") retried after losing the race")
+        await first.close()
+        await second.close()
+        try await cluster.drop(address.database)
+    }
+
+    /// Chunk-map versions come from one sequence: blocks two stores take never overlap.
+    @Test func mapVersionBlocksAreTrackerWide() async throws {
+        let cluster = try await PostgresCluster.shared()
+        let address = try await cluster.newDatabase()
+        let first = try await PostgresTrackerStore.open(address, logger: logger)
+        let second = try await PostgresTrackerStore.open(address, logger: logger)
+        var blocks: [Range<UInt64>] = []
+        for store in [first, second, first, second] { blocks += try await store.mapVersions(atLeast: 5000) }
+        #expect(blocks.reduce(0) { $0 + $1.count } >= 4 * 5000)
+        let sorted = blocks.sorted { $0.lowerBound < $1.lowerBound }
+        for (earlier, later) in zip(sorted, sorted.dropFirst()) { #expect(earlier.upperBound <= later.lowerBound) }
+        #expect(sorted.first!.lowerBound >= 1)
+        await first.close()
+        await second.close()
+        try await cluster.drop(address.database)
+    }
+
+    /// The change notifications' payloads: parsed back as sent, junk refused.
+    @Test func changePayloads() {
+        let change = StoreChange(kind: .counters, writer: "3f2a", key: "maria")
+        #expect(StoreChange(payload: change.payload) == change)
+        #expect(StoreChange(payload: "session w abc")?.token == SessionToken(value: "abc"))
+        #expect(StoreChange(payload: "renamed w abc") == nil)
+        #expect(StoreChange(payload: "session w") == nil)
+    }
+}
+
+/// Polls `check` until it holds, failing after `timeout`.
+func eventually(_ what: String, timeout: Duration = .seconds(20), _ check: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        if try await check() { return }
+        guard ContinuousClock.now < deadline else {
+            Issue.record("not within \(timeout): \(what)")
+            throw CancellationError()
+        }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
