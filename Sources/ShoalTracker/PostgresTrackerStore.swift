@@ -491,14 +491,11 @@ public final class PostgresTrackerStore: TrackerStore {
     // MARK: Reading what other instances changed
 
     /// The sessions `tokens` names (all of them: nil) as stored, each with
-    /// its holdings and its account's counters, read in one snapshot. A
-    /// token not in the result has no session any more.
+    /// its holdings and its account's counters, read by one statement (one
+    /// snapshot, one round trip). A token not in the result has no session any more.
     public func remoteSessions(_ tokens: [SessionToken]?) async throws(TrackerError) -> [TrackerRegistry.RemoteSession] {
         try await run(.remoteSessions) {
-            try await client.withTransaction(logger: logger) { connection in
-                try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", logger: logger)
-                return try await Self.sessions(connection, tokens, logger: logger)
-            }
+            try await client.withConnection { connection in try await Self.sessions(connection, tokens, logger: logger) }
         }
     }
 
@@ -508,30 +505,29 @@ public final class PostgresTrackerStore: TrackerStore {
         let all = tokens == nil
         let keys = (tokens ?? []).map(\.value)
         var found: [SessionToken: TrackerRegistry.RemoteSession] = [:]
-        let sessions = try await connection.query("""
+        let rows = try await connection.query("""
             SELECT s.token, s.instance, s.user_name, s.host, s.port, s.key_fingerprint, s.lease_expiry,
-                   a.count_downloads, a.count_failures, a.bytes_served
-            FROM session s LEFT JOIN account a ON a.user_name = s.user_name
+                   a.count_downloads, a.count_failures, a.bytes_served,
+                   h.content_id, h.names, h.chunks, h.version, length(c.digests) / 32
+            FROM session s
+              LEFT JOIN account a ON a.user_name = s.user_name
+              LEFT JOIN holding h ON h.token = s.token
+              LEFT JOIN content c ON c.content_id = h.content_id
             WHERE \(all) OR s.token = ANY(\(keys)::text[])
             """, logger: logger)
-        for try await (token, instance, user, host, port, fingerprint, expiry, downloads, failures, served)
-            in sessions.decode((String, String, String, String, Int32, String?, Double, Int64?, Int64?, Int64?).self) {
+        for try await (token, instance, user, host, port, fingerprint, expiry, downloads, failures, served, id, names, chunks, version, count)
+            in rows.decode((String, String, String, String, Int32, String?, Double, Int64?, Int64?, Int64?,
+                            String?, [String]?, ByteBuffer?, Int64?, Int32?).self) {
             let key = SessionToken(value: token)
-            let stored = StoredSession(token: key, instance: instance, user: user, host: host, port: Int(port),
-                                       keyFingerprint: fingerprint, leaseExpiry: expiry)
-            let counters = downloads.map { Self.counters((user, $0, failures ?? 0, served ?? 0)) }
-            found[key] = TrackerRegistry.RemoteSession(session: stored, holdings: [:], counters: counters)
-        }
-        let holdings = try await connection.query("""
-            SELECT h.token, h.content_id, h.names, h.chunks, h.version, length(c.digests) / 32
-            FROM holding h JOIN content c ON c.content_id = h.content_id
-            WHERE \(all) OR h.token = ANY(\(keys)::text[])
-            """, logger: logger)
-        for try await (token, id, names, chunks, version, count) in holdings.decode((String, String, [String], ByteBuffer?, Int64, Int32).self) {
-            let key = SessionToken(value: token)
-            guard found[key] != nil, let contentID = ContentID(hex: id) else { continue }
-            let count = Int(max(0, count))
-            guard let map = chunks.map({ ChunkMap(count: count, bytes: Array(buffer: $0)) }) ?? ChunkMap(count: count, full: true) else { continue }
+            if found[key] == nil {
+                let stored = StoredSession(token: key, instance: instance, user: user, host: host, port: Int(port),
+                                           keyFingerprint: fingerprint, leaseExpiry: expiry)
+                let counters = downloads.map { Self.counters((user, $0, failures ?? 0, served ?? 0)) }
+                found[key] = TrackerRegistry.RemoteSession(session: stored, holdings: [:], counters: counters)
+            }
+            guard let id, let contentID = ContentID(hex: id), let names, let version, let count else { continue }
+            let chunkCount = Int(max(0, count))
+            guard let map = chunks.map({ ChunkMap(count: chunkCount, bytes: Array(buffer: $0)) }) ?? ChunkMap(count: chunkCount, full: true) else { continue }
             found[key]!.holdings[contentID] = TrackerRegistry.Holding(names: Set(names.compactMap { try? FileName($0) }), chunks: map,
                                                                      version: UInt64(max(0, version)))
         }

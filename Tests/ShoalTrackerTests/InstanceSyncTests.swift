@@ -86,6 +86,30 @@ struct InstanceSyncTests {
         await b.stopAndRemove()
     }
 
+    /// Twenty files announced one by one on A each get listed on B; prints
+    /// how long each took (a figure, not a check: timing depends on the machine's load).
+    @Test func newFilesReachTheOtherInstance() async throws {
+        let directory = try TemporaryDirectory("shoal-instances-latency")
+        let (a, b) = try await twoInstances(directory)
+        let seeder = try await a.connect()
+        let seederToken = try await seeder.signUp("seeder", port: 7001)
+        let viewer = try await b.connect()
+        let viewerToken = try await viewer.signUp("viewer", port: 0)
+        var delays: [Duration] = []
+        for index in 0..<20 {
+            let started = ContinuousClock.now
+            try await seeder.announce(seederToken, [("file\(index).bin", sampleManifest(UInt8(40 + index)))], replace: false)
+            try await eventually("file\(index).bin listed on B", poll: .milliseconds(2)) { try await viewer.list(viewerToken).count == index + 1 }
+            delays.append(ContinuousClock.now - started)
+        }
+        let sorted = delays.sorted()
+        print("instances: 20 files announced on A, each listed on B after (announce reply included): min \(sorted.first!), median \(sorted[10]), max \(sorted.last!)")
+        seeder.close()
+        viewer.close()
+        await a.stop()
+        await b.stopAndRemove()
+    }
+
     /// A starting instance serves the others' sessions from its first request.
     @Test func aNewInstanceLoadsTheOthers() async throws {
         let directory = try TemporaryDirectory("shoal-instances-load")
@@ -309,7 +333,8 @@ struct InstanceSyncTests {
 }
 
 /// Polls `check` until it holds, failing after `timeout`.
-func eventually(_ what: String, timeout: Duration = .seconds(20), _ check: () async throws -> Bool) async throws {
+func eventually(_ what: String, timeout: Duration = .seconds(20), poll: Duration = .milliseconds(20),
+                _ check: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
     while true {
         if try await check() { return }
@@ -317,6 +342,6 @@ func eventually(_ what: String, timeout: Duration = .seconds(20), _ check: () as
             Issue.record("not within \(timeout): \(what)")
             throw CancellationError()
         }
-        try await Task.sleep(for: .milliseconds(20))
+        try await Task.sleep(for: poll)
     }
 }
