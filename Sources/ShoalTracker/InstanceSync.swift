@@ -17,10 +17,10 @@ import Synchronization
 ///   It is the safety net for notifications missed while not listening.
 ///   A dropped listening connection is reconnected with backoff (0.1 s, doubling to 5 s).
 /// - **Leases.** Every `leaseSeconds / 3`, this instance renews the leases
-///   of its own sessions and deletes the sessions whose lease ran out
-///   (any instance may: the deletion is idempotent, and notifies). An
-///   instance that dies stops renewing, and its sessions vanish from every
-///   other instance within the lease.
+///   of its own sessions; every second it deletes the sessions whose lease
+///   ran out (any instance may: the deletion is idempotent, and notifies).
+///   An instance that dies stops renewing, and its sessions vanish from
+///   every other instance at most a lease (plus a second) after its last renewal.
 ///
 /// Started by ``TrackerServer`` when its store is PostgreSQL; it runs until cancelled.
 final class InstanceSync: Sendable {
@@ -174,16 +174,23 @@ final class InstanceSync: Sendable {
         }
     }
 
-    /// Renews this instance's leases and expires everyone's lapsed ones, every third of a lease.
+    /// Renews this instance's leases every third of a lease, and deletes
+    /// everyone's lapsed ones every second (or third of a lease, if
+    /// shorter): a dead instance's sessions go at most that long after their lease.
     private func leases() async {
-        let period = max(0.05, leaseSeconds / 3)
-        while (try? await Task.sleep(for: .seconds(period))) != nil {
+        let renewEvery = max(0.05, leaseSeconds / 3)
+        let tick = min(1, renewEvery)
+        var renewed = ContinuousClock.now
+        while (try? await Task.sleep(for: .seconds(tick))) != nil {
             do {
                 let t = now()
-                _ = try await store.renewLeases(instance: instance, until: t + leaseSeconds)
+                if ContinuousClock.now - renewed >= .seconds(renewEvery) - .milliseconds(10) {
+                    _ = try await store.renewLeases(instance: instance, until: t + leaseSeconds)
+                    renewed = ContinuousClock.now
+                }
                 _ = try await store.expireSessions(before: t)
             } catch {
-                logger.warning("instance sync: renewing leases failed (\(error)); trying again in \(period) s")
+                logger.warning("instance sync: renewing or expiring leases failed (\(error)); trying again in \(tick) s")
             }
         }
     }
