@@ -151,9 +151,15 @@ final class InstanceSync: Sendable {
         }
     }
 
-    /// Reads every session back and makes the mirror match it.
+    /// Reads every session back and makes the mirror match it; this
+    /// instance's sessions that were stored before the read and are missing
+    /// from it end too (a notification of their end was missed).
     private func resync() async throws(TrackerError) {
+        let settled = await tracker.settledLocalSessions()
         let remotes = try await store.remoteSessions(nil)
+        let stored = Set(remotes.map(\.session.token))
+        let gone = settled.subtracting(stored)
+        if !gone.isEmpty { await tracker.sessionsGone(gone) }
         let manifests = try await missingManifests(remotes)
         let changes = await tracker.applyAllRemote(remotes, manifests: manifests)
         if changes > 0 { logger.debug("instance sync: a full read changed \(changes) mirrored session\(changes == 1 ? "" : "s")") }

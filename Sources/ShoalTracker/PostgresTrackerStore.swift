@@ -344,16 +344,34 @@ public final class PostgresTrackerStore: TrackerStore {
     /// The notification for `kind` about `key`, written by this instance.
     private func payload(_ kind: StoreChange.Kind, _ key: String) -> String { "\(kind.rawValue) \(instance) \(key)" }
 
+    /// Opens a session. A serving session (port > 0) displaces the user's
+    /// other serving sessions on every instance, in the same statement: the
+    /// instance holding one may not have told this one about it yet (two
+    /// logins moments apart on two instances). Their owners read that they
+    /// were closed and close their connections.
     public func sessionOpened(_ session: StoredSession) async throws(TrackerError) {
         try await run(.sessionOpened) {
-            try await Self.drain(client.query("""
-                WITH opened AS (
-                  INSERT INTO session (token, instance, user_name, host, port, key_fingerprint, lease_expiry)
-                  VALUES (\(session.token.value), \(session.instance), \(session.user), \(session.host), \(Int32(clamping: session.port)),
-                          \(session.keyFingerprint), \(session.leaseExpiry))
-                  RETURNING token)
-                SELECT pg_notify(\(Self.channel), \(payload(.session, session.token.value))) FROM opened
-                """, logger: logger))
+            let serving = session.port > 0
+            try await retrying { _ in
+                try await Self.drain(client.query("""
+                    WITH displaced AS (
+                      SELECT token FROM session
+                      WHERE user_name = \(session.user) AND port > 0 AND \(serving) AND token <> \(session.token.value) FOR UPDATE),
+                    dropped AS (DELETE FROM holding WHERE token IN (SELECT token FROM displaced) RETURNING content_id),
+                    gone AS (DELETE FROM session WHERE token IN (SELECT token FROM displaced) RETURNING token),
+                    forgotten AS (
+                      DELETE FROM content c WHERE c.content_id IN (SELECT content_id FROM dropped)
+                        AND NOT EXISTS (SELECT 1 FROM holding h WHERE h.content_id = c.content_id AND h.token NOT IN (SELECT token FROM displaced))),
+                    opened AS (
+                      INSERT INTO session (token, instance, user_name, host, port, key_fingerprint, lease_expiry)
+                      VALUES (\(session.token.value), \(session.instance), \(session.user), \(session.host), \(Int32(clamping: session.port)),
+                              \(session.keyFingerprint), \(session.leaseExpiry))
+                      RETURNING token)
+                    SELECT pg_notify(\(Self.channel), \(StoreChange.Kind.closed.rawValue + " " + instance + " ") || token) FROM gone
+                    UNION ALL
+                    SELECT pg_notify(\(Self.channel), \(payload(.session, session.token.value))) FROM opened
+                    """, logger: logger))
+            }
         }
     }
 

@@ -46,11 +46,34 @@ extension Tracker {
         if peer.isRemote {
             registry.dropRemote(token)
         } else if writer != instance || expired {
-            registry.logout(token)
-            closeConnection(peer.connection)
-            logger.notice("session of \(peer.user) \(expired ? "expired in the shared store" : "closed by tracker instance \(writer)"); its connection is closed so it logs in again")
+            endLocal(token, peer, because: expired ? "expired in the shared store" : "closed by tracker instance \(writer)")
         }
         metrics.registry(connected: registry.connectedCount, files: registry.contentCount)
+    }
+
+    /// This instance's sessions whose writes to the store have all finished:
+    /// a full read of the store made after this must show each of them, or
+    /// it was deleted (``sessionsGone(_:)``).
+    func settledLocalSessions() -> Set<SessionToken> {
+        Set(registry.sessions.lazy.filter { !$0.value.isRemote && self.writes[$0.key] == nil }.map(\.key))
+    }
+
+    /// Sessions of this instance that a full read of the store no longer
+    /// shows, though they were written before it (``settledLocalSessions()``):
+    /// another instance closed or expired them, and this one missed the
+    /// notification. They end here, with their connections.
+    func sessionsGone(_ tokens: some Sequence<SessionToken>) {
+        for token in tokens {
+            guard let peer = registry.peer(token), !peer.isRemote else { continue }
+            endLocal(token, peer, because: "gone from the shared store (closed or expired by another instance)")
+        }
+        metrics.registry(connected: registry.connectedCount, files: registry.contentCount)
+    }
+
+    private func endLocal(_ token: SessionToken, _ peer: TrackerRegistry.Peer, because reason: String) {
+        registry.logout(token)
+        closeConnection(peer.connection)
+        logger.notice("session of \(peer.user) \(reason); its connection is closed so it logs in again")
     }
 
     /// Counters read from the store after reports taken on other instances.

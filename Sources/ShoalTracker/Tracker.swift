@@ -45,7 +45,7 @@ public actor Tracker {
     /// How long a session's lease runs past its last renewal (seconds).
     let leaseSeconds: Double
     /// The last store write of each session's registry changes, which the next one waits for.
-    private var writes: [SessionToken: (id: UInt64, task: Task<Void, any Error>)] = [:]
+    var writes: [SessionToken: (id: UInt64, task: Task<Void, any Error>)] = [:]
     /// The last store write that touched each content, which the next one touching it waits for.
     private var contentWrites: [ContentID: (id: UInt64, task: Task<Void, any Error>)] = [:]
     private var nextWrite: UInt64 = 0

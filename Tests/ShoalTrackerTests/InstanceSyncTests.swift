@@ -114,6 +114,79 @@ struct InstanceSyncTests {
         await b.stopAndRemove()
     }
 
+    /// A user that logs in to serve on B while its serving session lives on
+    /// A (a peer moving to another instance, or the same name started twice)
+    /// replaces it at once, even before B has heard of it: A closes the old
+    /// connection, and both instances show only the new session.
+    @Test func aServingLoginOnOneInstanceReplacesTheSessionOnTheOther() async throws {
+        let directory = try TemporaryDirectory("shoal-instances-replace")
+        let (a, b) = try await twoInstances(directory)
+        let old = try await a.connect()
+        let oldToken = try await old.signUp("mover", port: 7001)
+        try await old.announce(oldToken, [("old.bin", sampleManifest(9))])
+        // At once on B: B may not have mirrored the old session yet.
+        let new = try await b.connect()
+        let newToken = try await new.login("mover", "secret-of-mover", port: 7002)
+        try await eventually("A closed the old connection") { !old.isOpen }
+        let viewers = [try await a.connect(), try await b.connect()]
+        for (index, viewer) in viewers.enumerated() {
+            let token = try await viewer.signUp("viewer\(index)", port: 0)
+            try await eventually("instance \(index) shows only the new session") {
+                let status = try await viewer.status(operatorToken: index == 0 ? a.operatorToken : b.operatorToken)
+                let movers = status.peers.filter { $0.user == "mover" && $0.connected }
+                return try await viewer.list(token).isEmpty && movers.count == 1 && movers[0].port == 7002
+            }
+        }
+        try await new.announce(newToken, [("new.bin", sampleManifest(10))])
+        for viewer in viewers { viewer.close() }
+        new.close()
+        await a.stop()
+        await b.stopAndRemove()
+    }
+
+    /// In the store itself, a serving session displaces the same user's
+    /// other serving sessions, whichever store client wrote them; a tool's
+    /// session (port 0) neither displaces nor is displaced.
+    @Test func oneServingSessionPerUserInTheStore() async throws {
+        let cluster = try await PostgresCluster.shared()
+        let address = try await cluster.newDatabase()
+        let first = try await PostgresTrackerStore.open(address, instance: "a", logger: logger)
+        let second = try await PostgresTrackerStore.open(address, instance: "b", logger: logger)
+        func session(_ token: String, _ instance: String, port: Int) -> StoredSession {
+            StoredSession(token: SessionToken(value: token), instance: instance, user: "mover", host: "127.0.0.1", port: port, keyFingerprint: nil,
+                          leaseExpiry: 1e12)
+        }
+        let m = sampleManifest(12)
+        try await first.sessionOpened(session("on-a", "a", port: 7001))
+        try await first.holdingsChanged(SessionToken(value: "on-a"), .init(files: 1, changed: [
+            m.contentID: TrackerRegistry.Holding(names: [try FileName("m.bin")], chunks: ChunkMap(count: m.chunkCount, full: true), version: 1),
+        ], withdrawn: [], newContents: [m.contentID]), contents: [StoredContent(manifest: m, firstSharedBy: "mover", since: 1)])
+        try await first.sessionOpened(session("tool", "a", port: 0))
+        try await second.sessionOpened(session("on-b", "b", port: 7002))
+        let stored = try await second.liveRegistry()
+        #expect(Set(stored.sessions.keys.map(\.value)) == ["on-b", "tool"])
+        #expect(stored.holdings.isEmpty && stored.contents.isEmpty, "the displaced session's holdings and its content went with it")
+        await first.close()
+        await second.close()
+        try await cluster.drop(address.database)
+    }
+
+    /// A session of this instance deleted from the store without a
+    /// notification reaching it (here: by hand) is found missing by the
+    /// next full read, and its connection is closed so the peer logs in again.
+    @Test func aSessionGoneFromTheStoreEndsAtTheNextFullRead() async throws {
+        let directory = try TemporaryDirectory("shoal-instances-gone")
+        let tracker = try await TestTracker.start(directory: directory, store: .postgres) { $0.resyncInterval = 0.3 }
+        let postgres = try #require(tracker.postgres)
+        let peer = try await tracker.connect()
+        let token = try await peer.signUp("vanished", port: 7001)
+        try await peer.announce(token, [("v.bin", sampleManifest(13))])
+        _ = try await postgres.cluster.sql("DELETE FROM holding; DELETE FROM session", database: postgres.database)
+        try await eventually("the connection closed") { !peer.isOpen }
+        #expect(tracker.log.contains("gone from the shared store"))
+        await tracker.stopAndRemove()
+    }
+
     /// A starting instance serves the others' sessions from its first request.
     @Test func aNewInstanceLoadsTheOthers() async throws {
         let directory = try TemporaryDirectory("shoal-instances-load")
