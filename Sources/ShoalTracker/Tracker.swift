@@ -43,7 +43,7 @@ public actor Tracker {
     /// This tracker process among those sharing the store: the owner of the sessions it opens.
     public nonisolated let instance: String
     /// How long a session's lease runs past its last renewal (seconds).
-    let leaseSeconds: Double
+    private let leaseSeconds: Double
     /// The last store write of each session's registry changes, which the next one waits for.
     var writes: [SessionToken: (id: UInt64, task: Task<Void, any Error>)] = [:]
     /// The last store write that touched each content, which the next one touching it waits for.
@@ -52,7 +52,7 @@ public actor Tracker {
     private let hasher: PasswordHasher
     private let pool: NIOThreadPool
     let logger: Logger
-    let now: @Sendable () -> Double
+    private let now: @Sendable () -> Double
     var registry: TrackerRegistry
     private var throttle: LoginThrottle
     private var registrations: RegistrationThrottle
