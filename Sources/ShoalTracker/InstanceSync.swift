@@ -17,10 +17,10 @@ import Synchronization
 ///   It is the safety net for notifications missed while not listening.
 ///   A dropped listening connection is reconnected with backoff (0.1 s, doubling to 5 s).
 /// - **Leases.** Every `leaseSeconds / 3`, this instance renews the leases
-///   of its own sessions; every second it deletes the sessions whose lease
+///   of its own sessions; every half second it deletes the sessions whose lease
 ///   ran out (any instance may: the deletion is idempotent, and notifies).
 ///   An instance that dies stops renewing, and its sessions vanish from
-///   every other instance at most a lease (plus a second) after its last renewal.
+///   every other instance at most a lease (plus half a second) after its last renewal.
 ///
 /// Started by ``TrackerServer`` when its store is PostgreSQL; it runs until cancelled.
 final class InstanceSync: Sendable {
@@ -181,11 +181,11 @@ final class InstanceSync: Sendable {
     }
 
     /// Renews this instance's leases every third of a lease, and deletes
-    /// everyone's lapsed ones every second (or third of a lease, if
+    /// everyone's lapsed ones every half second (or third of a lease, if
     /// shorter): a dead instance's sessions go at most that long after their lease.
     private func leases() async {
         let renewEvery = max(0.05, leaseSeconds / 3)
-        let tick = min(1, renewEvery)
+        let tick = min(0.5, renewEvery)
         var renewed = ContinuousClock.now
         while (try? await Task.sleep(for: .seconds(tick))) != nil {
             do {
