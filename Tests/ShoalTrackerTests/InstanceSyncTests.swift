@@ -187,6 +187,53 @@ struct InstanceSyncTests {
         await tracker.stopAndRemove()
     }
 
+    /// Forty seeders, half on each instance, announce at once, then half of
+    /// them leave at once: both instances converge on the same list, with
+    /// every file's holder, and on the same number of connected peers.
+    @Test func bothInstancesConvergeUnderConcurrentChanges() async throws {
+        let directory = try TemporaryDirectory("shoal-instances-converge")
+        let (a, b) = try await twoInstances(directory)
+        var seeders: [(FramedConnection, String)] = []
+        for index in 0..<40 {
+            let connection = try await (index % 2 == 0 ? a : b).connect()
+            seeders.append((connection, try await connection.signUp("seeder\(index)", port: 7000 + index)))
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, (connection, token)) in seeders.enumerated() {
+                group.addTask {
+                    try await connection.announce(token, [("own\(index).bin", sampleManifest(UInt8(index))),
+                                                          ("shared.bin", sampleManifest(200))])
+                }
+            }
+            try await group.waitForAll()
+        }
+        let viewers = [try await a.connect(), try await b.connect()]
+        var viewerTokens: [String] = []
+        for (index, viewer) in viewers.enumerated() { viewerTokens.append(try await viewer.signUp("viewer\(index)", port: 0)) }
+        func converged(to seeding: Int) async throws -> Bool {
+            for (viewer, token) in zip(viewers, viewerTokens) {
+                let rows = try await viewer.list(token)
+                guard rows.count == seeding + 1, rows.first(where: { $0.name == "shared.bin" })?.holders == seeding,
+                      rows.filter({ $0.name != "shared.bin" }).allSatisfy({ $0.holders == 1 }) else { return false }
+            }
+            let counts = [try await viewers[0].status(operatorToken: a.operatorToken).connected,
+                          try await viewers[1].status(operatorToken: b.operatorToken).connected]
+            return counts == [seeding + 2, seeding + 2]
+        }
+        try await eventually("both instances list 40 seeders") { try await converged(to: 40) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (connection, token) in seeders.prefix(20) {
+                group.addTask { _ = try await connection.request(.logout(Logout(token: token))) }
+            }
+            try await group.waitForAll()
+        }
+        try await eventually("both instances list the 20 left") { try await converged(to: 20) }
+        for (connection, _) in seeders { connection.close() }
+        for viewer in viewers { viewer.close() }
+        await a.stop()
+        await b.stopAndRemove()
+    }
+
     /// A starting instance serves the others' sessions from its first request.
     @Test func aNewInstanceLoadsTheOthers() async throws {
         let directory = try TemporaryDirectory("shoal-instances-load")
