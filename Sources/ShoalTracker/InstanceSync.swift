@@ -32,11 +32,13 @@ final class InstanceSync: Sendable {
     private let logger: Logger
     private let now: @Sendable () -> Double
 
-    /// What the feed asked to read again, not yet read.
+    /// What the feed asked to read again, not yet read: sets, so a flood of
+    /// changes to the same sessions and users takes no more room than they do.
     private struct Pending {
         var sessions: Set<SessionToken> = []
         var users: Set<String> = []
-        var ended: [(token: SessionToken, writer: String, expired: Bool)] = []
+        /// Sessions whose end was announced: who ended them, and whether by expiry.
+        var ended: [SessionToken: (writer: String, expired: Bool)] = [:]
         var resync = false
         var isEmpty: Bool { sessions.isEmpty && users.isEmpty && ended.isEmpty && !resync }
     }
@@ -109,7 +111,7 @@ final class InstanceSync: Sendable {
             request { $0.users.insert(change.key) }
         case .closed, .expired:
             // This instance's own closings too: a late read of that session may have mirrored it again.
-            request { $0.ended.append((SessionToken(value: change.key), change.writer, change.kind == .expired)) }
+            request { $0.ended[SessionToken(value: change.key)] = (change.writer, change.kind == .expired) }
         }
     }
 
@@ -137,7 +139,7 @@ final class InstanceSync: Sendable {
     }
 
     private func apply(_ batch: Pending) async throws(TrackerError) {
-        for ended in batch.ended { await tracker.sessionEnded(ended.token, by: ended.writer, expired: ended.expired) }
+        for (token, end) in batch.ended { await tracker.sessionEnded(token, by: end.writer, expired: end.expired) }
         if batch.resync {
             try await resync()
         } else if !batch.sessions.isEmpty {
