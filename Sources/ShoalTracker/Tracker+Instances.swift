@@ -51,11 +51,12 @@ extension Tracker {
         metrics.registry(connected: registry.connectedCount, files: registry.contentCount)
     }
 
-    /// This instance's sessions whose writes to the store have all finished:
-    /// a full read of the store made after this must show each of them, or
-    /// it was deleted (``sessionsGone(_:)``).
+    /// This instance's sessions whose writes to the store have all finished
+    /// (a login replacing another session is in the registry before its own
+    /// write is even queued: `unstored`): a full read of the store made after
+    /// this must show each of them, or it was deleted (``sessionsGone(_:)``).
     func settledLocalSessions() -> Set<SessionToken> {
-        Set(registry.sessions.lazy.filter { !$0.value.isRemote && self.writes[$0.key] == nil }.map(\.key))
+        Set(registry.sessions.lazy.filter { !$0.value.isRemote && self.writes[$0.key] == nil && !self.unstored.contains($0.key) }.map(\.key))
     }
 
     /// Sessions of this instance that a full read of the store no longer

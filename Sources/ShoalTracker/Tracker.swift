@@ -46,6 +46,8 @@ public actor Tracker {
     private let leaseSeconds: Double
     /// The last store write of each session's registry changes, which the next one waits for.
     var writes: [SessionToken: (id: UInt64, task: Task<Void, any Error>)] = [:]
+    /// Sessions opened in the registry whose opening is not written to the store yet.
+    var unstored: Set<SessionToken> = []
     /// The last store write that touched each content, which the next one touching it waits for.
     private var contentWrites: [ContentID: (id: UInt64, task: Task<Void, any Error>)] = [:]
     private var nextWrite: UInt64 = 0
@@ -278,6 +280,8 @@ public actor Tracker {
             if !replaced.isRemote, replaced.connection != connection { closeConnection(replaced.connection) }
         }
         if store.keepsRegistry {
+            unstored.insert(token)
+            defer { unstored.remove(token) }
             let stored = StoredSession(token: token, instance: instance, user: account.user, host: served, port: request.port,
                                        keyFingerprint: keyFingerprint, leaseExpiry: now() + leaseSeconds)
             do {

@@ -8,6 +8,7 @@ import ShoalNet
 import ShoalTestSupport
 import ShoalTracker
 import ShoalWire
+import Synchronization
 import Testing
 
 /// Several tracker instances on one PostgreSQL database serve one swarm:
@@ -140,6 +141,52 @@ struct InstanceSyncTests {
         try await new.announce(newToken, [("new.bin", sampleManifest(10))])
         for viewer in viewers { viewer.close() }
         new.close()
+        await a.stop()
+        await b.stopAndRemove()
+    }
+
+    /// A login on B that replaces A's session (mirrored on B) is in B's
+    /// registry while B is still closing the old one in the store: a full
+    /// read made then (here: while another transaction holds the old
+    /// session's row, so the closing waits) must not take the new session
+    /// for one deleted from the store and close it.
+    @Test func aFullReadDuringAReplacingLoginKeepsTheNewSession() async throws {
+        let directory = try TemporaryDirectory("shoal-instances-replacing")
+        let reads = ReadCounter()
+        let a = try await TestTracker.start(directory: directory, store: .postgres)
+        let b = try await TestTracker.start(directory: directory, store: .postgres) {
+            $0.operatorTokenPath = directory.file("b-operator-token")
+            $0.resyncInterval = 0.05
+            $0.storeTiming = { operation, _, _ in if operation == .remoteSessions { reads.count.add(1, ordering: .relaxed) } }
+        }
+        let postgres = try #require(b.postgres)
+        let old = try await a.connect()
+        let oldToken = try await old.signUp("mover", port: 7001)
+        try await old.announce(oldToken, [("old.bin", sampleManifest(14))])
+        let viewer = try await b.connect()
+        let viewerToken = try await viewer.signUp("viewer", port: 0)
+        try await eventually("B mirrors the old session") { try await viewer.list(viewerToken).map(\.name) == ["old.bin"] }
+
+        let held = directory.file("row-held")
+        let lock = try HeldRowLock(cluster: postgres.cluster, database: postgres.database,
+                                   select: "SELECT 1 FROM session WHERE token = '\(oldToken)'", signal: held)
+        try await eventually("the old session's row locked") { FileManager.default.fileExists(atPath: held) }
+        let new = try await b.connect()
+        let login = Task { try await new.login("mover", "secret-of-mover", port: 7002) }
+        // The login waits on the lock; let two full reads of B pass meanwhile.
+        try await eventually("B's login waiting on the lock") {
+            try await postgres.cluster.sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = '\(postgres.database)'")
+                .trimmingCharacters(in: .whitespacesAndNewlines) != "0"
+        }
+        let before = reads.count.load(ordering: .relaxed)
+        try await eventually("two full reads on B") { reads.count.load(ordering: .relaxed) >= before + 2 }
+        lock.release()
+        let newToken = try await login.value
+        try await new.announce(newToken, [("new.bin", sampleManifest(15))])
+        #expect(new.isOpen)
+        try await eventually("B lists the new session's file") { try await viewer.list(viewerToken).map(\.name) == ["new.bin"] }
+        #expect(!b.log.contains("gone from the shared store"), "\(b.log.all.filter { $0.contains("gone") })")
+        for connection in [old, viewer, new] { connection.close() }
         await a.stop()
         await b.stopAndRemove()
     }
@@ -455,6 +502,35 @@ struct InstanceSyncTests {
         #expect(StoreChange(payload: "session w abc")?.token == SessionToken(value: "abc"))
         #expect(StoreChange(payload: "renamed w abc") == nil)
         #expect(StoreChange(payload: "session w") == nil)
+    }
+}
+
+/// Counts the full reads a tracker's store makes.
+final class ReadCounter: Sendable {
+    let count = Atomic<Int>(0)
+}
+
+/// A psql session that holds `FOR UPDATE` on the rows of `select` until
+/// released: another client's transaction, making writers of those rows
+/// wait. It touches `signal` once it holds them.
+final class HeldRowLock: @unchecked Sendable {
+    private let process = Process()
+    private let input = Pipe()
+
+    init(cluster: PostgresCluster, database: String, select: String, signal: String) throws {
+        process.executableURL = URL(fileURLWithPath: cluster.binaries + "/psql")
+        process.arguments = ["-X", "-q", "-h", cluster.socketDirectory, "-p", "\(cluster.port)", "-U", cluster.user, "-d", database]
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        input.fileHandleForWriting.write(Data("BEGIN;\n\(select) FOR UPDATE;\n\\! touch \(signal)\n".utf8))
+    }
+
+    /// Commits (releasing the rows); psql then ends.
+    func release() {
+        input.fileHandleForWriting.write(Data("COMMIT;\n".utf8))
+        try? input.fileHandleForWriting.close()
     }
 }
 
