@@ -13,7 +13,9 @@ import ShoalWire
 /// nobody holds any more is forgotten. Accounts and counters live in the
 /// ``TrackerStore``; the registry keeps a copy of a connected peer's counters
 /// so `details` needs no database read. A store that keeps the registry too
-/// (PostgreSQL) is written each change the registry makes (``AnnounceResult``).
+/// (PostgreSQL) is written each change the registry makes (``AnnounceResult``),
+/// and the sessions of the other tracker instances on that store are
+/// mirrored here (`TrackerRegistry+Mirror.swift`).
 public struct TrackerRegistry: Sendable {
     /// Bounds on what one session may make the tracker remember.
     public struct Limits: Sendable {

@@ -13,9 +13,9 @@ import ShoalCore
 ///   PostgreSQL, so that several tracker instances can share one database.
 ///
 /// What the tracker reads on every request (``TrackerRegistry``) is its own
-/// in-memory view, kept current by its own changes; the store is where those
-/// changes are written, and where another instance (or this one, after a
-/// restart) reads them back (``liveRegistry()``).
+/// in-memory view, kept current by its own changes and, on PostgreSQL, by the
+/// other instances' changes, which ``InstanceSync`` reads back as the store
+/// announces them (``StoreChange``) and applies as mirrored sessions.
 ///
 /// Rules an implementation keeps under concurrent calls from any number of
 /// trackers on the same database, in the database itself (constraints,
