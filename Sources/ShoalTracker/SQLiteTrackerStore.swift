@@ -51,6 +51,7 @@ public final class SQLiteTrackerStore: TrackerStore {
     public func renewLeases(instance: String, until expiry: Double) async throws(TrackerError) -> Int { 0 }
     public func expireSessions(before now: Double) async throws(TrackerError) -> Int { 0 }
     public func liveRegistry() async throws(TrackerError) -> RegistrySnapshot { RegistrySnapshot() }
+    public func mapVersions(atLeast count: Int) async throws(TrackerError) -> [Range<UInt64>] { [] }
 
     public func close() async {
         try? await pool.shutdownGracefully()

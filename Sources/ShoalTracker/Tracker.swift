@@ -39,21 +39,23 @@ public actor Tracker {
         public var session: SessionChange
     }
 
-    private let store: any TrackerStore
+    let store: any TrackerStore
     /// This tracker process among those sharing the store: the owner of the sessions it opens.
     public nonisolated let instance: String
     /// How long a session's lease runs past its last renewal (seconds).
     private let leaseSeconds: Double
     /// The last store write of each session's registry changes, which the next one waits for.
-    private var writes: [SessionToken: (id: UInt64, task: Task<Void, any Error>)] = [:]
+    var writes: [SessionToken: (id: UInt64, task: Task<Void, any Error>)] = [:]
+    /// Sessions opened in the registry whose opening is not written to the store yet.
+    var unstored: Set<SessionToken> = []
     /// The last store write that touched each content, which the next one touching it waits for.
     private var contentWrites: [ContentID: (id: UInt64, task: Task<Void, any Error>)] = [:]
     private var nextWrite: UInt64 = 0
     private let hasher: PasswordHasher
     private let pool: NIOThreadPool
-    private let logger: Logger
+    let logger: Logger
     private let now: @Sendable () -> Double
-    private var registry: TrackerRegistry
+    var registry: TrackerRegistry
     private var throttle: LoginThrottle
     private var registrations: RegistrationThrottle
     private var grants = DownloadGrants()
@@ -61,7 +63,7 @@ public actor Tracker {
     /// The token `status` must carry; nil: `status` is refused to everyone.
     private let operatorToken: String?
     /// Called to close a connection whose session was taken over by a new login.
-    private let closeConnection: @Sendable (UInt64) -> Void
+    let closeConnection: @Sendable (UInt64) -> Void
     private var nextConnection: UInt64 = 0
     /// The encoded `fileList` payload and the registry generation it was made at:
     /// every client asking between two changes gets the same bytes.
@@ -72,7 +74,7 @@ public actor Tracker {
     /// Whether serving peers must announce a key fingerprint (`--require-encryption`).
     private let requireEncryption: Bool
     /// Counters and timings for `/metrics`.
-    private let metrics: TrackerMetrics
+    let metrics: TrackerMetrics
 
     public init(
         store: any TrackerStore, configuration: TrackerConfiguration, logger: Logger,
@@ -99,7 +101,8 @@ public actor Tracker {
         self.registrations = configuration.registrationThrottle
         self.operatorToken = operatorToken
         self.hasher = PasswordHasher(rounds: configuration.passwordRounds)
-        self.registry = TrackerRegistry(limits: configuration.limits)
+        // Several instances on one store give chunk maps versions from one shared sequence.
+        self.registry = TrackerRegistry(limits: configuration.limits, versions: store.keepsRegistry ? .shared : .local)
         self.requireEncryption = configuration.requireEncryption
         self.metrics = metrics
         self.logger = logger
@@ -166,6 +169,7 @@ public actor Tracker {
             case let .announce(request):
                 let token = try session(request.token, connection)
                 let announcement = try Announcement(request, maximumFiles: registry.limits.filesPerAnnounce)
+                try await ensureMapVersions(TrackerRegistry.versionsNeeded(for: announcement))
                 let result = try registry.announce(token, announcement, now: now())
                 let count = result.files
                 if store.keepsRegistry { try await stored(result, of: token) }
@@ -272,9 +276,12 @@ public actor Tracker {
         registry.setKeyFingerprint(token, keyFingerprint)
         if let (_, replaced) = replaced {
             logger.info("login: \(account.user) logged in again; the previous session (\(replaced.host):\(replaced.port)) is closed")
-            if replaced.connection != connection { closeConnection(replaced.connection) }
+            // Another instance's session is closed there, when it reads that this one replaced it.
+            if !replaced.isRemote, replaced.connection != connection { closeConnection(replaced.connection) }
         }
         if store.keepsRegistry {
+            unstored.insert(token)
+            defer { unstored.remove(token) }
             let stored = StoredSession(token: token, instance: instance, user: account.user, host: served, port: request.port,
                                        keyFingerprint: keyFingerprint, leaseExpiry: now() + leaseSeconds)
             do {
@@ -362,7 +369,7 @@ public actor Tracker {
             throw TrackerError.notAllowed("a report must carry the downloadID of the fileDetails that listed \(request.holder.debugDescription); ask for the file's details, then report")
         }
         guard let grant = grants.grant(id, now: now()), grant.account == reporter, grant.contentID == request.contentID else {
-            throw TrackerError.notAllowed("the downloadID is not one this tracker gave you for content \(request.contentID.short) (or it expired); ask for the file's details again")
+            throw TrackerError.notAllowed("the downloadID is not one this tracker gave you for content \(request.contentID.short) (or it expired; a downloadID is valid only on the tracker instance that gave it, and for a while); ask this tracker for the file's details again")
         }
         guard grant.holders.contains(request.holder) else {
             throw TrackerError.notAllowed("\(request.holder.debugDescription) was not listed to you as a holder of \(request.contentID.short) in that download; you may report only about holders you were sent to")
@@ -486,10 +493,11 @@ public actor Tracker {
 
     // MARK: - Helpers
 
-    /// The session `token` names, if it is open on this very connection.
+    /// The session `token` names, if it is open on this very connection
+    /// (never another instance's session: it has no connection here).
     private func session(_ token: String, _ connection: UInt64) throws(TrackerError) -> SessionToken {
         let token = SessionToken(value: token)
-        guard registry.peer(token)?.connection == connection else { throw .notLoggedIn }
+        guard let peer = registry.peer(token), !peer.isRemote, peer.connection == connection else { throw .notLoggedIn }
         return token
     }
 
@@ -502,7 +510,8 @@ public actor Tracker {
     /// session is closed (its connection too), so that the peer logs in and
     /// announces again, and the store and the registry agree once more.
     private func stored(_ result: TrackerRegistry.AnnounceResult, of token: SessionToken) async throws {
-        let contents = result.newContents.compactMap { registry.storedContent($0) }
+        // New contents, and the held ones: another instance may be deleting one of those right now.
+        let contents = Set(result.newContents).union(result.changed.keys).compactMap { registry.storedContent($0) }
         do {
             let touched = Set(result.changed.keys).union(result.withdrawn)
             try await persist(token, touching: touched) { store in try await store.holdingsChanged(token, result, contents: contents) }

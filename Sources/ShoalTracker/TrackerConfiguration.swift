@@ -21,8 +21,13 @@ public struct TrackerConfiguration: Sendable {
     public var postgres: PostgresAddress?
     /// This tracker process's name among those sharing a database: the owner of the sessions it opens.
     public var instance = UUID().uuidString.lowercased()
-    /// How long a stored session outlives its instance's last lease renewal (seconds).
+    /// How long a stored session outlives its instance's last lease renewal
+    /// (seconds): an instance that dies loses its sessions on the others
+    /// within this time. Renewed every third of it.
     public var leaseSeconds: Double = 15
+    /// How often an instance on a shared store reads every other
+    /// instance's session back, in case it missed a change notification (seconds).
+    public var resyncInterval: Double = 5
     /// Called after each store operation with its duration (for store-latency metrics); nil: not timed.
     public var storeTiming: StoreTiming?
     /// A connection quiet this long is probed with `checkActive` (seconds).

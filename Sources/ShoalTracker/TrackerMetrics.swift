@@ -130,6 +130,9 @@ extension StoreOperation {
         case .renewLeases: "renew_leases"
         case .expireSessions: "expire_sessions"
         case .liveRegistry: "live_registry"
+        case .remoteSessions: "remote_sessions"
+        case .contents: "contents"
+        case .mapVersions: "map_versions"
         }
     }
 }

@@ -13,7 +13,9 @@ import ShoalWire
 /// nobody holds any more is forgotten. Accounts and counters live in the
 /// ``TrackerStore``; the registry keeps a copy of a connected peer's counters
 /// so `details` needs no database read. A store that keeps the registry too
-/// (PostgreSQL) is written each change the registry makes (``AnnounceResult``).
+/// (PostgreSQL) is written each change the registry makes (``AnnounceResult``),
+/// and the sessions of the other tracker instances on that store are
+/// mirrored here (`TrackerRegistry+Mirror.swift`).
 public struct TrackerRegistry: Sendable {
     /// Bounds on what one session may make the tracker remember.
     public struct Limits: Sendable {
@@ -63,6 +65,13 @@ public struct TrackerRegistry: Sendable {
         public var keyFingerprint: String?
         /// What it holds, by content.
         public var holdings: [ContentID: Holding] = [:]
+        /// The tracker instance that owns the session when it is another
+        /// one's (mirrored from the shared store); nil: a session of this
+        /// tracker. A remote session has no connection here and no request
+        /// with its token is taken here.
+        public var instance: String?
+        /// Whether the session belongs to another tracker instance.
+        public var isRemote: Bool { instance != nil }
         var announcedChunks = 0
 
         public init(user: String, host: String, port: Int, connection: UInt64, countDownloads: Int, countFailures: Int, bytesServed: UInt64) {
@@ -117,21 +126,23 @@ public struct TrackerRegistry: Sendable {
 
     public let limits: Limits
     /// Grows with every change to what ``list()`` returns, so callers can cache it.
-    public private(set) var generation: UInt64 = 0
-    private(set) var sessions: [SessionToken: Peer] = [:]
-    private var tokenByUser: [String: SessionToken] = [:]
-    private var contents: [ContentID: Content] = [:]
+    public internal(set) var generation: UInt64 = 0
+    var sessions: [SessionToken: Peer] = [:]
+    var tokenByUser: [String: SessionToken] = [:]
+    var contents: [ContentID: Content] = [:]
     /// Chunks over every content in `contents`.
-    public private(set) var totalChunks = 0
+    public internal(set) var totalChunks = 0
     /// The clock chunk-map versions come from.
-    private var mapClock: UInt64 = 0
+    public internal(set) var versions: MapVersionClock
     /// Open sessions by user.
-    private var sessionsByUser: [String: Int] = [:]
+    var sessionsByUser: [String: Set<SessionToken>] = [:]
     /// name -> content -> number of sessions sharing that content under that name.
     private var names: [FileName: [ContentID: Int]] = [:]
 
-    public init(limits: Limits = Limits()) {
+    /// `versions`: ``MapVersionClock/shared`` when several tracker instances share one store.
+    public init(limits: Limits = Limits(), versions: MapVersionClock = .local) {
         self.limits = limits
+        self.versions = versions
     }
 
     // MARK: Sessions
@@ -155,13 +166,13 @@ public struct TrackerRegistry: Sendable {
     /// At most ``Limits/sessionsPerAccount`` sessions per user at once.
     public mutating func login(token: SessionToken, peer: Peer) throws(TrackerError) -> (SessionToken, Peer)? {
         let replacing = peer.port > 0 ? tokenByUser[peer.user] : nil
-        guard sessionsByUser[peer.user, default: 0] - (replacing == nil ? 0 : 1) < limits.sessionsPerAccount else {
+        guard sessionsByUser[peer.user, default: []].count - (replacing == nil ? 0 : 1) < limits.sessionsPerAccount else {
             throw .notAllowed("\(peer.user) already has \(limits.sessionsPerAccount) sessions open, the most one account may have; log out of one first")
         }
         var replaced: (SessionToken, Peer)?
         if let old = replacing, let oldPeer = logout(old) { replaced = (old, oldPeer) }
         sessions[token] = peer
-        sessionsByUser[peer.user, default: 0] += 1
+        sessionsByUser[peer.user, default: []].insert(token)
         if peer.port > 0 { tokenByUser[peer.user] = token }
         return replaced
     }
@@ -177,17 +188,28 @@ public struct TrackerRegistry: Sendable {
         guard let peer = sessions[token] else { return nil }
         generation &+= 1
         for contentID in peer.holdings.keys { withdraw(token, contentID) }
-        if tokenByUser[peer.user] == token { tokenByUser.removeValue(forKey: peer.user) }
-        if sessionsByUser[peer.user, default: 0] <= 1 { sessionsByUser.removeValue(forKey: peer.user) } else { sessionsByUser[peer.user]! -= 1 }
-        return sessions.removeValue(forKey: token)
+        sessionsByUser[peer.user]?.remove(token)
+        if sessionsByUser[peer.user]?.isEmpty == true { sessionsByUser.removeValue(forKey: peer.user) }
+        let removed = sessions.removeValue(forKey: token)
+        if tokenByUser[peer.user] == token {
+            tokenByUser.removeValue(forKey: peer.user)
+            // Another instance's serving session of the same user (two logins
+            // racing on two instances) stands in; this instance's own first.
+            let serving = (sessionsByUser[peer.user] ?? []).compactMap { other in sessions[other].map { (other, $0) } }.filter { $0.1.port > 0 }
+            if let next = serving.min(by: { ($0.1.isRemote ? 1 : 0, $0.0.value) < ($1.1.isRemote ? 1 : 0, $1.0.value) }) {
+                tokenByUser[peer.user] = next.0
+            }
+        }
+        return removed
     }
 
-    /// Updates the cached counters of `user`'s session, if connected.
+    /// Updates the cached counters of `user`'s sessions (on any instance), if connected.
     public mutating func setCounters(user: String, downloads: Int, failures: Int, bytesServed: UInt64) {
-        guard let token = tokenByUser[user] else { return }
-        sessions[token]?.countDownloads = downloads
-        sessions[token]?.countFailures = failures
-        sessions[token]?.bytesServed = bytesServed
+        for token in sessionsByUser[user] ?? [] {
+            sessions[token]?.countDownloads = downloads
+            sessions[token]?.countFailures = failures
+            sessions[token]?.bytesServed = bytesServed
+        }
     }
 
     // MARK: Announce
@@ -274,16 +296,14 @@ public struct TrackerRegistry: Sendable {
                 var holding = holdings[id] ?? Holding(names: [], chunks: ChunkMap(count: count, full: chunks == nil && have.isEmpty))
                 if isNew || chunks != nil {
                     if let chunks { holding.chunks = chunks }
-                    mapClock += 1
-                    holding.version = mapClock
-                    holding.deltaFloor = mapClock
+                    holding.version = try versions.next()
+                    holding.deltaFloor = holding.version
                     holding.gains = []
                 }
                 let gained = have.filter { holding.chunks.insert($0) }
                 if !gained.isEmpty {
-                    mapClock += 1
-                    holding.version = mapClock
-                    holding.gains.append((mapClock, gained))
+                    holding.version = try versions.next()
+                    holding.gains.append((holding.version, gained))
                     var logged = holding.gains.reduce(0) { $0 + $1.chunks.count }
                     while logged > limits.deltaChunks, let oldest = holding.gains.first {
                         holding.gains.removeFirst()
@@ -325,7 +345,7 @@ public struct TrackerRegistry: Sendable {
                               newContents: newManifests.keys.filter { contents[$0] != nil })
     }
 
-    private mutating func setHolding(_ token: SessionToken, _ id: ContentID, _ holding: Holding) {
+    mutating func setHolding(_ token: SessionToken, _ id: ContentID, _ holding: Holding) {
         let old = sessions[token]?.holdings[id]
         for name in old?.names.subtracting(holding.names) ?? [] { unindex(name, id) }
         for name in holding.names.subtracting(old?.names ?? []) { names[name, default: [:]][id, default: 0] += 1 }
@@ -333,14 +353,14 @@ public struct TrackerRegistry: Sendable {
         contents[id]?.holders.insert(token)
     }
 
-    private mutating func withdraw(_ token: SessionToken, _ id: ContentID) {
+    mutating func withdraw(_ token: SessionToken, _ id: ContentID) {
         guard let holding = sessions[token]?.holdings.removeValue(forKey: id) else { return }
         for name in holding.names { unindex(name, id) }
         contents[id]?.holders.remove(token)
         if contents[id]?.holders.isEmpty == true { forget(id) }
     }
 
-    private mutating func forget(_ id: ContentID) {
+    mutating func forget(_ id: ContentID) {
         guard let content = contents.removeValue(forKey: id) else { return }
         totalChunks -= content.manifest.chunkCount
     }

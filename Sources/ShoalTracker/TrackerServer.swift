@@ -27,14 +27,17 @@ public final class TrackerServer: Sendable, Service {
     private let store: any TrackerStore
     private let logger: Logger
     private let connections: ConnectionTable
+    /// Keeps the registry in step with the other instances on a shared store (PostgreSQL); nil: alone.
+    private let sync: InstanceSync?
 
     /// The address it listens on (with the real port when 0 was asked for).
     public var host: String { server.host }
     public var port: Int { server.port }
 
     private init(tracker: Tracker, server: FramedServer, store: any TrackerStore, configuration: TrackerConfiguration, logger: Logger, connections: ConnectionTable,
-                 fingerprint: CertificateFingerprint?) {
+                 fingerprint: CertificateFingerprint?, sync: InstanceSync?) {
         self.fingerprint = fingerprint
+        self.sync = sync
         self.tracker = tracker
         self.server = server
         self.store = store
@@ -54,7 +57,7 @@ public final class TrackerServer: Sendable, Service {
         let timing = configuration.storeTiming ?? (configuration.metricsFactory == nil ? nil : metrics.storeTiming)
         let store: any TrackerStore
         if let address = configuration.postgres {
-            store = try await PostgresTrackerStore.open(address, logger: logger, timing: timing)
+            store = try await PostgresTrackerStore.open(address, instance: configuration.instance, logger: logger, timing: timing)
         } else {
             store = try SQLiteTrackerStore(path: configuration.databasePath, timing: timing)
         }
@@ -68,6 +71,20 @@ public final class TrackerServer: Sendable, Service {
         let connections = ConnectionTable()
         let tracker = Tracker(store: store, configuration: configuration, logger: logger, operatorToken: operatorToken,
                               metrics: metrics, closeConnection: { id in connections.close(id) })
+        // On a shared store: the other instances' sessions are mirrored before the first request.
+        var sync: InstanceSync?
+        if let shared = store as? PostgresTrackerStore {
+            let instanceSync = InstanceSync(tracker: tracker, store: shared, leaseSeconds: configuration.leaseSeconds,
+                                            resyncInterval: configuration.resyncInterval, logger: logger)
+            do {
+                try await instanceSync.loadOthers()
+            } catch {
+                await tracker.shutdown()
+                await store.close()
+                throw error
+            }
+            sync = instanceSync
+        }
         let probeAfter = TimeAmount.seconds(configuration.probeInterval)
         let probeTimeout = TimeAmount.seconds(configuration.probeTimeout)
         let anonymousLimit = configuration.anonymousFrameLimit
@@ -96,8 +113,12 @@ public final class TrackerServer: Sendable, Service {
         let database = configuration.postgres.map { "PostgreSQL \($0)" } ?? configuration.databasePath
         logger.info("tracker listening on \(server.host):\(server.port), \(transport), database \(database)")
         logger.info("operator token for status written to \(configuration.operatorTokenFile) (mode 0600)")
+        if sync != nil {
+            let others = await tracker.connectedCount
+            logger.info("tracker instance \(configuration.instance) shares the database with other instances (lease \(configuration.leaseSeconds) s; \(others) session\(others == 1 ? "" : "s") of others mirrored)")
+        }
         return TrackerServer(tracker: tracker, server: server, store: store, configuration: configuration, logger: logger, connections: connections,
-                             fingerprint: security.fingerprint)
+                             fingerprint: security.fingerprint, sync: sync)
     }
 
     /// The transport the configuration asks for, with its certificate loaded or made.
@@ -118,6 +139,7 @@ public final class TrackerServer: Sendable, Service {
     /// Serves until ``shutdown()`` (or, in a service group, until it drains
     /// on graceful shutdown or stops on cancellation); then closes the database.
     public func run() async {
+        let syncing = sync.map { sync in Task { await sync.run() } }
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
                 await server.run { connection in await self.serve(connection) }
@@ -127,7 +149,10 @@ public final class TrackerServer: Sendable, Service {
         } onCancel: {
             self.shutdown()
         }
+        // The sessions' closings are written (tracker.shutdown) while the leases are still renewed.
         await tracker.shutdown()
+        syncing?.cancel()
+        await syncing?.value
         await store.close()
         logger.info("tracker stopped")
     }

@@ -13,9 +13,9 @@ import ShoalCore
 ///   PostgreSQL, so that several tracker instances can share one database.
 ///
 /// What the tracker reads on every request (``TrackerRegistry``) is its own
-/// in-memory view, kept current by its own changes; the store is where those
-/// changes are written, and where another instance (or this one, after a
-/// restart) reads them back (``liveRegistry()``).
+/// in-memory view, kept current by its own changes and, on PostgreSQL, by the
+/// other instances' changes, which ``InstanceSync`` reads back as the store
+/// announces them (``StoreChange``) and applies as mirrored sessions.
 ///
 /// Rules an implementation keeps under concurrent calls from any number of
 /// trackers on the same database, in the database itself (constraints,
@@ -55,8 +55,11 @@ public protocol TrackerStore: AnyObject, Sendable {
     /// holdings, and so do contents nobody holds any more.
     func sessionClosed(_ token: SessionToken) async throws(TrackerError)
     /// An announce of `token`'s session was applied: `contents` are the
-    /// contents it made known (with their manifests), then its changed
-    /// holdings are written and the withdrawn ones deleted.
+    /// contents of its changed holdings, those it made known among them
+    /// (`change.newContents`) written first, then its changed holdings are
+    /// written and the withdrawn ones deleted. A store shared by several
+    /// instances writes the other contents too when another instance has
+    /// just deleted one (its last holder there left).
     func holdingsChanged(_ token: SessionToken, _ change: TrackerRegistry.AnnounceResult, contents: [StoredContent]) async throws(TrackerError)
     /// Pushes the lease of every session of `instance` to `expiry` (Unix
     /// seconds): an instance that stops renewing loses its sessions once
@@ -69,6 +72,10 @@ public protocol TrackerStore: AnyObject, Sendable {
     func expireSessions(before now: Double) async throws(TrackerError) -> Int
     /// The live registry as stored: every session, its holdings and the contents held.
     func liveRegistry() async throws(TrackerError) -> RegistrySnapshot
+    /// Blocks of chunk-map versions from a sequence shared by every tracker
+    /// on the store, `count` versions at least (``MapVersionClock``); none
+    /// (empty) from a store that does not keep the registry.
+    func mapVersions(atLeast count: Int) async throws(TrackerError) -> [Range<UInt64>]
 
     /// Closes the store (after the server has stopped).
     func close() async
@@ -131,6 +138,8 @@ public struct RegistrySnapshot: Sendable, Equatable {
 public enum StoreOperation: String, Sendable, CaseIterable {
     case createAccount, account, recordReport, accountCount, counters
     case sessionOpened, sessionClosed, holdingsChanged, renewLeases, expireSessions, liveRegistry
+    /// Reading other instances' sessions, contents and counters back (``InstanceSync``), and version blocks.
+    case remoteSessions, contents, mapVersions
 }
 
 /// Called after each store operation with how long it took and whether it

@@ -73,6 +73,10 @@ struct TrackerServe: AsyncParsableCommand {
     @Option(help: .hidden)
     var passwordRounds = 210_000
 
+    /// With --db postgres://…: how long this instance's sessions outlive it on the other instances (tests use a short one).
+    @Option(help: .hidden)
+    var leaseSeconds: Double = 15
+
     @Option(name: .customLong("tls-cert"), help: ArgumentHelp("The tracker's TLS certificate (PEM); default: DB-cert.pem beside the database, made self-signed on first start.", valueName: "path"))
     var tlsCert: String?
 
@@ -98,6 +102,7 @@ struct TrackerServe: AsyncParsableCommand {
             do { _ = try PostgresAddress(parsing: db) } catch { throw ValidationError("--db: \(error)") }
         }
         guard passwordRounds >= 1 else { throw ValidationError("--password-rounds must be positive") }
+        guard leaseSeconds >= 0.3 else { throw ValidationError("--lease-seconds must be at least 0.3") }
         guard registrationBurst >= 1, registrationInterval > 0 else {
             throw ValidationError("--registration-burst must be at least 1 and --registration-interval positive")
         }
@@ -139,6 +144,7 @@ struct TrackerServe: AsyncParsableCommand {
         configuration.maximumConnections = maxConnections
         configuration.registrationThrottle = RegistrationThrottle(burst: registrationBurst, interval: registrationInterval)
         configuration.passwordRounds = passwordRounds
+        configuration.leaseSeconds = leaseSeconds
         configuration.operatorTokenPath = tokenFile
         configuration.requireEncryption = requireEncryption
         if insecure {
