@@ -116,7 +116,8 @@ public struct TrackerRegistry: Sendable {
     }
 
     public let limits: Limits
-    /// Grows with every change to what ``list()`` returns, so callers can cache it.
+    /// Grows with every change to what ``list()`` or ``details(_:name:contentID:withManifest:holdersAfter:knownMaps:)``
+    /// return, so callers can cache them (``ListCache``, ``DetailsCache``).
     public private(set) var generation: UInt64 = 0
     private(set) var sessions: [SessionToken: Peer] = [:]
     private var tokenByUser: [String: SessionToken] = [:]
@@ -168,7 +169,9 @@ public struct TrackerRegistry: Sendable {
 
     /// Records the certificate fingerprint a session serves chunks with.
     public mutating func setKeyFingerprint(_ token: SessionToken, _ fingerprint: String?) {
+        guard let peer = sessions[token], peer.keyFingerprint != fingerprint else { return }
         sessions[token]?.keyFingerprint = fingerprint
+        generation &+= 1
     }
 
     /// Closes a session and withdraws everything it held.
@@ -185,6 +188,7 @@ public struct TrackerRegistry: Sendable {
     /// Updates the cached counters of `user`'s session, if connected.
     public mutating func setCounters(user: String, downloads: Int, failures: Int, bytesServed: UInt64) {
         guard let token = tokenByUser[user] else { return }
+        generation &+= 1
         sessions[token]?.countDownloads = downloads
         sessions[token]?.countFailures = failures
         sessions[token]?.bytesServed = bytesServed
@@ -468,6 +472,11 @@ public struct TrackerRegistry: Sendable {
     /// The content `id` as a store keeps it, if someone holds it.
     public func storedContent(_ id: ContentID) -> StoredContent? {
         contents[id].map { StoredContent(manifest: $0.manifest, firstSharedBy: $0.firstSharedBy, since: $0.since) }
+    }
+
+    /// The users holding the content `id` (from any session).
+    public func holderUsers(of id: ContentID) -> Set<String> {
+        Set(contents[id]?.holders.compactMap { sessions[$0]?.user } ?? [])
     }
 
     /// The size of the content `id`, if someone holds it.
