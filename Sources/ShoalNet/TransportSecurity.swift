@@ -36,6 +36,15 @@ public enum ServerSecurity: Sendable {
 public enum ClientSecurity: Sendable {
     case plain
     case tls(TLSPin)
+
+    /// Adds the client's TLS handlers (if any) to a channel set up by hand
+    /// (``FramedConnection/connect(host:port:role:group:timeout:maximumPayloadLength:preallocationLimit:answersProbes:security:statistics:)``
+    /// does this itself); returns what completes with the server's
+    /// fingerprint once the pin is checked, nil in clear. Call on the channel's loop.
+    public func configure(_ channel: any Channel, remote: String, timeout: TimeAmount) throws -> EventLoopFuture<CertificateFingerprint>? {
+        guard case let .tls(pin) = self else { return nil }
+        return try pin.configure(channel, remote: remote, timeout: timeout).promise.futureResult
+    }
 }
 
 /// What a TLS client expects of the server's certificate, and what to tell

@@ -67,6 +67,8 @@ final class ReplyGate: ChannelDuplexHandler, Sendable {
 
     /// Returns once the connection can take more bytes (or has closed).
     func waitUntilWritable() async {
+        // Nearly always: no continuation to make.
+        if state.withLock({ $0.writable || $0.closed }) { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let ready = state.withLock { state -> Bool in
                 if state.writable || state.closed { return true }

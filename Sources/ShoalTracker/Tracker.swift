@@ -65,9 +65,9 @@ public actor Tracker {
     /// Called to close a connection whose session was taken over by a new login.
     let closeConnection: @Sendable (UInt64) -> Void
     private var nextConnection: UInt64 = 0
-    /// The encoded `fileList` payload and the registry generation it was made at:
-    /// every client asking between two changes gets the same bytes.
-    private var listCache: (generation: UInt64, rows: [ListedFile], firstPage: ByteBuffer?)?
+    /// Replies encoded once per change of the registry (``ReplyCache``).
+    private var lists = ListCache()
+    private var detailsReplies = DetailsCache()
     /// A hash to verify against when the user does not exist, so a wrong name
     /// takes as long as a wrong password (no user enumeration by timing).
     private let decoyHash: String
@@ -181,7 +181,7 @@ public actor Tracker {
                 _ = try session(request.token, connection)
                 return Outcome(reply: try fileList(after: request.after), session: .none)
             case let .details(request):
-                return Outcome(reply: .message(.fileDetails(try details(request, connection: connection))), session: .none)
+                return Outcome(reply: try details(request, connection: connection), session: .none)
             case let .manifest(request):
                 let token = try session(request.token, connection)
                 let slice = try registry.manifestPart(token, contentID: request.contentID, from: request.from)
@@ -336,12 +336,33 @@ public actor Tracker {
 
     /// The details asked for, each content with a download id bound to this
     /// account, the content and the holders listed (``DownloadGrants``).
-    private func details(_ request: Details, connection: UInt64) throws(TrackerError) -> FileDetails {
+    /// Served from ``DetailsCache`` when the registry has not changed since
+    /// the same request was answered to an asker holding none of the
+    /// contents; the download ids are issued afresh either way.
+    private func details(_ request: Details, connection: UInt64) throws(TrackerError) -> Reply {
         let token = try session(request.token, connection)
         guard let asker = registry.peer(token)?.user else { throw .notLoggedIn }
+        let key = DetailsCache.Key(name: request.name, contentID: request.contentID, withManifest: request.withoutManifest != true,
+                                   holdersAfter: request.holdersAfter)
+        let cacheable = request.knownMaps == nil
+        if cacheable, let entry = detailsReplies.entry(key, at: registry.generation), !entry.holderUsers.contains(asker) {
+            let t = now()
+            let ids = entry.parts.map { part in
+                grants.issue(account: asker, contentID: part.contentID, fileSize: part.fileSize, holders: part.holders,
+                             extending: request.downloadID, now: t)
+            }
+            return .encoded(.fileDetails, try entry.payload(downloadIDs: ids))
+        }
         var details = FileDetails(try registry.details(token, name: request.name, contentID: request.contentID,
                                                        withManifest: request.withoutManifest != true, holdersAfter: request.holdersAfter,
                                                        knownMaps: request.knownMaps))
+        if cacheable {
+            let holderUsers = details.files.reduce(into: Set<String>()) { $0.formUnion(registry.holderUsers(of: $1.contentID)) }
+            if !holderUsers.contains(asker) {
+                let parts = details.files.map { DetailsCache.part($0, holders: $0.holders.map(\.user)) }
+                detailsReplies.store(DetailsCache.Entry(parts: parts, moreContents: details.moreContents, holderUsers: holderUsers), for: key)
+            }
+        }
         let t = now()
         for index in details.files.indices {
             let file = details.files[index]
@@ -349,7 +370,7 @@ public actor Tracker {
             details.files[index].downloadID = grants.issue(account: asker, contentID: file.contentID, fileSize: size,
                                                            holders: file.holders.map(\.user), extending: request.downloadID, now: t)
         }
-        return details
+        return .message(.fileDetails(details))
     }
 
     /// A report is taken only with the evidence that the reporter was sent
@@ -399,32 +420,16 @@ public actor Tracker {
     }
 
     /// A page of the file list: rows after `after`, at most ``TrackerRegistry/Limits/listPage``.
-    /// The sorted rows are made once per change of the registry, and the
-    /// first page (what most clients ask) is kept encoded.
+    /// The sorted rows are made once per change of the registry, and each
+    /// page is encoded once (``ListCache``).
     private func fileList(after: ListCursor?) throws(TrackerError) -> Reply {
-        let rows = listRows()
-        if after == nil, let encoded = listCache!.firstPage { return .encoded(.fileList, encoded) }
-        let start = Self.firstRow(after: after, in: rows)
-        let end = min(rows.count, start + registry.limits.listPage)
-        let page = Array(rows[start..<end])
-        let next = end < rows.count ? ListCursor(name: page.last!.name, contentID: page.last!.contentID) : nil
-        let frame: Frame
-        do {
-            frame = try FileList(files: page, next: next).frame(requestID: 0)
-        } catch {
-            throw .tooLarge("a page of the file list does not fit in one frame (\(error))")
-        }
-        if after == nil { listCache!.firstPage = frame.payload }
-        return .encoded(.fileList, frame.payload)
+        let start = Self.firstRow(after: after, in: listRows())
+        return .encoded(.fileList, try lists.page(at: registry.generation, start: start, pageSize: registry.limits.listPage) { self.registry.list() })
     }
 
-    /// The operator's view: only with the operator token (constant-time compare).
     /// Every row of the file list, sorted, made once per change of the registry.
     private func listRows() -> [ListedFile] {
-        if listCache?.generation != registry.generation {
-            listCache = (registry.generation, registry.list(), nil)
-        }
-        return listCache!.rows
+        lists.rows(at: registry.generation) { self.registry.list() }
     }
 
     /// The index of the first row past `after`, by (name bytes, content id); 0 without a cursor.
@@ -441,6 +446,7 @@ public actor Tracker {
         return low
     }
 
+    /// The operator's view: only with the operator token (constant-time compare).
     private func status(_ request: StatusRequest, host: String) async throws -> TrackerStatus {
         guard let expected = operatorToken, let given = request.token, OperatorToken.matches(given, expected) else {
             logger.notice("status refused: \(host) sent \(request.token == nil ? "no" : "a wrong") operator token")
@@ -561,7 +567,12 @@ public actor Tracker {
         for content in contents where contentWrites[content]?.id == id { contentWrites.removeValue(forKey: content) }
     }
 
+    /// Runs password hashing on the worker threads, at a lower priority
+    /// than the threads serving requests (``BackgroundPriority``).
     private func runBlocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await pool.runIfActive(work)
+        try await pool.runIfActive {
+            BackgroundPriority.lowerCurrentThread()
+            return try work()
+        }
     }
 }

@@ -125,7 +125,8 @@ public struct TrackerRegistry: Sendable {
     }
 
     public let limits: Limits
-    /// Grows with every change to what ``list()`` returns, so callers can cache it.
+    /// Grows with every change to what ``list()`` or ``details(_:name:contentID:withManifest:holdersAfter:knownMaps:)``
+    /// return (mirrored changes of other instances included), so callers can cache them (``ListCache``, ``DetailsCache``).
     public internal(set) var generation: UInt64 = 0
     var sessions: [SessionToken: Peer] = [:]
     var tokenByUser: [String: SessionToken] = [:]
@@ -179,7 +180,9 @@ public struct TrackerRegistry: Sendable {
 
     /// Records the certificate fingerprint a session serves chunks with.
     public mutating func setKeyFingerprint(_ token: SessionToken, _ fingerprint: String?) {
+        guard let peer = sessions[token], peer.keyFingerprint != fingerprint else { return }
         sessions[token]?.keyFingerprint = fingerprint
+        generation &+= 1
     }
 
     /// Closes a session and withdraws everything it held.
@@ -205,7 +208,10 @@ public struct TrackerRegistry: Sendable {
 
     /// Updates the cached counters of `user`'s sessions (on any instance), if connected.
     public mutating func setCounters(user: String, downloads: Int, failures: Int, bytesServed: UInt64) {
-        for token in sessionsByUser[user] ?? [] {
+        guard let tokens = sessionsByUser[user], !tokens.isEmpty else { return }
+        // `details` shows counters: cached replies must go.
+        generation &+= 1
+        for token in tokens {
             sessions[token]?.countDownloads = downloads
             sessions[token]?.countFailures = failures
             sessions[token]?.bytesServed = bytesServed
@@ -488,6 +494,11 @@ public struct TrackerRegistry: Sendable {
     /// The content `id` as a store keeps it, if someone holds it.
     public func storedContent(_ id: ContentID) -> StoredContent? {
         contents[id].map { StoredContent(manifest: $0.manifest, firstSharedBy: $0.firstSharedBy, since: $0.since) }
+    }
+
+    /// The users holding the content `id` (from any session).
+    public func holderUsers(of id: ContentID) -> Set<String> {
+        Set(contents[id]?.holders.compactMap { sessions[$0]?.user } ?? [])
     }
 
     /// The size of the content `id`, if someone holds it.

@@ -1,5 +1,8 @@
 import ArgumentParser
 import Foundation
+import NIOCore
+import NIOPosix
+import Synchronization
 import ShoalCore
 import ShoalNet
 import ShoalWire
@@ -29,6 +32,12 @@ struct TrackerBenchmark: AsyncParsableCommand {
 
     @Option(help: "Single logins timed one after another on an idle tracker, each on a new connection (TLS handshake included).")
     var loginSamples = 20
+
+    @Option(help: "Clients that log in again and again (each time on a new connection) during phase 3; 0 skips phase 3.")
+    var stormClients = 8
+
+    @Option(help: "Rounds of list + details per client in phase 3, while the storm clients log in.")
+    var stormRounds = 20
 
     @Option(help: ArgumentHelp("The tracker's --db: default a new SQLite file; a postgres://… URL runs it on that PostgreSQL database, which must be empty (the clients register bench0, bench1, …).", valueName: "path|url"))
     var db: String?
@@ -76,81 +85,110 @@ struct TrackerBenchmark: AsyncParsableCommand {
             say("")
         }
 
-        let recorder = LatencyRecorder()
+        // The clients run on one event loop of their own (one core at most), each a
+        // LoadClient handler: see its comment for why. Client i talks to
+        // addresses[i % count], so a list of trackers shares the load.
+        let addresses = [TrackerAddress(host: "127.0.0.1", port: port, security: security)]
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
         let manifests = (0..<clients).map { Self.manifest(seed: $0) }
+        var results: [String: [Double]] = [:]
+        var phaseOf: [String: Double] = [:]
+        func collect(_ clients: [LoadClient], seconds: Double, suffix: String = "") async throws {
+            for client in clients {
+                let samples = try await client.takeSamples().get()
+                for kind in LoadClient.Kind.allCases where !samples[kind.rawValue].isEmpty {
+                    results[kind.name + suffix, default: []].append(contentsOf: samples[kind.rawValue])
+                    phaseOf[kind.name + suffix] = seconds
+                }
+            }
+        }
 
         // Phase 1: connect, register and log in, all clients at once.
         let phase1 = ContinuousClock.now
-        let sessions: [(FramedConnection, String)] = try await withThrowingTaskGroup(of: (FramedConnection, String).self) { group in
-            for i in 0..<clients {
-                group.addTask {
-                    let connection = try await recorder.time("connect+handshake") {
-                        try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", timeout: .seconds(120), security: security)
-                    }
-                    let user = "bench\(i)"
-                    _ = try await recorder.time("register") { try await connection.request(.register(Register(user: user, password: "pw-\(i)")), timeout: .seconds(600)) }
-                    let reply = try await recorder.time("login") { try await connection.request(.login(Login(user: user, password: "pw-\(i)", port: 20_000 + i)), timeout: .seconds(600)) }
-                    guard case let .loggedIn(session) = reply else { throw ValidationError("login failed") }
-                    return (connection, session.token)
-                }
-            }
-            return try await group.reduce(into: []) { $0.append($1) }
+        let load = (0..<clients).map {
+            LoadClient.connect(index: $0, to: addresses[$0 % addresses.count], fileCount: clients, manifest: manifests[$0], loop: loop)
         }
+        try await EventLoopFuture.andAllSucceed(load.map(\.ready.futureResult), on: loop).get()
         let phase1Seconds = (ContinuousClock.now - phase1).seconds
+        try await collect(load, seconds: phase1Seconds)
 
         // Phase 2: announce, then rounds of list + details.
         let cpuBefore = (tracker: Self.cpuSeconds(pid: tracker.pid), bench: Self.cpuSeconds(pid: getpid()))
         let phase2 = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for (i, (connection, token)) in sessions.enumerated() {
-                let manifest = manifests[i]
-                group.addTask {
-                    let file = AnnouncedFile(name: "file-\(i).bin", contentID: manifest.contentID, manifest: ManifestPayload(manifest))
-                    _ = try await recorder.time("announce") { try await connection.request(.announce(Announce(token: token, replace: true, files: [file])), timeout: .seconds(120)) }
-                    // Replies are checked by type, not decoded: decoding 500-row lists in
-                    // this process would cost more CPU than the tracker spends serving them.
-                    let list = try ListFiles(token: token).frame(requestID: 0)
-                    for round in 0..<rounds {
-                        let listReply = try await recorder.time("list") {
-                            try await connection.requestFrame(timeout: .seconds(120)) { id in Frame(type: .list, requestID: id, payload: list.payload) }
-                        }
-                        guard listReply.type == .fileList else { throw ValidationError("list failed: \(listReply.type)") }
-                        let other = (i + round + 1) % sessions.count
-                        let details = try Details(token: token, name: "file-\(other).bin").frame(requestID: 0)
-                        let detailsReply = try await recorder.time("details") {
-                            try await connection.requestFrame(timeout: .seconds(120)) { id in Frame(type: .details, requestID: id, payload: details.payload) }
-                        }
-                        guard detailsReply.type == .fileDetails else { throw ValidationError("details failed: \(detailsReply.type)") }
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
+        try await EventLoopFuture.andAllSucceed(load.map { $0.run(announcing: true, rounds: rounds) }, on: loop).get()
         let phase2Seconds = (ContinuousClock.now - phase2).seconds
         let trackerCPU = Self.cpuSeconds(pid: tracker.pid) - cpuBefore.tracker
         let benchCPU = Self.cpuSeconds(pid: getpid()) - cpuBefore.bench
         let peak = Self.memory(pid: tracker.pid)
-        for (connection, _) in sessions { connection.close() }
+        try await collect(load, seconds: phase2Seconds)
+
+        // Phase 3: the same rounds while other clients log in over and over
+        // (new connection, login with the production hash, close): what
+        // password hashing does to everyone else's latency.
+        var storm: (seconds: Double, logins: [Double], trackerCPU: Double)?
+        if stormClients > 0 && stormRounds > 0 {
+            for s in 0..<stormClients {
+                let connection = try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", timeout: .seconds(60), security: security)
+                _ = try await connection.request(.register(Register(user: "storm\(s)", password: "pw-storm\(s)")), timeout: .seconds(120))
+                connection.close()
+            }
+            let stop = StopFlag()
+            let cpu = Self.cpuSeconds(pid: tracker.pid)
+            let phase3 = ContinuousClock.now
+            let (_, logins) = try await withThrowingTaskGroup(of: [Double].self) { group in
+                for s in 0..<stormClients {
+                    group.addTask {
+                        var times: [Double] = []
+                        while !stop.isSet {
+                            let start = ContinuousClock.now
+                            let connection = try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "tool", timeout: .seconds(60), security: security)
+                            let reply = try await connection.request(.login(Login(user: "storm\(s)", password: "pw-storm\(s)", port: 0)), timeout: .seconds(120))
+                            connection.close()
+                            guard case .loggedIn = reply else { throw ValidationError("storm login failed") }
+                            times.append((ContinuousClock.now - start).seconds * 1000)
+                        }
+                        return times
+                    }
+                }
+                let rounds = try await EventLoopFuture.andAllSucceed(load.map { $0.run(announcing: false, rounds: stormRounds) }, on: loop).get()
+                stop.set()
+                return (rounds, try await group.reduce(into: []) { $0 += $1 })
+            }
+            let seconds = (ContinuousClock.now - phase3).seconds
+            storm = (seconds, logins.sorted(), Self.cpuSeconds(pid: tracker.pid) - cpu)
+            try await collect(load, seconds: seconds, suffix: " (logins)")
+        }
+        for client in load { client.close() }
+        try? await group.shutdownGracefully()
         tracker.stop()
 
         say("")
-        say(pad("request", 20) + pad("count", 8) + pad("req/s", 10) + pad("p50 ms", 10) + "p99 ms")
-        let phases = ["connect+handshake": phase1Seconds, "register": phase1Seconds, "login": phase1Seconds,
-                      "announce": phase2Seconds, "list": phase2Seconds, "details": phase2Seconds]
-        for name in ["connect+handshake", "register", "login", "announce", "list", "details"] {
-            let samples = await recorder.samples(name)
-            guard !samples.isEmpty else { continue }
-            let rate = Double(samples.count) / phases[name]!
-            say(pad(name, 20) + pad("\(samples.count)", 8) + pad(String(format: "%.0f", rate), 10)
+        say(pad("request", 24) + pad("count", 8) + pad("req/s", 10) + pad("p50 ms", 10) + "p99 ms")
+        let names = LoadClient.Kind.allCases.map(\.name) + ["list (logins)", "details (logins)"]
+        for name in names {
+            guard let samples = results[name]?.sorted(), !samples.isEmpty else { continue }
+            let rate = Double(samples.count) / phaseOf[name]!
+            say(pad(name, 24) + pad("\(samples.count)", 8) + pad(String(format: "%.0f", rate), 10)
                 + pad(String(format: "%.2f", Self.percentile(samples, 0.50)), 10) + String(format: "%.2f", Self.percentile(samples, 0.99)))
         }
-        let total1 = await recorder.count(["register", "login"])
-        let total2 = await recorder.count(["announce", "list", "details"])
+        let count = { (names: [String]) in names.reduce(0) { $0 + (results[$1]?.count ?? 0) } }
+        let total1 = count(["register", "login"])
+        let total2 = count(["announce", "list", "details"])
         say("")
         say(String(format: "phase 1 (register + login): %d requests in %.1f s = %.0f req/s", total1, phase1Seconds, Double(total1) / phase1Seconds))
-        say(String(format: "phase 2 (announce, list, details): %d requests in %.1f s = %.0f req/s", total2, phase2Seconds, Double(total2) / phase2Seconds))
-        say(String(format: "phase 2 CPU: tracker %.1f s, clients %.1f s (2 cores shared by both)", trackerCPU, benchCPU))
-        say("tracker peak memory (VmHWM): \(peak.peak / 1024) MiB; resident at the end: \(peak.resident / 1024) MiB")
+        say(String(format: "phase 2 (announce, list, details): %d requests in %.2f s = %.0f req/s", total2, phase2Seconds, Double(total2) / phase2Seconds))
+        say(String(format: "phase 2 CPU: tracker %.2f s, clients %.2f s (2 cores shared by both)", trackerCPU, benchCPU))
+        say("tracker peak memory (VmHWM) after phase 2: \(peak.peak / 1024) MiB; resident then: \(peak.resident / 1024) MiB")
+        if let storm {
+            let total3 = count(["list (logins)", "details (logins)"])
+            say(String(format: "phase 3 (list + details while %d clients log in again and again): %d requests in %.2f s = %.0f req/s; tracker CPU %.2f s",
+                       stormClients, total3, storm.seconds, Double(total3) / storm.seconds, storm.trackerCPU))
+            if !storm.logins.isEmpty {
+                say(String(format: "  %d logins meanwhile (connect + TLS + login, PBKDF2 %d rounds): p50 %.1f ms, max %.1f ms",
+                           storm.logins.count, passwordRounds, Self.percentile(storm.logins, 0.5), storm.logins.last!))
+            }
+        }
     }
 
     static func manifest(seed: Int) -> Manifest {
@@ -197,20 +235,9 @@ struct TrackerBenchmark: AsyncParsableCommand {
     func pad(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count + 1), withPad: " ", startingAt: 0) }
 }
 
-/// Latencies by request type, in milliseconds.
-actor LatencyRecorder {
-    private var byName: [String: [Double]] = [:]
-
-    func record(_ name: String, _ milliseconds: Double) { byName[name, default: []].append(milliseconds) }
-
-    nonisolated func time<T: Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
-        let start = ContinuousClock.now
-        let value = try await body()
-        await record(name, (ContinuousClock.now - start).seconds * 1000)
-        return value
-    }
-
-    func samples(_ name: String) -> [Double] { (byName[name] ?? []).sorted() }
-    func count(_ names: [String]) -> Int { names.reduce(0) { $0 + (byName[$1]?.count ?? 0) } }
+/// Set once, read from any task.
+final class StopFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isSet: Bool { flag.load(ordering: .relaxed) }
+    func set() { flag.store(true, ordering: .relaxed) }
 }
-

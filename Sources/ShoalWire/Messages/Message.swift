@@ -43,9 +43,10 @@ public enum Message: Sendable, Equatable {
         case .loggedOut: self = .loggedOut(try LoggedOut(frame: frame))
         case .announce: self = .announce(try Announce(frame: frame))
         case .announced: self = .announced(try Announced(frame: frame))
-        case .list: self = .list(try ListFiles(frame: frame))
+        // The two requests a busy tracker gets most: a fast path when their JSON is plain (``FlatJSON``).
+        case .list: self = .list(try ListFiles(fastOrOrdinary: frame))
         case .fileList: self = .fileList(try FileList(frame: frame))
-        case .details: self = .details(try Details(frame: frame))
+        case .details: self = .details(try Details(fastOrOrdinary: frame))
         case .fileDetails: self = .fileDetails(try FileDetails(frame: frame))
         case .report: self = .report(try Report(frame: frame))
         case .reported: self = .reported(try Reported(frame: frame))

@@ -1,0 +1,155 @@
+import Foundation
+import NIOCore
+import ShoalCore
+import ShoalWire
+
+// Replies kept encoded between two changes of the registry, so that a burst
+// of `list` or `details` between changes costs one encoding, not one per
+// request. Both caches are keyed by ``TrackerRegistry/generation``, which
+// grows with every change to what `list` or `details` show (announces,
+// logouts, counters, mirrored sessions of other instances): the first
+// request after a change finds the cache of an older generation, drops it
+// and starts anew. Owned by the ``Tracker`` actor; values, no I/O.
+
+/// The file list, sorted once per generation, and its pages as encoded
+/// `fileList` payloads.
+struct ListCache {
+    private(set) var generation: UInt64?
+    private(set) var rows: [ListedFile] = []
+    /// Encoded pages by their first row's index.
+    private var pages: [Int: ByteBuffer] = [:]
+
+    /// The sorted rows at `generation`, made by `make` when the cache is older.
+    mutating func rows(at generation: UInt64, _ make: () -> [ListedFile]) -> [ListedFile] {
+        if self.generation != generation {
+            self.generation = generation
+            rows = make()
+            pages = [:]
+        }
+        return rows
+    }
+
+    /// The page starting at row `start` (at most `pageSize` rows), encoded once per generation.
+    mutating func page(at generation: UInt64, start: Int, pageSize: Int, _ make: () -> [ListedFile]) throws(TrackerError) -> ByteBuffer {
+        let rows = self.rows(at: generation, make)
+        if let page = pages[start] { return page }
+        let end = min(rows.count, start + pageSize)
+        let page = Array(rows[start..<end])
+        let next = end < rows.count ? ListCursor(name: page.last!.name, contentID: page.last!.contentID) : nil
+        let frame: Frame
+        do {
+            frame = try FileList(files: page, next: next).frame(requestID: 0)
+        } catch {
+            throw .tooLarge("a page of the file list does not fit in one frame (\(error))")
+        }
+        // Bounded: one page per distinct start row, and a start row is a row.
+        pages[start] = frame.payload
+        return frame.payload
+    }
+}
+
+/// `fileDetails` replies by request, encoded once per generation, with a
+/// gap where each content's download id goes (ids are per asker and per
+/// request; ``DownloadGrants`` issues them on every request, hit or miss).
+///
+/// A reply is the same for every asker who holds none of its contents (the
+/// registry leaves the asker's own account out of the holders), so an entry
+/// remembers who holds them and serves only other askers. Requests with
+/// `knownMaps` (a downloader's refresh, its own deltas) are not cached.
+///
+/// Bounded: at most ``maximumBytes`` of encoded replies; past that, new
+/// replies are built but not kept until the next generation.
+struct DetailsCache {
+    /// What a reply depends on besides the registry and the asker.
+    struct Key: Hashable {
+        var name: String?
+        var contentID: ContentID?
+        var withManifest: Bool
+        var holdersAfter: String?
+    }
+
+    /// One content of a reply: its JSON object with the download id left
+    /// empty, cut where the id goes, and what a grant for it needs.
+    struct Part {
+        var contentID: ContentID
+        var fileSize: UInt64
+        var holders: [String]
+        /// Up to and including `"downloadID":"`.
+        var head: [UInt8]
+        /// From the id's closing quote on.
+        var tail: [UInt8]
+    }
+
+    struct Entry {
+        var parts: [Part]
+        var moreContents: Int?
+        /// Every user holding one of the contents: an asker among them gets a reply of its own.
+        var holderUsers: Set<String>
+        var byteCount: Int { parts.reduce(32) { $0 + $1.head.count + $1.tail.count + 64 } }
+
+        /// The reply for an asker, with `downloadIDs` (one per part, in order).
+        func payload(downloadIDs: [String]) throws(TrackerError) -> ByteBuffer {
+            var buffer = ByteBuffer()
+            buffer.reserveCapacity(byteCount)
+            buffer.writeStaticString(#"{"files":["#)
+            for (index, part) in parts.enumerated() {
+                if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                buffer.writeBytes(part.head)
+                buffer.writeString(downloadIDs[index])
+                buffer.writeBytes(part.tail)
+            }
+            buffer.writeInteger(UInt8(ascii: "]"))
+            if let moreContents { buffer.writeString(#","moreContents":\#(moreContents)"#) }
+            buffer.writeInteger(UInt8(ascii: "}"))
+            guard buffer.readableBytes <= FrameHeader.maximumPayloadLength else {
+                throw .tooLarge("a fileDetails reply of \(buffer.readableBytes) bytes does not fit in one frame")
+            }
+            return buffer
+        }
+    }
+
+    /// Encoded bytes kept at most.
+    var maximumBytes = 16 << 20
+    private(set) var generation: UInt64?
+    private var entries: [Key: Entry] = [:]
+    private(set) var byteCount = 0
+
+    /// The entry for `key` made at `generation`, if any; an older generation's entries are dropped.
+    mutating func entry(_ key: Key, at generation: UInt64) -> Entry? {
+        if self.generation != generation {
+            self.generation = generation
+            entries = [:]
+            byteCount = 0
+        }
+        return entries[key]
+    }
+
+    /// Keeps `entry` for `key` at the generation last looked up, room permitting.
+    mutating func store(_ entry: Entry, for key: Key) {
+        let size = entry.byteCount
+        guard byteCount + size <= maximumBytes, entries[key] == nil else { return }
+        entries[key] = entry
+        byteCount += size
+    }
+
+    /// `detail`'s JSON (as ``ControlMessage`` encodes it: sorted keys) with an
+    /// empty download id, cut where the id goes.
+    static func part(_ detail: FileDetail, holders: [String]) -> Part {
+        var detail = detail
+        detail.downloadID = ""
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let bytes = Array(try! encoder.encode(detail))
+        // The keys sorted before it (chunkCount, completeHolders, contentID)
+        // hold numbers and hex: the first match is the key itself.
+        let marker = Array(#""downloadID":""#.utf8)
+        var cut = bytes.count
+        for start in 0...(bytes.count - marker.count) where bytes[start..<start + marker.count].elementsEqual(marker) {
+            cut = start + marker.count
+            break
+        }
+        precondition(cut < bytes.count, "an encoded FileDetail carries its downloadID key")
+        return Part(contentID: detail.contentID, fileSize: detail.size ?? 0, holders: holders,
+                    head: Array(bytes[..<cut]), tail: Array(bytes[cut...]))
+    }
+}
