@@ -42,15 +42,31 @@ struct TrackerBenchmark: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The tracker's --db: default a new SQLite file; a postgres://… URL runs it on that PostgreSQL database, which must be empty (the clients register bench0, bench1, …).", valueName: "path|url"))
     var db: String?
 
+    @Option(help: "Tracker instances on the one database (more than 1 needs a postgres:// --db); client i talks to instance i % instances, and figures are given per instance.")
+    var instances = 1
+
+    func validate() throws {
+        guard instances >= 1 && instances <= 16 else { throw ValidationError("--instances: give 1 … 16") }
+        if instances > 1 && !(db ?? "").hasPrefix("postgres") {
+            throw ValidationError("--instances \(instances) needs a shared database: give --db postgres://USER@HOST:PORT/DB (an empty database)")
+        }
+    }
+
     func run() async throws {
         let binary = try shoalBinary(shoal)
         let dir = NSTemporaryDirectory() + "shoal-tracker-bench-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let tracker = try TrackerProcess(binary: binary, database: db ?? dir + "/bench.sqlite", insecure: insecure, directory: dir,
-                                         options: ["--password-rounds", "\(passwordRounds)", "--max-connections", "\(clients + 64)", "--log-level", "warning"])
+        // One after another, in one directory: the first makes the certificate, the others load it.
+        var trackers: [TrackerProcess] = []
+        for _ in 0..<instances {
+            trackers.append(try TrackerProcess(binary: binary, database: db ?? dir + "/bench.sqlite", insecure: insecure, directory: dir,
+                                               options: ["--password-rounds", "\(passwordRounds)", "--max-connections", "\(clients / instances + 64)",
+                                                         "--log-level", "warning"]))
+        }
+        let tracker = trackers[0]
         let (port, security) = (tracker.port, tracker.security)
-        say("tracker pid \(tracker.pid) on port \(port), \(insecure ? "in clear (--insecure)" : "TLS 1.3, pinned"); \(clients) clients, \(rounds) rounds of list + details each, PBKDF2 \(passwordRounds) rounds; database \(db.map { $0.hasPrefix("postgres") ? "PostgreSQL" : $0 } ?? "SQLite")")
+        say("tracker\(instances > 1 ? "s" : "") pid \(trackers.map { "\($0.pid)" }.joined(separator: ", ")) on port \(trackers.map { "\($0.port)" }.joined(separator: ", ")), \(insecure ? "in clear (--insecure)" : "TLS 1.3, pinned"); \(clients) clients, \(rounds) rounds of list + details each, PBKDF2 \(passwordRounds) rounds; database \(db.map { $0.hasPrefix("postgres") ? "PostgreSQL" : $0 } ?? "SQLite")")
 
         // Phase 0: login latency on an idle tracker, one login at a time, each on a new connection.
         if loginSamples > 0 {
@@ -88,17 +104,20 @@ struct TrackerBenchmark: AsyncParsableCommand {
         // The clients run on one event loop of their own (one core at most), each a
         // LoadClient handler: see its comment for why. Client i talks to
         // addresses[i % count], so a list of trackers shares the load.
-        let addresses = [TrackerAddress(host: "127.0.0.1", port: port, security: security)]
+        let addresses = trackers.map { TrackerAddress(host: "127.0.0.1", port: $0.port, security: $0.security) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let manifests = (0..<clients).map { Self.manifest(seed: $0) }
         var results: [String: [Double]] = [:]
         var phaseOf: [String: Double] = [:]
+        /// Samples by instance too, when there are several.
+        var byInstance: [Int: [String: [Double]]] = [:]
         func collect(_ clients: [LoadClient], seconds: Double, suffix: String = "") async throws {
             for client in clients {
                 let samples = try await client.takeSamples().get()
                 for kind in LoadClient.Kind.allCases where !samples[kind.rawValue].isEmpty {
                     results[kind.name + suffix, default: []].append(contentsOf: samples[kind.rawValue])
+                    byInstance[client.index % instances, default: [:]][kind.name + suffix, default: []].append(contentsOf: samples[kind.rawValue])
                     phaseOf[kind.name + suffix] = seconds
                 }
             }
@@ -113,21 +132,39 @@ struct TrackerBenchmark: AsyncParsableCommand {
         let phase1Seconds = (ContinuousClock.now - phase1).seconds
         try await collect(load, seconds: phase1Seconds)
 
-        // Phase 2: announce, then rounds of list + details.
-        let cpuBefore = (tracker: Self.cpuSeconds(pid: tracker.pid), bench: Self.cpuSeconds(pid: getpid()))
+        // Phase 2: announce, then rounds of list + details. With several
+        // instances, every announce first, then until every instance lists
+        // every file (a client asks details of files announced on the others).
+        var convergence: [Double] = []
+        if instances > 1 {
+            let announced = ContinuousClock.now
+            try await EventLoopFuture.andAllSucceed(load.map { $0.run(announcing: true, rounds: 0) }, on: loop).get()
+            try await collect(load, seconds: (ContinuousClock.now - announced).seconds)
+            for (k, address) in addresses.enumerated() {
+                let listed = try await Self.waitUntilListed(clients, on: address, checker: "checker\(k)", timeout: 60)
+                guard listed.count == clients else {
+                    throw ValidationError("instance \(k + 1) listed \(listed.count) of \(clients) files after 60 s")
+                }
+                convergence.append((ContinuousClock.now - announced).seconds)
+            }
+        }
+        let cpuBefore = (trackers: trackers.map { Self.cpuSeconds(pid: $0.pid) }, bench: Self.cpuSeconds(pid: getpid()))
         let phase2 = ContinuousClock.now
-        try await EventLoopFuture.andAllSucceed(load.map { $0.run(announcing: true, rounds: rounds) }, on: loop).get()
+        try await EventLoopFuture.andAllSucceed(load.map { $0.run(announcing: instances == 1, rounds: rounds) }, on: loop).get()
         let phase2Seconds = (ContinuousClock.now - phase2).seconds
-        let trackerCPU = Self.cpuSeconds(pid: tracker.pid) - cpuBefore.tracker
+        let trackerCPUs = zip(trackers, cpuBefore.trackers).map { Self.cpuSeconds(pid: $0.pid) - $1 }
+        let trackerCPU = trackerCPUs.reduce(0, +)
         let benchCPU = Self.cpuSeconds(pid: getpid()) - cpuBefore.bench
-        let peak = Self.memory(pid: tracker.pid)
+        let peaks = trackers.map { Self.memory(pid: $0.pid) }
+        let peak = peaks[0]
+        if instances > 1 { byInstance = [:] }
         try await collect(load, seconds: phase2Seconds)
 
         // Phase 3: the same rounds while other clients log in over and over
         // (new connection, login with the production hash, close): what
         // password hashing does to everyone else's latency.
         var storm: (seconds: Double, logins: [Double], trackerCPU: Double)?
-        if stormClients > 0 && stormRounds > 0 {
+        if stormClients > 0 && stormRounds > 0 && instances == 1 {
             for s in 0..<stormClients {
                 let connection = try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", timeout: .seconds(60), security: security)
                 _ = try await connection.request(.register(Register(user: "storm\(s)", password: "pw-storm\(s)")), timeout: .seconds(120))
@@ -161,7 +198,7 @@ struct TrackerBenchmark: AsyncParsableCommand {
         }
         for client in load { client.close() }
         try? await group.shutdownGracefully()
-        tracker.stop()
+        for tracker in trackers { tracker.stop() }
 
         say("")
         say(pad("request", 24) + pad("count", 8) + pad("req/s", 10) + pad("p50 ms", 10) + "p99 ms")
@@ -174,10 +211,25 @@ struct TrackerBenchmark: AsyncParsableCommand {
         }
         let count = { (names: [String]) in names.reduce(0) { $0 + (results[$1]?.count ?? 0) } }
         let total1 = count(["register", "login"])
-        let total2 = count(["announce", "list", "details"])
+        let total2 = count(instances > 1 ? ["list", "details"] : ["announce", "list", "details"])
+        if instances > 1 {
+            say("")
+            say("by instance, phase 2 (list + details rounds, after every announce was listed everywhere):")
+            say(pad("instance", 10) + pad("request", 10) + pad("count", 8) + pad("req/s", 10) + pad("p50 ms", 10) + pad("p99 ms", 10) + pad("CPU s", 8) + "peak MiB")
+            for k in 0..<instances {
+                for name in ["list", "details"] {
+                    guard let samples = byInstance[k]?[name]?.sorted(), !samples.isEmpty else { continue }
+                    say(pad("\(k + 1)", 10) + pad(name, 10) + pad("\(samples.count)", 8) + pad(String(format: "%.0f", Double(samples.count) / phase2Seconds), 10)
+                        + pad(String(format: "%.2f", Self.percentile(samples, 0.50)), 10) + pad(String(format: "%.2f", Self.percentile(samples, 0.99)), 10)
+                        + pad(String(format: "%.2f", trackerCPUs[k]), 8) + "\(peaks[k].peak / 1024)")
+                }
+            }
+            say("every instance listed all \(clients) files " + convergence.enumerated().map { String(format: "instance %d: %.2f s", $0.offset + 1, $0.element) }.joined(separator: ", ")
+                + " after the announces began; 0 errors (any error ends the benchmark)")
+        }
         say("")
         say(String(format: "phase 1 (register + login): %d requests in %.1f s = %.0f req/s", total1, phase1Seconds, Double(total1) / phase1Seconds))
-        say(String(format: "phase 2 (announce, list, details): %d requests in %.2f s = %.0f req/s", total2, phase2Seconds, Double(total2) / phase2Seconds))
+        say(String(format: "phase 2 (%@): %d requests in %.2f s = %.0f req/s", instances > 1 ? "list, details" : "announce, list, details", total2, phase2Seconds, Double(total2) / phase2Seconds))
         say(String(format: "phase 2 CPU: tracker %.2f s, clients %.2f s (2 cores shared by both)", trackerCPU, benchCPU))
         say("tracker peak memory (VmHWM) after phase 2: \(peak.peak / 1024) MiB; resident then: \(peak.resident / 1024) MiB")
         if let storm {
@@ -189,6 +241,33 @@ struct TrackerBenchmark: AsyncParsableCommand {
                            storm.logins.count, passwordRounds, Self.percentile(storm.logins, 0.5), storm.logins.last!))
             }
         }
+    }
+
+    /// Registers and logs in `checker` on `address`, then lists every page
+    /// until `expected` files are listed or `timeout` seconds pass; the names listed last.
+    static func waitUntilListed(_ expected: Int, on address: TrackerAddress, checker: String, timeout: Double) async throws -> Set<String> {
+        let connection = try await FramedConnection.connect(host: address.host, port: address.port, role: "peer", timeout: .seconds(60), security: address.security)
+        defer { connection.close() }
+        _ = try await connection.request(.register(Register(user: checker, password: "pw-\(checker)")), timeout: .seconds(120))
+        guard case let .loggedIn(session) = try await connection.request(.login(Login(user: checker, password: "pw-\(checker)", port: 0)), timeout: .seconds(120)) else {
+            throw ValidationError("\(checker) could not log in")
+        }
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        var names: Set<String> = []
+        repeat {
+            names = []
+            var after: ListCursor?
+            repeat {
+                guard case let .fileList(page) = try await connection.request(.list(ListFiles(token: session.token, after: after)), timeout: .seconds(60)) else {
+                    throw ValidationError("\(checker): list answered with something else")
+                }
+                names.formUnion(page.files.map(\.name))
+                after = page.files.isEmpty ? nil : page.next
+            } while after != nil
+            if names.count >= expected { return names }
+            try await Task.sleep(for: .milliseconds(50))
+        } while ContinuousClock.now < deadline
+        return names
     }
 
     static func manifest(seed: Int) -> Manifest {
