@@ -99,13 +99,25 @@ public struct CompressionChoice: Sendable {
     public let cores: Int
     /// Bytes of file per second the downloader can inflate and verify on all
     /// its cores; nil if unknown (then stored never settles it alone).
-    public let inflateCapacity: Double?
+    public private(set) var inflateCapacity: Double?
+    /// Whether ``inflateCapacity`` is being measured and will come
+    /// (``calibrated(_:)``): a finished stored probe waits for it, measuring
+    /// on, rather than switching to compressed for want of it.
+    public private(set) var awaitingCalibration: Bool
     private var phase = Phase.waiting
 
-    public init(mode: Mode = .auto, cores: Int = ProcessInfoLite.activeProcessorCount, inflateCapacity: Double? = nil) {
+    public init(mode: Mode = .auto, cores: Int = ProcessInfoLite.activeProcessorCount, inflateCapacity: Double? = nil,
+                awaitingCalibration: Bool = false) {
         self.mode = mode
         self.cores = max(1, cores)
         self.inflateCapacity = inflateCapacity
+        self.awaitingCalibration = inflateCapacity == nil && awaitingCalibration
+    }
+
+    /// The inflate capacity measured meanwhile (see ``awaitingCalibration``).
+    public mutating func calibrated(_ capacity: Double) {
+        inflateCapacity = capacity
+        awaitingCalibration = false
     }
 
     /// A holder answered a first request in `roundTrip` seconds. The first
@@ -164,6 +176,9 @@ public struct CompressionChoice: Sendable {
             } else if window.stored, other == nil, let inflateCapacity, window.rate >= inflateCapacity {
                 // Stored chunks came faster than this machine inflates: compressed cannot win.
                 phase = .decided(stored: true, at: now)
+            } else if window.stored, other == nil, awaitingCalibration {
+                // The capacity to hold this rate against is still being measured: go on measuring stored.
+                phase = .probing(window: window, other: other)
             } else if let other {
                 let (storedRun, compressedRun) = window.stored ? (window, other) : (other, window)
                 let compressedWins = compressedRun.shrank && compressedRun.rate > storedRun.rate * 1.1

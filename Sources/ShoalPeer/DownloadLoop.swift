@@ -29,6 +29,8 @@ final class DownloadLoop {
         case refused(ShoalWire.Holder, reason: String)
         case chunk(DownloadPlan.Request, ChunkFetch.Outcome)
         case holders([ShoalWire.Holder]?, downloadID: String?)
+        /// This machine's inflate-and-verify rate, measured in the background (``InflateCalibration``).
+        case calibrated(Double)
         case tick
     }
 
@@ -107,8 +109,7 @@ final class DownloadLoop {
         self.configuration = configuration
         self.progress = progress
         self.plan = DownloadPlan(manifest: manifest, have: partial.have, configuration: configuration.plan)
-        self.compression = CompressionChoice(mode: configuration.compression,
-                                             inflateCapacity: configuration.compression == .auto ? InflateCalibration.capacity : nil)
+        self.compression = CompressionChoice(mode: configuration.compression, awaitingCalibration: configuration.compression == .auto)
         self.epoch = clock.now
         (events, post) = AsyncStream.makeStream(of: Event.self)
     }
@@ -121,6 +122,9 @@ final class DownloadLoop {
         if plan.isComplete { return .complete }
         admit(initial)
         let post = self.post
+        if compression.awaitingCalibration {
+            Task { post.yield(.calibrated(await InflateCalibration.measured())) }
+        }
         let interval = configuration.tickInterval
         ticker = Task {
             while !Task.isCancelled {
@@ -137,6 +141,7 @@ final class DownloadLoop {
             case let .holders(fresh, id):
                 if let id { downloadID = id }
                 onHolders(fresh)
+            case let .calibrated(capacity): compression.calibrated(capacity)
             case .tick: onTick()
             }
             if let ending { return ending }

@@ -13,6 +13,13 @@ enum InflateCalibration {
     /// Bytes of file per second all the downloader's cores inflate and hash.
     static let capacity: Double = Double(ProcessInfoLite.activeProcessorCount) * perCore()
 
+    /// ``capacity``, measured (the first time) on a thread of its own, so a
+    /// download asks its first chunks meanwhile: the measure takes tens of
+    /// milliseconds, a round trip or more on the links it matters for.
+    static func measured() async -> Double {
+        await Task.detached(priority: .utility) { capacity }.value
+    }
+
     /// Bytes of file per second one core inflates and hashes.
     static func perCore() -> Double {
         let text = SampleData.logText(size: 1 << 20)

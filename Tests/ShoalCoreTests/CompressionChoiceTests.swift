@@ -67,6 +67,33 @@ struct CompressionChoiceTests {
         #expect(choice.asksStored)
     }
 
+    /// The inflate capacity is measured while the first chunks come: a
+    /// stored probe that ends first measures on, and the capacity, once it
+    /// comes, settles it as if it had been known from the start.
+    @Test func nearLinkWaitsForTheCalibration() {
+        var choice = CompressionChoice(cores: 2, awaitingCalibration: true)
+        #expect(choice.awaitingCalibration && choice.inflateCapacity == nil)
+        choice.connected(roundTrip: 0.000_2)
+        var t = feed(&choice, CompressionChoice.warmUpChunks + CompressionChoice.probeChunks, rate: 900e6, compressed: false, from: 0)
+        #expect(choice.asksStored, "stored measured on while the capacity is unknown")
+        t = feed(&choice, 10, rate: 900e6, compressed: false, from: t)
+        #expect(choice.asksStored)
+        choice.calibrated(600e6)
+        #expect(!choice.awaitingCalibration)
+        t = feed(&choice, 1, rate: 900e6, compressed: false, from: t)
+        t = feed(&choice, 100, rate: 900e6, compressed: false, from: t)
+        #expect(choice.asksStored, "faster than inflating: decided without a compressed probe")
+
+        // Slower than the capacity, once known: compressed is measured next.
+        var slower = CompressionChoice(cores: 2, awaitingCalibration: true)
+        slower.connected(roundTrip: 0.000_3)
+        t = feed(&slower, CompressionChoice.warmUpChunks + CompressionChoice.probeChunks, rate: 110e6, compressed: false, from: 0)
+        #expect(slower.asksStored)
+        slower.calibrated(600e6)
+        feed(&slower, 1, rate: 110e6, compressed: false, from: t)
+        #expect(!slower.asksStored, "slower than inflating: compressed measured next")
+    }
+
     /// A near but slower link (a gigabit LAN): stored first, then compressed is
     /// measured, and kept where it completes more.
     @Test func nearSlowLinkStillTriesCompressed() {
