@@ -54,7 +54,8 @@ struct TransferTests {
         let sha = ChunkDigest(hashing: bytes).hex
         let swarm = try await swarm("f.bin", bytes, seeders: 3)
         try await swarm.register("d")
-        let get = try swarm.get("f.bin", user: "d")
+        // About 2 s of download (capped), so the poller sees it mid-way however fast loopback is.
+        let get = try swarm.get("f.bin", user: "d", extra: ["--max-download", "48MB/s"])
         #expect(try await swarm.waitForProgress(of: "d", atLeast: 0.15))
         #expect(!FileManager.default.fileExists(atPath: swarm.root.file("d") + "/f.bin"), "a partial file under the final name")
         let victim = try #require(swarm.seeder("seeder1"))
@@ -99,7 +100,8 @@ struct TransferTests {
         let sha = ChunkDigest(hashing: bytes).hex
         let swarm = try await swarm("r.bin", bytes, seeders: 2)
         try await swarm.register("d")
-        let first = try swarm.get("r.bin", user: "d")
+        // Capped (about 2 s), so the poller sees it mid-way however fast loopback is.
+        let first = try swarm.get("r.bin", user: "d", extra: ["--max-download", "48MB/s"])
         #expect(try await swarm.waitForProgress(of: "d", atLeast: 0.6))
         _ = try await first.stop(signal: SIGKILL)
         let verified = swarm.progress(of: "d")
@@ -129,7 +131,8 @@ struct TransferTests {
         #expect(before.count == 2 && before.values.reduce(0, +) >= 1, "\(before)")
 
         try await swarm.register("d")
-        let get = try swarm.get("t.bin", user: "d")
+        // Capped, so the download is still running when the tracker restarts.
+        let get = try swarm.get("t.bin", user: "d", extra: ["--max-download", "32MB/s"])
         #expect(try await swarm.waitForProgress(of: "d", atLeast: 0.2))
         try await swarm.restartTracker()
         #expect(try await get.waitForExit(timeout: 120) == 0, "\(get.errors)")
