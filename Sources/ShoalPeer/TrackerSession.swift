@@ -369,10 +369,10 @@ public actor TrackerSession: Service {
         reconnecting = Task { [weak self] in
             var delay = 0.5
             while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(delay))
+                try? await Task.sleep(for: .seconds(Self.jittered(delay)))
                 guard let self else { return }
                 if await self.tryReconnect() { return }
-                delay = min(delay * 2, 5)
+                delay = min(delay * 2, await self.retryCap)
             }
         }
     }
@@ -406,18 +406,33 @@ public actor TrackerSession: Service {
     private func reconnectUntilBack() async {
         var delay = 0.5
         while !closed, !isConnected, !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(delay))
+            try? await Task.sleep(for: .seconds(Self.jittered(delay)))
             guard !Task.isCancelled else { return }
             if await tryReconnect() { return }
-            delay = min(delay * 2, 5)
+            delay = min(delay * 2, retryCap)
         }
     }
+
+    /// Whether the last attempt to come back was refused (by the tracker:
+    /// a wrong password, an overloaded or failing instance; or by a changed
+    /// key), not merely unanswered: then attempts slow down to one a minute.
+    private var lastAttemptRefused = false
+
+    /// The longest wait between attempts to come back: 5 s while trackers
+    /// are away, 60 s while they refuse (each refused login costs them a
+    /// password hash).
+    private var retryCap: Double { lastAttemptRefused ? 60 : 5 }
+
+    /// `delay` ± 25 %, so that the peers of one lost tracker do not all come
+    /// back to the next one at the same instant.
+    static func jittered(_ delay: Double) -> Double { delay * Double.random(in: 0.75...1.25) }
 
     private func tryReconnect() async -> Bool {
         guard !closed else { return true }
         do {
             try await connect()
             reconnecting = nil
+            lastAttemptRefused = false
             logger.notice("back with the tracker at \(endpoint); announcing again")
             try? await announceAll()
             let reports = pendingReports
@@ -428,8 +443,15 @@ public actor TrackerSession: Service {
             }
             return true
         } catch let error as NetError {
-            // A tracker that now presents another key is not "away": say so, loudly.
-            if case .fingerprintMismatch = error { logger.error("\(error)") } else { logger.debug("tracker still away: \(error)") }
+            // A tracker that now presents another key, or refuses, is not "away": say so, loudly.
+            switch error {
+            case .fingerprintMismatch, .wire(.remote):
+                lastAttemptRefused = true
+                logger.error("\(error)")
+            default:
+                lastAttemptRefused = false
+                logger.debug("tracker still away: \(error)")
+            }
             return false
         } catch {
             logger.debug("tracker still away: \(error)")

@@ -193,7 +193,7 @@ final class InstanceSync: Sendable {
             do {
                 let t = now()
                 if ContinuousClock.now - renewed >= .seconds(renewEvery) - .milliseconds(10) {
-                    _ = try await store.renewLeases(instance: instance, until: t + leaseSeconds)
+                    _ = try await store.renewLeases(instance: instance, tokens: await tracker.ownSessionTokens(), until: t + leaseSeconds)
                     renewed = ContinuousClock.now
                 }
                 _ = try await store.expireSessions(before: t)

@@ -455,10 +455,11 @@ public final class PostgresTrackerStore: TrackerStore {
             """, logger: logger))
     }
 
-    public func renewLeases(instance: String, until expiry: Double) async throws(TrackerError) -> Int {
-        try await run(.renewLeases) {
+    public func renewLeases(instance: String, tokens: [SessionToken], until expiry: Double) async throws(TrackerError) -> Int {
+        let values = tokens.map(\.value)
+        return try await run(.renewLeases) {
             let rows = try await client.query("""
-                UPDATE session SET lease_expiry = \(expiry) WHERE instance = \(instance) RETURNING 1
+                UPDATE session SET lease_expiry = \(expiry) WHERE instance = \(instance) AND token = ANY(\(values)::text[]) RETURNING 1
                 """, logger: logger)
             var count = 0
             for try await _ in rows { count += 1 }

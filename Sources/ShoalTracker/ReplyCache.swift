@@ -18,6 +18,12 @@ struct ListCache {
     private(set) var rows: [ListedFile] = []
     /// Encoded pages by their first row's index.
     private var pages: [Int: ByteBuffer] = [:]
+    /// Bytes in `pages`.
+    private var pageBytes = 0
+    /// At most this many bytes of encoded pages are kept per generation:
+    /// a cursor may start a page at any row, and a client crafting one for
+    /// every row must not make the cache hold the list a hundred times over.
+    static let maximumBytes = 16 << 20
 
     /// The sorted rows at `generation`, made by `make` when the cache is older.
     mutating func rows(at generation: UInt64, _ make: () -> [ListedFile]) -> [ListedFile] {
@@ -25,6 +31,7 @@ struct ListCache {
             self.generation = generation
             rows = make()
             pages = [:]
+            pageBytes = 0
         }
         return rows
     }
@@ -42,8 +49,11 @@ struct ListCache {
         } catch {
             throw .tooLarge("a page of the file list does not fit in one frame (\(error))")
         }
-        // Bounded: one page per distinct start row, and a start row is a row.
-        pages[start] = frame.payload
+        // Bounded: past `maximumBytes`, pages are built but not kept until the next generation.
+        if pageBytes + frame.payload.readableBytes <= Self.maximumBytes {
+            pages[start] = frame.payload
+            pageBytes += frame.payload.readableBytes
+        }
         return frame.payload
     }
 }

@@ -48,7 +48,7 @@ public final class SQLiteTrackerStore: TrackerStore {
     public func sessionOpened(_ session: StoredSession) async throws(TrackerError) {}
     public func sessionClosed(_ token: SessionToken) async throws(TrackerError) {}
     public func holdingsChanged(_ token: SessionToken, _ change: TrackerRegistry.AnnounceResult, contents: [StoredContent]) async throws(TrackerError) {}
-    public func renewLeases(instance: String, until expiry: Double) async throws(TrackerError) -> Int { 0 }
+    public func renewLeases(instance: String, tokens: [SessionToken], until expiry: Double) async throws(TrackerError) -> Int { 0 }
     public func expireSessions(before now: Double) async throws(TrackerError) -> Int { 0 }
     public func liveRegistry() async throws(TrackerError) -> RegistrySnapshot { RegistrySnapshot() }
     public func mapVersions(atLeast count: Int) async throws(TrackerError) -> [Range<UInt64>] { [] }

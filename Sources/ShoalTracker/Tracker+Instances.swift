@@ -9,10 +9,18 @@ extension Tracker {
     /// that an announce needing `count` of them runs without waiting on the database.
     func ensureMapVersions(_ count: Int) async throws(TrackerError) {
         guard registry.versions.isShared else { return }
-        while registry.versions.available < count {
+        // A few tries: a sequence that went backwards (a database restored
+        // from a backup) supplies only versions already used, never enough.
+        for _ in 0..<3 where registry.versions.available < count {
             registry.supplyVersions(try await store.mapVersions(atLeast: count - registry.versions.available))
         }
+        guard registry.versions.available >= count else {
+            throw .storage("the shared chunk-map version sequence (map_version) gives only versions already used; was the database restored from an older backup? Restart every tracker instance on it")
+        }
     }
+
+    /// The sessions this instance holds (whose leases it renews).
+    func ownSessionTokens() -> [SessionToken] { registry.localTokens }
 
     /// Which of `ids` the registry has no manifest of (to be read from the store).
     func unknownContents(_ ids: [ContentID]) -> Set<ContentID> { registry.unknownContents(ids) }

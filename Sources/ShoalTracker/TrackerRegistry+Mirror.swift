@@ -27,6 +27,9 @@ extension TrackerRegistry {
         }
     }
 
+    /// The tokens of this instance's own sessions.
+    public var localTokens: [SessionToken] { sessions.lazy.filter { !$0.value.isRemote }.map(\.key) }
+
     /// The tokens of the sessions mirrored from other instances.
     public var remoteTokens: Set<SessionToken> { Set(sessions.lazy.filter { $0.value.isRemote }.map(\.key)) }
 

@@ -109,9 +109,13 @@ public struct TrackerRegistry: Sendable {
             a.names == b.names && a.chunks == b.chunks && a.version == b.version
         }
 
-        /// The chunks gained since version `known`, if the log reaches back that far.
+        /// The chunks gained since version `known`, if `known` is a version
+        /// this holding had and the log reaches back that far. Only an exact
+        /// match counts: versions drawn in blocks by several instances do not
+        /// grow across sessions, so a version of an earlier session may fall
+        /// inside this one's range without ever having been its own.
         func gained(since known: UInt64) -> [Int]? {
-            guard known >= deltaFloor, known <= version else { return nil }
+            guard known == deltaFloor || known == version || gains.contains(where: { $0.version == known }) else { return nil }
             return gains.filter { $0.version > known }.flatMap(\.chunks)
         }
     }

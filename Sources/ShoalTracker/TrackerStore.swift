@@ -61,11 +61,12 @@ public protocol TrackerStore: AnyObject, Sendable {
     /// instances writes the other contents too when another instance has
     /// just deleted one (its last holder there left).
     func holdingsChanged(_ token: SessionToken, _ change: TrackerRegistry.AnnounceResult, contents: [StoredContent]) async throws(TrackerError)
-    /// Pushes the lease of every session of `instance` to `expiry` (Unix
-    /// seconds): an instance that stops renewing loses its sessions once
-    /// they expire. Returns how many sessions it renewed.
+    /// Pushes the lease of the sessions `tokens` of `instance` to `expiry`
+    /// (Unix seconds): an instance that stops renewing loses its sessions
+    /// once they expire, and a row it no longer holds (a close whose write
+    /// failed) expires the same way. Returns how many sessions it renewed.
     @discardableResult
-    func renewLeases(instance: String, until expiry: Double) async throws(TrackerError) -> Int
+    func renewLeases(instance: String, tokens: [SessionToken], until expiry: Double) async throws(TrackerError) -> Int
     /// Deletes the sessions whose lease expired before `now` (with their
     /// holdings, and the contents then held by nobody); returns how many.
     @discardableResult

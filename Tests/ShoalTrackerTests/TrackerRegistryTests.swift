@@ -80,6 +80,29 @@ struct TrackerRegistryTests {
         #expect(chosen[0].manifest != nil)
     }
 
+    /// Versions drawn in blocks (several instances on one database) jump:
+    /// a known version inside a holding's range that was never one of its
+    /// own (another session's) gets the whole map, never a delta.
+    @Test func onlyAHoldingsOwnVersionsGetDeltas() throws {
+        var registry = TrackerRegistry(versions: .shared)
+        registry.supplyVersions([100..<101, 200..<201, 300..<400])
+        let big = sampleManifest(6, chunks: 100)
+        _ = try registry.login(token: a, peer: peer("alice", connection: 1))
+        _ = try registry.login(token: b, peer: peer("bob", connection: 2, port: 0))
+        _ = try registry.announce(a, Announce(token: "", replace: true, files: [file("x", big, chunks: ChunkMap(count: 100))]))
+        _ = try registry.announce(a, Announce(token: "", replace: false, files: [file("x", big, manifest: false, have: [1])]))
+        _ = try registry.announce(a, Announce(token: "", replace: false, files: [file("x", big, manifest: false, have: [2])]))
+        func alice(_ known: UInt64?) throws -> Holder {
+            try registry.wireDetails(b, name: nil, contentID: big.contentID, knownMaps: known.map { ["alice": $0] }).files[0].holders[0]
+        }
+        #expect(try alice(nil).mapVersion == 300)
+        #expect(try alice(100).gained == [1, 2], "its first version")
+        #expect(try alice(200).gained == [2], "its second")
+        for foreign: UInt64 in [150, 250, 299] {
+            #expect(try alice(foreign).gained == nil && alice(foreign).chunks != nil, "\(foreign) was never alice's")
+        }
+    }
+
     /// A refresh that says which map version it has gets the chunks gained
     /// since, not the map; a replaced map, a new session or a version older
     /// than the log come whole again.
