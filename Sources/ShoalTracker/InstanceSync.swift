@@ -133,7 +133,11 @@ final class InstanceSync: Sendable {
             } catch {
                 logger.warning("instance sync: reading other instances' changes failed (\(error)); reading everything again in 1 s")
                 guard (try? await Task.sleep(for: .seconds(1))) != nil else { return }
-                request { $0.resync = true }
+                // The counters asked for are not in a full read of the sessions: ask for them again.
+                request {
+                    $0.resync = true
+                    $0.users.formUnion(batch.users)
+                }
             }
         }
     }
@@ -164,6 +168,9 @@ final class InstanceSync: Sendable {
         if !gone.isEmpty { await tracker.sessionsGone(gone) }
         let manifests = try await missingManifests(remotes)
         let changes = await tracker.applyAllRemote(remotes, manifests: manifests)
+        // Counters of this instance's own peers, moved by reports taken elsewhere
+        // while a notification was missed (unchanged ones change nothing).
+        await tracker.applyCounters(remotes.filter { $0.session.instance == instance }.compactMap(\.counters))
         if changes > 0 { logger.debug("instance sync: a full read changed \(changes) mirrored session\(changes == 1 ? "" : "s")") }
     }
 

@@ -213,6 +213,10 @@ public struct TrackerRegistry: Sendable {
     /// Updates the cached counters of `user`'s sessions (on any instance), if connected.
     public mutating func setCounters(user: String, downloads: Int, failures: Int, bytesServed: UInt64) {
         guard let tokens = sessionsByUser[user], !tokens.isEmpty else { return }
+        let changed = tokens.contains { token in
+            sessions[token].map { $0.countDownloads != downloads || $0.countFailures != failures || $0.bytesServed != bytesServed } ?? false
+        }
+        guard changed else { return }
         // `details` shows counters: cached replies must go.
         generation &+= 1
         for token in tokens {

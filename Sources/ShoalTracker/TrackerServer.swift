@@ -150,11 +150,36 @@ public final class TrackerServer: Sendable, Service {
             self.shutdown()
         }
         // The sessions' closings are written (tracker.shutdown) while the leases are still renewed.
-        await tracker.shutdown()
+        // Bounded: a database that stopped answering (a partition, no reset)
+        // must not hold the process past its drain; what was not written
+        // expires with the leases.
+        let tracker = self.tracker
+        if await !Self.wait(atMost: 10, { await tracker.shutdown() }) {
+            logger.warning("tracker stopping: store writes still unfinished after 10 s; leaving them (their sessions expire with their leases)")
+        }
         syncing?.cancel()
-        await syncing?.value
+        if let syncing, await !Self.wait(atMost: 5, { await syncing.value }) {
+            logger.warning("tracker stopping: instance sync did not stop within 5 s; leaving it")
+        }
         await store.close()
         logger.info("tracker stopped")
+    }
+
+    /// Runs `work` and waits for it at most `seconds`; true if it finished
+    /// in time (else it is left running, and this returns false).
+    static func wait(atMost seconds: Double, _ work: @escaping @Sendable () async -> Void) async -> Bool {
+        await withCheckedContinuation { continuation in
+            let once = Mutex(false)
+            let resume: @Sendable (Bool) -> Void = { finished in
+                let first = once.withLock { done in
+                    defer { done = true }
+                    return !done
+                }
+                if first { continuation.resume(returning: finished) }
+            }
+            Task { await work(); resume(true) }
+            Task { try? await Task.sleep(for: .seconds(seconds)); resume(false) }
+        }
     }
 
     /// Stops accepting; each connection answers the request it is handling,
