@@ -42,6 +42,11 @@ public final class PostgresTrackerStore: TrackerStore {
     /// The tracker instance this store writes for: the writer named in its notifications.
     public let instance: String
     private let client: PostgresClient
+    /// A pool of one connection for renewing and expiring leases, apart from
+    /// `client`: a queue of requests' writes on the pool must not delay a
+    /// renewal past the lease (then other instances would expire this one's
+    /// live sessions, and its peers' reconnections would queue more writes).
+    private let leaseClient: PostgresClient
     /// How to open a connection of its own (the one that listens for changes).
     private let single: PostgresConnection.Configuration
     private let runner: Task<Void, Never>
@@ -51,12 +56,13 @@ public final class PostgresTrackerStore: TrackerStore {
     /// The largest value a counter column holds.
     static let maximum = Int64.max
 
-    private init(address: PostgresAddress, instance: String, client: PostgresClient, single: PostgresConnection.Configuration,
-                 runner: Task<Void, Never>, logger: Logger, timing: StoreTiming?) {
+    private init(address: PostgresAddress, instance: String, client: PostgresClient, leaseClient: PostgresClient,
+                 single: PostgresConnection.Configuration, runner: Task<Void, Never>, logger: Logger, timing: StoreTiming?) {
         self.address = address
         self.instance = instance
         self.single = single
         self.client = client
+        self.leaseClient = leaseClient
         self.runner = runner
         self.logger = logger
         self.timing = timing
@@ -113,8 +119,19 @@ public final class PostgresTrackerStore: TrackerStore {
         var background = logger
         background.logLevel = .error
         let client = PostgresClient(configuration: configuration, backgroundLogger: background)
-        let runner = Task { await client.run() }
-        return PostgresTrackerStore(address: address, instance: instance, client: client, single: single, runner: runner, logger: logger, timing: timing)
+        var leases = configuration
+        leases.options.maximumConnections = 1
+        leases.options.minimumConnections = 0
+        leases.options.additionalStartupParameters = [("application_name", "shoal-lease")]
+        let leaseClient = PostgresClient(configuration: leases, backgroundLogger: background)
+        let runner = Task {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await client.run() }
+                group.addTask { await leaseClient.run() }
+            }
+        }
+        return PostgresTrackerStore(address: address, instance: instance, client: client, leaseClient: leaseClient, single: single,
+                                    runner: runner, logger: logger, timing: timing)
     }
 
     public func close() async {
@@ -458,7 +475,7 @@ public final class PostgresTrackerStore: TrackerStore {
     public func renewLeases(instance: String, tokens: [SessionToken], until expiry: Double) async throws(TrackerError) -> Int {
         let values = tokens.map(\.value)
         return try await run(.renewLeases) {
-            let rows = try await client.query("""
+            let rows = try await leaseClient.query("""
                 UPDATE session SET lease_expiry = \(expiry) WHERE instance = \(instance) AND token = ANY(\(values)::text[]) RETURNING 1
                 """, logger: logger)
             var count = 0
@@ -470,7 +487,7 @@ public final class PostgresTrackerStore: TrackerStore {
     public func expireSessions(before now: Double) async throws(TrackerError) -> Int {
         try await run(.expireSessions) {
             try await retrying { _ in
-                try await client.withTransaction(logger: logger) { connection in
+                try await leaseClient.withTransaction(logger: logger) { connection in
                     var count = 0
                     let expired = try await connection.query("""
                         WITH gone AS (DELETE FROM session WHERE lease_expiry < \(now) RETURNING token)
