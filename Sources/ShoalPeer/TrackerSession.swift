@@ -10,7 +10,8 @@ import ShoalWire
 /// asking for lists and details, reporting on holders.
 ///
 /// If the tracker goes away the session keeps trying to come back (every
-/// 0.5 s at first, then up to every 5 s): it logs in again and announces
+/// 0.5 s at first, then up to every 5 s, ± 25 %; up to every minute while
+/// trackers refuse the login): it logs in again and announces
 /// everything it shares, from ``announcement``, by itself. Meanwhile requests
 /// fail with a clear error, chunk announcements are kept to be sent later, and
 /// reports wait in a queue, so a download that already has its holders goes on.
