@@ -196,16 +196,28 @@ final class InstanceSync: Sendable {
         let renewEvery = max(0.05, leaseSeconds / 3)
         let tick = min(0.5, renewEvery)
         var renewed = ContinuousClock.now
+        // After the database failed or stalled, no instance could renew:
+        // expiring at once would delete the others' live sessions before
+        // they renew. So for one lease after a failed or late round, this
+        // instance renews but expires nobody.
+        var troubled: ContinuousClock.Instant?
         while (try? await Task.sleep(for: .seconds(tick))) != nil {
             do {
                 let t = now()
-                if ContinuousClock.now - renewed >= .seconds(renewEvery) - .milliseconds(10) {
+                let started = ContinuousClock.now
+                if started - renewed >= .seconds(renewEvery) - .milliseconds(10) {
                     _ = try await store.renewLeases(instance: instance, tokens: await tracker.ownSessionTokens(), until: t + leaseSeconds)
+                    if started - renewed > .seconds(2 * renewEvery) || ContinuousClock.now - started > .seconds(renewEvery) {
+                        troubled = ContinuousClock.now
+                    }
                     renewed = ContinuousClock.now
                 }
+                if let since = troubled, ContinuousClock.now - since < .seconds(leaseSeconds) { continue }
+                troubled = nil
                 _ = try await store.expireSessions(before: t)
             } catch {
-                logger.warning("instance sync: renewing or expiring leases failed (\(error)); trying again in \(tick) s")
+                troubled = ContinuousClock.now
+                logger.warning("instance sync: renewing or expiring leases failed (\(error)); trying again in \(tick) s, expiring nobody for \(leaseSeconds) s")
             }
         }
     }
