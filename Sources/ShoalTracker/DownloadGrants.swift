@@ -32,6 +32,7 @@ public struct DownloadGrants: Sendable {
     public var lifetime: Double
 
     private var grants: [String: Grant] = [:]
+    /// Each account's grant ids, least recently used first.
     private var byAccount: [String: [String]] = [:]
 
     public init(perAccount: Int = 64, capacity: Int = 65_536, holdersPerGrant: Int = 4096, lifetime: Double = 24 * 3600) {
@@ -59,6 +60,11 @@ public struct DownloadGrants: Sendable {
             for holder in holders where grant.holders.count < holdersPerGrant { grant.holders.insert(holder) }
             grant.lastUsed = now
             grants[id] = grant
+            // The account's ids stay in the order they were last used.
+            if let index = byAccount[account]?.firstIndex(of: id), index != byAccount[account]!.count - 1 {
+                byAccount[account]!.remove(at: index)
+                byAccount[account]!.append(id)
+            }
             return id
         }
         let id = Self.randomID()
@@ -70,10 +76,11 @@ public struct DownloadGrants: Sendable {
         return id
     }
 
+    /// Drops the account's least recently used grant: the first of its ids,
+    /// which are kept in the order they were last used (no lookup per id:
+    /// this runs on every `details` of an account at its limit).
     private mutating func evictOldest(of account: String) {
-        guard let ids = byAccount[account] else { return }
-        let oldest = ids.min { (grants[$0]?.lastUsed ?? 0) < (grants[$1]?.lastUsed ?? 0) }
-        if let oldest { remove(oldest) }
+        if let oldest = byAccount[account]?.first { remove(oldest) }
     }
 
     /// Drops the expired grants, and if still over capacity the least recently used.
