@@ -81,7 +81,7 @@ public actor TrackerSession: Service {
     /// session); returns the tracker that took it.
     @discardableResult
     public static func register(trackers: TrackerAddresses, trust: TrackerTrust, user: String, password: String) async throws -> Endpoint {
-        let (_, endpoint) = try await firstAnswering(trackers, trust: trust, logger: nil) { connection, _ in
+        let (_, endpoint) = try await firstAnswering(trackers, trust: trust, logger: nil) { connection in
             defer { connection.close() }
             return try await connection.request(.register(Register(user: user, password: password)), timeout: .seconds(30))
         }
@@ -96,7 +96,7 @@ public actor TrackerSession: Service {
     /// With nothing answering, the error of the first tracker is thrown,
     /// naming the others tried.
     static func firstAnswering<T: Sendable>(_ trackers: TrackerAddresses, trust: TrackerTrust, logger: Logger?,
-                                            _ exchange: (FramedConnection, Endpoint) async throws -> T) async throws -> (T, Endpoint) {
+                                            _ exchange: (FramedConnection) async throws -> T) async throws -> (T, Endpoint) {
         var firstError: (any Error)?
         let order = trackers.attemptOrder
         // With others to try, a tracker that does not answer a connection is given less time.
@@ -105,7 +105,7 @@ public actor TrackerSession: Service {
             do {
                 let connection = try await trust.connect(to: endpoint, timeout: timeout)
                 do {
-                    let result = try await exchange(connection, endpoint)
+                    let result = try await exchange(connection)
                     return (result, endpoint)
                 } catch {
                     connection.close()
@@ -333,7 +333,7 @@ public actor TrackerSession: Service {
 
     private func connect() async throws {
         let login = Login(user: user, password: password, port: servePort, host: serveHost, keyFingerprint: keyFingerprint?.hex)
-        let ((connection, reply), endpoint) = try await Self.firstAnswering(trackers, trust: trust, logger: logger) { connection, _ in
+        let ((connection, reply), endpoint) = try await Self.firstAnswering(trackers, trust: trust, logger: logger) { connection in
             guard case let .loggedIn(reply) = try await connection.request(.login(login), timeout: .seconds(30)) else {
                 throw NetError.unexpectedReply(expected: "loggedIn", received: "another message")
             }

@@ -1,10 +1,12 @@
 import ArgumentParser
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
 import ShoalCore
 import ShoalNet
+import ShoalPeer
 import ShoalWire
 
 /// Many concurrent clients against a `shoal tracker` process: requests per
@@ -140,8 +142,8 @@ struct TrackerBenchmark: AsyncParsableCommand {
             let announced = ContinuousClock.now
             try await EventLoopFuture.andAllSucceed(load.map { $0.run(announcing: true, rounds: 0) }, on: loop).get()
             try await collect(load, seconds: (ContinuousClock.now - announced).seconds)
-            for (k, address) in addresses.enumerated() {
-                let listed = try await Self.waitUntilListed(clients, on: address, checker: "checker\(k)", timeout: 60)
+            for (k, instance) in trackers.enumerated() {
+                let listed = try await Self.waitUntilListed(clients, on: instance, checker: "checker\(k)", timeout: 60)
                 guard listed.count == clients else {
                     throw ValidationError("instance \(k + 1) listed \(listed.count) of \(clients) files after 60 s")
                 }
@@ -243,30 +245,22 @@ struct TrackerBenchmark: AsyncParsableCommand {
         }
     }
 
-    /// Registers and logs in `checker` on `address`, then lists every page
-    /// until `expected` files are listed or `timeout` seconds pass; the names listed last.
-    static func waitUntilListed(_ expected: Int, on address: TrackerAddress, checker: String, timeout: Double) async throws -> Set<String> {
-        let connection = try await FramedConnection.connect(host: address.host, port: address.port, role: "peer", timeout: .seconds(60), security: address.security)
-        defer { connection.close() }
-        _ = try await connection.request(.register(Register(user: checker, password: "pw-\(checker)")), timeout: .seconds(120))
-        guard case let .loggedIn(session) = try await connection.request(.login(Login(user: checker, password: "pw-\(checker)", port: 0)), timeout: .seconds(120)) else {
-            throw ValidationError("\(checker) could not log in")
-        }
+    /// Registers and logs in `checker` on `tracker` (as a peer does, with
+    /// ``TrackerSession``), then lists the files until `expected` are listed or
+    /// `timeout` seconds pass; the names listed last.
+    static func waitUntilListed(_ expected: Int, on tracker: TrackerProcess, checker: String, timeout: Double) async throws -> Set<String> {
+        let endpoint = Endpoint(host: "127.0.0.1", port: tracker.port)
+        try await TrackerSession.register(endpoint: endpoint, trust: tracker.trust, user: checker, password: "pw-\(checker)")
+        let session = try await TrackerSession.login(endpoint: endpoint, trust: tracker.trust, user: checker, password: "pw-\(checker)",
+                                                     servePort: 0, logger: Logger(label: "shoal-bench"))
         let deadline = ContinuousClock.now + .seconds(timeout)
         var names: Set<String> = []
         repeat {
-            names = []
-            var after: ListCursor?
-            repeat {
-                guard case let .fileList(page) = try await connection.request(.list(ListFiles(token: session.token, after: after)), timeout: .seconds(60)) else {
-                    throw ValidationError("\(checker): list answered with something else")
-                }
-                names.formUnion(page.files.map(\.name))
-                after = page.files.isEmpty ? nil : page.next
-            } while after != nil
-            if names.count >= expected { return names }
+            names = Set(try await session.list().map(\.name))
+            if names.count >= expected { break }
             try await Task.sleep(for: .milliseconds(50))
         } while ContinuousClock.now < deadline
+        await session.logout()
         return names
     }
 

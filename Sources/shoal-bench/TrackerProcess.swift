@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ShoalNet
+import ShoalPeer
 
 /// The `shoal` binary a benchmark runs: the one given, or the one built next to `shoal-bench`.
 func shoalBinary(_ given: String?) throws -> String {
@@ -18,6 +19,8 @@ final class TrackerProcess {
     let process: Process
     let port: Int
     let security: ClientSecurity
+    /// The same trust as a peer's (``TrackerSession``): its fingerprint pinned, or in clear.
+    let trust: TrackerTrust
     var pid: Int32 { process.processIdentifier }
 
     /// `directory`: its working directory, where it keeps what it writes beside
@@ -38,6 +41,7 @@ final class TrackerProcess {
         self.port = port
         if insecure {
             security = .plain
+            trust = .insecure
         } else {
             let prefix = "certificate fingerprint SHA-256 "
             guard let line = TrackerBenchmark.readLine(out.fileHandleForReading), line.hasPrefix(prefix),
@@ -46,6 +50,7 @@ final class TrackerProcess {
                 throw ValidationError("the tracker printed no certificate fingerprint")
             }
             security = .tls(TLSPin(expected: fingerprint, mismatchAdvice: "", plainAdvice: ""))
+            trust = .pinned(fingerprint)
         }
     }
 
