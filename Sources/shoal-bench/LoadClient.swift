@@ -11,9 +11,10 @@ import ShoalWire
 /// request, so that the benchmark measures the tracker, not itself.
 ///
 /// The script: on connecting, `hello`, `register`, `login` (then ``ready``
-/// completes); each ``run(announcing:rounds:)`` then sends an optional
+/// completes); each ``run()`` then sends an optional
 /// `announce` and `rounds` rounds of `list` + `details`, one request at a
-/// time. Every request frame is encoded before the timed phase; replies are
+/// time. Every request frame is encoded before the timed phase
+/// (``prepare(announcing:rounds:)``); replies are
 /// checked by type and request id, not decoded (decoding 500-row lists here
 /// would cost more CPU than the tracker spends serving them).
 ///
@@ -57,6 +58,10 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     private var readyDone = false
     /// Latencies in milliseconds by ``Kind``, since the last ``takeSamples()``.
     private var samples = [[Double]](repeating: [], count: Kind.allCases.count)
+    /// Paced runs (``runPaced(start:period:)``): when the next request is due,
+    /// the time between two, and the requests sent and not answered yet.
+    private var pacing: (nextDue: NIODeadline, period: TimeAmount)?
+    private var inFlight: [UInt32: (kind: Kind, reply: MessageType, due: NIODeadline)] = [:]
 
     init(index: Int, fileCount: Int, manifest: Manifest, loop: any EventLoop) {
         self.index = index
@@ -78,12 +83,17 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
         ClientBootstrap(group: loop)
             .connectTimeout(.seconds(120))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            // A whole reply (a list page is about 18 KB) in one read: with
+            // NIO's default, smaller first reads leave the rest of a reply
+            // for the loop's next pass over all 500 clients, and the reply
+            // is timed one pass late.
+            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 * 1024, maximum: 256 * 1024))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handshake = try address.security.configure(channel, remote: remote, timeout: .seconds(120))
                     handshake?.whenFailure { client.fail($0) }
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(ByteToMessageHandler(FrameDecoder(limit: { _ in FrameHeader.maximumPayloadLength })))
+                    try sync.addHandler(ByteToMessageHandler(SkimmingFrameDecoder()))
                     try sync.addHandler(FrameWriter())
                     try sync.addHandler(client)
                 }
@@ -116,6 +126,23 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        if pacing != nil, let sent = inFlight.removeValue(forKey: frame.requestID) {
+            // Timed from when the request was due, not from when it went out
+            // (a late send is the client's delay, and must not hide the tracker's).
+            samples[sent.kind.rawValue].append(Double((NIODeadline.now() - sent.due).nanoseconds) / 1e6)
+            guard frame.type == sent.reply else {
+                let reason = (try? ErrorReply(frame: frame)).map { "\($0.code): \($0.message)" } ?? "a \(frame.type)"
+                fail(Failure(description: "\(user): \(sent.kind.name) answered with \(reason)"))
+                return
+            }
+            if next == script.count && inFlight.isEmpty {
+                pacing = nil
+                let promise = done
+                done = nil
+                promise?.succeed()
+            }
+            return
+        }
         guard let awaited = waiting, frame.requestID == awaited.id else {
             if frame.type == .checkActive, let probe = try? CheckActive(frame: frame),
                let answer = try? Active(nonce: probe.nonce).frame(requestID: frame.requestID) {
@@ -157,32 +184,74 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    /// Plays an `announce` (if `announcing`) and `rounds` rounds of `list` +
-    /// `details` (of other clients' files, a different one each round); the
-    /// future completes after the last reply.
-    func run(announcing: Bool, rounds: Int) -> EventLoopFuture<Void> {
+    /// Encodes the script of the next run: an `announce` (if `announcing`)
+    /// and `rounds` rounds of `list` + `details` (of other clients' files, a
+    /// different one each round). Done before the timed phase, so that the
+    /// clients' one event loop is not busy encoding while replies wait.
+    func prepare(announcing: Bool, rounds: Int) -> EventLoopFuture<Void> {
+        loop.submit { [self] in
+            script = []
+            if announcing {
+                let file = AnnouncedFile(name: "file-\(index).bin", contentID: manifest.contentID, manifest: ManifestPayload(manifest))
+                script.append((.announce, try Announce(token: token, replace: true, files: [file]).frame(requestID: 0)))
+            }
+            for round in 0..<rounds {
+                script.append((.list, listFrame!))
+                let other = (index + round + 1) % fileCount
+                script.append((.details, try Details(token: token, name: "file-\(other).bin").frame(requestID: 0)))
+            }
+        }
+    }
+
+    /// Plays the script ``prepare(announcing:rounds:)`` made, one request at
+    /// a time; the future completes after the last reply.
+    func run() -> EventLoopFuture<Void> {
         loop.flatSubmit { [self] in
             let promise = loop.makePromise(of: Void.self)
-            do {
-                script = []
-                if announcing {
-                    let file = AnnouncedFile(name: "file-\(index).bin", contentID: manifest.contentID, manifest: ManifestPayload(manifest))
-                    script.append((.announce, try Announce(token: token, replace: true, files: [file]).frame(requestID: 0)))
-                }
-                for round in 0..<rounds {
-                    script.append((.list, listFrame!))
-                    let other = (index + round + 1) % fileCount
-                    script.append((.details, try Details(token: token, name: "file-\(other).bin").frame(requestID: 0)))
-                }
-            } catch {
-                promise.fail(error)
-                return promise.futureResult
-            }
             next = 0
             done = promise
             sendNext()
             return promise.futureResult
         }
+    }
+
+    /// Plays the script ``prepare(announcing:rounds:)`` made at a fixed pace,
+    /// whatever the replies do (an open loop): the first request is due at
+    /// `start`, each next one `period` later; ``tick(now:)`` sends those due.
+    /// Each request is timed from when it was due. The future completes after
+    /// the last reply.
+    func runPaced(start: NIODeadline, period: TimeAmount) -> EventLoopFuture<Void> {
+        loop.flatSubmit { [self] in
+            let promise = loop.makePromise(of: Void.self)
+            next = 0
+            done = promise
+            inFlight = [:]
+            pacing = (start, period)
+            return promise.futureResult
+        }
+    }
+
+    /// Sends the paced requests due by `now` (on the loop).
+    func tick(now: NIODeadline) {
+        guard var pace = pacing, let context else { return }
+        var wrote = false
+        while next < script.count && pace.nextDue <= now {
+            let (kind, frame) = script[next]
+            next += 1
+            let id = nextID
+            nextID += 1
+            let reply: MessageType = switch kind {
+            case .announce: .announced
+            case .list: .fileList
+            default: .fileDetails
+            }
+            inFlight[id] = (kind, reply, pace.nextDue)
+            context.write(wrapOutboundOut(.frame(Frame(type: frame.type, requestID: id, payload: frame.payload))), promise: nil)
+            wrote = true
+            pace.nextDue = pace.nextDue + pace.period
+        }
+        pacing = pace
+        if wrote { context.flush() }
     }
 
     /// The latencies recorded since the last call, by kind; clears them.
@@ -241,4 +310,46 @@ struct TrackerAddress: Sendable {
     var host: String
     var port: Int
     var security: ClientSecurity
+}
+
+/// The benchmark clients' decoder: frames whose payload the client reads
+/// (handshake, login, errors, probes: small ones) come whole; the payload
+/// of a large one (a `fileList` page, a `fileDetails` with its manifest) is
+/// skipped as it arrives, and the frame comes, empty, when its last byte
+/// has: it is timed as received, without the client copying kilobytes it
+/// never reads into one buffer. The tracker's own decoder is not at stake.
+struct SkimmingFrameDecoder: NIOSingleStepByteToMessageDecoder {
+    typealias InboundOut = Frame
+
+    /// Payloads up to this size are kept.
+    static let keptPayload = 4096
+
+    private var header: FrameHeader?
+    private var remaining = 0
+
+    mutating func decode(buffer: inout ByteBuffer) throws -> Frame? {
+        while true {
+            guard let header else {
+                guard let read = try FrameHeader.read(from: &buffer, maximumPayloadLength: FrameHeader.maximumPayloadLength) else { return nil }
+                header = read
+                remaining = Int(read.length)
+                continue
+            }
+            if header.length <= Self.keptPayload {
+                guard let payload = buffer.readSlice(length: Int(header.length)) else { return nil }
+                self.header = nil
+                return Frame(type: header.type, flags: header.flags, requestID: header.requestID, payload: payload)
+            }
+            let skipped = min(remaining, buffer.readableBytes)
+            buffer.moveReaderIndex(forwardBy: skipped)
+            remaining -= skipped
+            guard remaining == 0 else { return nil }
+            self.header = nil
+            return Frame(type: header.type, flags: header.flags, requestID: header.requestID, payload: ByteBuffer())
+        }
+    }
+
+    mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> Frame? {
+        try decode(buffer: &buffer)
+    }
 }

@@ -47,7 +47,11 @@ struct TrackerBenchmark: AsyncParsableCommand {
     @Option(help: "Tracker instances on the one database (more than 1 needs a postgres:// --db); client i talks to instance i % instances, and figures are given per instance.")
     var instances = 1
 
+    @Option(help: ArgumentHelp("Phase 2 as an open loop at this offered load (requests per second, all clients together): each client sends on a fixed schedule whatever the replies do, and each request is timed from when it was due. Without it, each client waits for each reply (a closed loop: the most the tracker serves, with latency = clients / rate).", valueName: "req/s"))
+    var rate: Int?
+
     func validate() throws {
+        if let rate, rate < 1 || rate > 10_000_000 { throw ValidationError("--rate: give 1 … 10000000 requests per second") }
         guard instances >= 1 && instances <= 16 else { throw ValidationError("--instances: give 1 … 16") }
         if instances > 1 && !(db ?? "").hasPrefix("postgres") {
             throw ValidationError("--instances \(instances) needs a shared database: give --db postgres://USER@HOST:PORT/DB (an empty database)")
@@ -140,7 +144,8 @@ struct TrackerBenchmark: AsyncParsableCommand {
         var convergence: [Double] = []
         if instances > 1 {
             let announced = ContinuousClock.now
-            try await EventLoopFuture.andAllSucceed(load.map { $0.run(announcing: true, rounds: 0) }, on: loop).get()
+            try await EventLoopFuture.andAllSucceed(load.map { $0.prepare(announcing: true, rounds: 0) }, on: loop).get()
+            try await EventLoopFuture.andAllSucceed(load.map { $0.run() }, on: loop).get()
             try await collect(load, seconds: (ContinuousClock.now - announced).seconds)
             for (k, instance) in trackers.enumerated() {
                 let listed = try await Self.waitUntilListed(clients, on: instance, checker: "checker\(k)", timeout: 60)
@@ -150,9 +155,25 @@ struct TrackerBenchmark: AsyncParsableCommand {
                 convergence.append((ContinuousClock.now - announced).seconds)
             }
         }
+        try await EventLoopFuture.andAllSucceed(load.map { $0.prepare(announcing: instances == 1, rounds: rounds) }, on: loop).get()
         let cpuBefore = (trackers: trackers.map { Self.cpuSeconds(pid: $0.pid) }, bench: Self.cpuSeconds(pid: getpid()))
         let phase2 = ContinuousClock.now
-        try await EventLoopFuture.andAllSucceed(load.map { $0.run(announcing: instances == 1, rounds: rounds) }, on: loop).get()
+        if let rate {
+            // Client i's requests are due every clients/rate seconds, the clients evenly staggered.
+            let period = TimeAmount.nanoseconds(Int64(Double(clients) / Double(rate) * 1e9))
+            let start = NIODeadline.now() + .milliseconds(10)
+            let runs = load.enumerated().map { i, client in
+                client.runPaced(start: start + .nanoseconds(period.nanoseconds * Int64(i) / Int64(clients)), period: period)
+            }
+            let ticker = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .microseconds(250)) { _ in
+                let now = NIODeadline.now()
+                for client in load { client.tick(now: now) }
+            }
+            defer { ticker.cancel() }
+            try await EventLoopFuture.andAllSucceed(runs, on: loop).get()
+        } else {
+            try await EventLoopFuture.andAllSucceed(load.map { $0.run() }, on: loop).get()
+        }
         let phase2Seconds = (ContinuousClock.now - phase2).seconds
         let trackerCPUs = zip(trackers, cpuBefore.trackers).map { Self.cpuSeconds(pid: $0.pid) - $1 }
         let trackerCPU = trackerCPUs.reduce(0, +)
@@ -172,6 +193,7 @@ struct TrackerBenchmark: AsyncParsableCommand {
                 _ = try await connection.request(.register(Register(user: "storm\(s)", password: "pw-storm\(s)")), timeout: .seconds(120))
                 connection.close()
             }
+            try await EventLoopFuture.andAllSucceed(load.map { $0.prepare(announcing: false, rounds: stormRounds) }, on: loop).get()
             let stop = StopFlag()
             let cpu = Self.cpuSeconds(pid: tracker.pid)
             let phase3 = ContinuousClock.now
@@ -190,7 +212,7 @@ struct TrackerBenchmark: AsyncParsableCommand {
                         return times
                     }
                 }
-                let rounds = try await EventLoopFuture.andAllSucceed(load.map { $0.run(announcing: false, rounds: stormRounds) }, on: loop).get()
+                let rounds = try await EventLoopFuture.andAllSucceed(load.map { $0.run() }, on: loop).get()
                 stop.set()
                 return (rounds, try await group.reduce(into: []) { $0 += $1 })
             }
@@ -231,7 +253,8 @@ struct TrackerBenchmark: AsyncParsableCommand {
         }
         say("")
         say(String(format: "phase 1 (register + login): %d requests in %.1f s = %.0f req/s", total1, phase1Seconds, Double(total1) / phase1Seconds))
-        say(String(format: "phase 2 (%@): %d requests in %.2f s = %.0f req/s", instances > 1 ? "list, details" : "announce, list, details", total2, phase2Seconds, Double(total2) / phase2Seconds))
+        say(String(format: "phase 2 (%@): %d requests in %.2f s = %.0f req/s", instances > 1 ? "list, details" : "announce, list, details", total2, phase2Seconds, Double(total2) / phase2Seconds)
+            + (rate.map { ", offered \($0) req/s on a fixed schedule (open loop; latency from when each request was due)" } ?? ", each client waiting for each reply (closed loop)"))
         say(String(format: "phase 2 CPU: tracker %.2f s, clients %.2f s (2 cores shared by both)", trackerCPU, benchCPU))
         say("tracker peak memory (VmHWM) after phase 2: \(peak.peak / 1024) MiB; resident then: \(peak.resident / 1024) MiB")
         if let storm {
