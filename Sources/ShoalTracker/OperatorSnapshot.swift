@@ -122,7 +122,7 @@ public struct OperatorSnapshot: Codable, Sendable, Equatable {
         }
         nextPeers = accounts.count > request.peerPage ? shown.last?.user : nil
 
-        let start = Tracker.firstRow(after: request.filesAfter, in: rows)
+        let start = ListCache.firstRow(after: request.filesAfter, in: rows)
         let end = min(rows.count, start + request.filePage)
         let page = rows[start..<end]
         let wanted = Set(page.map(\.contentID))

@@ -9,7 +9,8 @@ import ShoalWire
 // grows with every change to what `list` or `details` show (announces,
 // logouts, counters, mirrored sessions of other instances): the first
 // request after a change finds the cache of an older generation, drops it
-// and starts anew. Owned by the ``Tracker`` actor; values, no I/O.
+// and starts anew. Values, no I/O; ``ServedReplies`` holds them behind a
+// lock, so the event loops answer from them too.
 
 /// The file list, sorted once per generation, and its pages as encoded
 /// `fileList` payloads.
@@ -25,20 +26,24 @@ struct ListCache {
     /// every row must not make the cache hold the list a hundred times over.
     static let maximumBytes = 16 << 20
 
-    /// The sorted rows at `generation`, made by `make` when the cache is older.
-    mutating func rows(at generation: UInt64, _ make: () -> [ListedFile]) -> [ListedFile] {
-        if self.generation != generation {
-            self.generation = generation
-            rows = make()
-            pages = [:]
-            pageBytes = 0
-        }
-        return rows
+    /// Keeps `rows` (sorted) as the list at `generation`; pages of an older generation go.
+    mutating func setRows(_ rows: [ListedFile], at generation: UInt64) {
+        self.generation = generation
+        self.rows = rows
+        pages = [:]
+        pageBytes = 0
     }
 
-    /// The page starting at row `start` (at most `pageSize` rows), encoded once per generation.
-    mutating func page(at generation: UInt64, start: Int, pageSize: Int, _ make: () -> [ListedFile]) throws(TrackerError) -> ByteBuffer {
-        let rows = self.rows(at: generation, make)
+    /// The rows at `generation`, if they are the ones kept.
+    func rows(at generation: UInt64) -> [ListedFile]? {
+        self.generation == generation ? rows : nil
+    }
+
+    /// The page after `after` (at most `pageSize` rows), encoded once per
+    /// generation; nil when the rows kept are not those of `generation`.
+    mutating func page(at generation: UInt64, after: ListCursor?, pageSize: Int) throws(TrackerError) -> ByteBuffer? {
+        guard self.generation == generation else { return nil }
+        let start = Self.firstRow(after: after, in: rows)
         if let page = pages[start] { return page }
         let end = min(rows.count, start + pageSize)
         let page = Array(rows[start..<end])
@@ -55,6 +60,20 @@ struct ListCache {
             pageBytes += frame.payload.readableBytes
         }
         return frame.payload
+    }
+
+    /// The index of the first row past `after`, by (name bytes, content id); 0 without a cursor.
+    static func firstRow(after: ListCursor?, in rows: [ListedFile]) -> Int {
+        guard let after else { return 0 }
+        var low = 0, high = rows.count
+        while low < high {
+            let mid = (low + high) / 2
+            let row = rows[mid]
+            let isAfter = after.name.utf8.lexicographicallyPrecedes(row.name.utf8)
+                || (after.name == row.name && after.contentID < row.contentID)
+            if isAfter { high = mid } else { low = mid + 1 }
+        }
+        return low
     }
 }
 

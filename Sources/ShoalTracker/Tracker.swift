@@ -55,19 +55,22 @@ public actor Tracker {
     private let pool: NIOThreadPool
     let logger: Logger
     private let now: @Sendable () -> Double
-    var registry: TrackerRegistry
+    /// Every change is published to ``served`` (its generation), so the
+    /// event loops never answer from a cache older than the registry.
+    var registry: TrackerRegistry {
+        didSet { served.publish(registry.generation) }
+    }
     private var throttle: LoginThrottle
     private var registrations: RegistrationThrottle
-    private var grants = DownloadGrants()
     private let reputation: ReputationRule
     /// The token `status` must carry; nil: `status` is refused to everyone.
     private let operatorToken: String?
     /// Called to close a connection whose session was taken over by a new login.
     let closeConnection: @Sendable (UInt64) -> Void
     private var nextConnection: UInt64 = 0
-    /// Replies encoded once per change of the registry (``ReplyCache``).
-    private var lists = ListCache()
-    private var detailsReplies = DetailsCache()
+    /// Replies encoded once per change of the registry, and the download
+    /// ids they hand out, shared with the event loops (``CachedReplyHandler``).
+    nonisolated let served: ServedReplies
     /// A hash to verify against when the user does not exist, so a wrong name
     /// takes as long as a wrong password (no user enumeration by timing).
     private let decoyHash: String
@@ -103,6 +106,7 @@ public actor Tracker {
         self.hasher = PasswordHasher(rounds: configuration.passwordRounds)
         // Several instances on one store give chunk maps versions from one shared sequence.
         self.registry = TrackerRegistry(limits: configuration.limits, versions: store.keepsRegistry ? .shared : .local)
+        self.served = ServedReplies(listPageSize: configuration.limits.listPage, now: now)
         self.requireEncryption = configuration.requireEncryption
         self.metrics = metrics
         self.logger = logger
@@ -345,13 +349,8 @@ public actor Tracker {
         let key = DetailsCache.Key(name: request.name, contentID: request.contentID, withManifest: request.withoutManifest != true,
                                    holdersAfter: request.holdersAfter)
         let cacheable = request.knownMaps == nil
-        if cacheable, let entry = detailsReplies.entry(key, at: registry.generation), !entry.holderUsers.contains(asker) {
-            let t = now()
-            let ids = entry.parts.map { part in
-                grants.issue(account: asker, contentID: part.contentID, fileSize: part.fileSize, holders: part.holders,
-                             extending: request.downloadID, now: t)
-            }
-            return .encoded(.fileDetails, try entry.payload(downloadIDs: ids))
+        if cacheable, let payload = try served.details(key, asker: asker, extending: request.downloadID, now: now(), at: registry.generation) {
+            return .encoded(.fileDetails, payload)
         }
         var details = FileDetails(try registry.details(token, name: request.name, contentID: request.contentID,
                                                        withManifest: request.withoutManifest != true, holdersAfter: request.holdersAfter,
@@ -360,14 +359,15 @@ public actor Tracker {
             let holderUsers = details.files.reduce(into: Set<String>()) { $0.formUnion(registry.holderUsers(of: $1.contentID)) }
             if !holderUsers.contains(asker) {
                 let parts = details.files.map { DetailsCache.part($0, holders: $0.holders.map(\.user)) }
-                detailsReplies.store(DetailsCache.Entry(parts: parts, moreContents: details.moreContents, holderUsers: holderUsers), for: key)
+                served.storeDetails(DetailsCache.Entry(parts: parts, moreContents: details.moreContents, holderUsers: holderUsers),
+                                    for: key, at: registry.generation)
             }
         }
         let t = now()
         for index in details.files.indices {
             let file = details.files[index]
             let size = registry.fileSize(of: file.contentID) ?? 0
-            details.files[index].downloadID = grants.issue(account: asker, contentID: file.contentID, fileSize: size,
+            details.files[index].downloadID = served.issue(account: asker, contentID: file.contentID, fileSize: size,
                                                            holders: file.holders.map(\.user), extending: request.downloadID, now: t)
         }
         return .message(.fileDetails(details))
@@ -389,7 +389,7 @@ public actor Tracker {
         guard let id = request.downloadID else {
             throw TrackerError.notAllowed("a report must carry the downloadID of the fileDetails that listed \(request.holder.debugDescription); ask for the file's details, then report")
         }
-        guard let grant = grants.grant(id, now: now()), grant.account == reporter, grant.contentID == request.contentID else {
+        guard let grant = served.grant(id, now: now()), grant.account == reporter, grant.contentID == request.contentID else {
             throw TrackerError.notAllowed("the downloadID is not one this tracker gave you for content \(request.contentID.short) (or it expired; a downloadID is valid only on the tracker instance that gave it, and for a while); ask this tracker for the file's details again")
         }
         guard grant.holders.contains(request.holder) else {
@@ -423,27 +423,12 @@ public actor Tracker {
     /// The sorted rows are made once per change of the registry, and each
     /// page is encoded once (``ListCache``).
     private func fileList(after: ListCursor?) throws(TrackerError) -> Reply {
-        let start = Self.firstRow(after: after, in: listRows())
-        return .encoded(.fileList, try lists.page(at: registry.generation, start: start, pageSize: registry.limits.listPage) { self.registry.list() })
+        .encoded(.fileList, try served.listPage(after: after, at: registry.generation) { self.registry.list() })
     }
 
     /// Every row of the file list, sorted, made once per change of the registry.
     private func listRows() -> [ListedFile] {
-        lists.rows(at: registry.generation) { self.registry.list() }
-    }
-
-    /// The index of the first row past `after`, by (name bytes, content id); 0 without a cursor.
-    static func firstRow(after: ListCursor?, in rows: [ListedFile]) -> Int {
-        guard let after else { return 0 }
-        var low = 0, high = rows.count
-        while low < high {
-            let mid = (low + high) / 2
-            let row = rows[mid]
-            let isAfter = after.name.utf8.lexicographicallyPrecedes(row.name.utf8)
-                || (after.name == row.name && after.contentID < row.contentID)
-            if isAfter { high = mid } else { low = mid + 1 }
-        }
-        return low
+        served.listRows(at: registry.generation) { self.registry.list() }
     }
 
     /// The operator's view: only with the operator token (constant-time compare).
@@ -471,7 +456,7 @@ public actor Tracker {
         var nextFiles: ListCursor?
         if wantsFiles {
             let rows = listRows()
-            let start = Self.firstRow(after: request.filesAfter, in: rows)
+            let start = ListCache.firstRow(after: request.filesAfter, in: rows)
             let end = min(rows.count, start + filePage)
             files = registry.fileStatus(rows[start..<end])
             if end < rows.count, let last = files.last { nextFiles = ListCursor(name: last.name, contentID: last.contentID) }

@@ -88,6 +88,7 @@ public final class TrackerServer: Sendable, Service {
         let probeAfter = TimeAmount.seconds(configuration.probeInterval)
         let probeTimeout = TimeAmount.seconds(configuration.probeTimeout)
         let anonymousLimit = configuration.anonymousFrameLimit
+        let served = tracker.served
         let server: FramedServer
         do {
             server = try await FramedServer.bind(
@@ -100,9 +101,11 @@ public final class TrackerServer: Sendable, Service {
                 let liveness = LivenessHandler(probeAfter: probeAfter, timeout: probeTimeout) { address in
                     logger.info("liveness: \(Framing.describe(address)) did not answer CheckActive within \(configuration.probeTimeout) s; dropping it")
                 }
+                // Last, nearest the connection's task: what it answers from the cache never reaches the task.
+                let cached = CachedReplyHandler(served: served, metrics: metrics, draining: { connections.isDraining })
                 return FramedServer.ConnectionSetup(
                     limit: { type in type == .announce && gate.isOpen ? FrameHeader.maximumPayloadLength : anonymousLimit },
-                    handlers: [gate, replies, liveness])
+                    handlers: [gate, replies, liveness, cached])
             }
         } catch {
             await store.close()
@@ -199,7 +202,8 @@ public final class TrackerServer: Sendable, Service {
     private func serve(_ connection: FramedServer.Connection) async {
         let id = await tracker.newConnectionID()
         let channel = connection.channel.channel
-        connections.insert(id, channel)
+        let cached = try? await channel.pipeline.handler(type: CachedReplyHandler.self).get()
+        connections.insert(id, channel, cached)
         defer { connections.remove(id) }
         logger.debug("connection \(id) from \(connection.remote)")
 
@@ -257,9 +261,11 @@ public final class TrackerServer: Sendable, Service {
                                 }
                                 loginDeadline.cancel()
                                 gate?.open()
+                                if case let .message(.loggedIn(reply)) = outcome.reply { cached?.bind(token: token.value, user: reply.user) }
                             case .loggedOut:
                                 machine.loggedOut()
                                 gate?.close()
+                                cached?.unbind()
                             case .none:
                                 break
                             }
@@ -305,6 +311,8 @@ public final class TrackerServer: Sendable, Service {
 final class ConnectionTable: Sendable {
     private struct State {
         var channels: [UInt64: any Channel] = [:]
+        /// What answers each connection's cached requests, told when its session ends.
+        var cached: [UInt64: CachedReplyHandler] = [:]
         /// Connections handling a request now.
         var busy: Set<UInt64> = []
         var draining = false
@@ -312,9 +320,10 @@ final class ConnectionTable: Sendable {
 
     private let state = Mutex(State())
 
-    func insert(_ id: UInt64, _ channel: any Channel) {
+    func insert(_ id: UInt64, _ channel: any Channel, _ cached: CachedReplyHandler? = nil) {
         let draining = state.withLock { state in
             state.channels[id] = channel
+            state.cached[id] = cached
             return state.draining
         }
         if draining { channel.close(promise: nil) }
@@ -323,11 +332,21 @@ final class ConnectionTable: Sendable {
     func remove(_ id: UInt64) {
         state.withLock { state in
             state.channels.removeValue(forKey: id)
+            state.cached.removeValue(forKey: id)
             state.busy.remove(id)
         }
     }
 
-    func close(_ id: UInt64) { state.withLock { $0.channels[id] }?.close(promise: nil) }
+    /// Closes `id`, whose session the tracker has ended: from now on nothing
+    /// more is answered on it, not even from the cache.
+    func close(_ id: UInt64) {
+        let (channel, cached) = state.withLock { ($0.channels[id], $0.cached[id]) }
+        cached?.unbind()
+        channel?.close(promise: nil)
+    }
+
+    /// Whether the server is draining (no new request is taken).
+    var isDraining: Bool { state.withLock { $0.draining } }
 
     /// A request arrived on `id`; false when draining (it is not taken).
     func begin(_ id: UInt64) -> Bool {

@@ -39,6 +39,24 @@ struct DownloadGrantsTests {
         #expect(grants.grant(bob, now: 12) != nil && grants.count == 4)
     }
 
+    /// Ids are 64 hex digits, distinct, and found only by the grants that
+    /// issued them (another tracker process, or this one before a restart,
+    /// knows none of them); a malformed id is simply not found.
+    @Test func idsBelongToTheGrantsThatIssuedThem() {
+        var grants = DownloadGrants()
+        var elsewhere = DownloadGrants()
+        let ids = (0..<100).map { grants.issue(account: "ana", contentID: content, fileSize: 1, holders: [], extending: nil, now: Double($0)) }
+        #expect(Set(ids).count == 100)
+        #expect(ids.allSatisfy { $0.utf8.count == 64 && $0.allSatisfy { "0123456789abcdef".contains($0) } })
+        let foreign = elsewhere.issue(account: "ana", contentID: content, fileSize: 1, holders: [], extending: nil, now: 0)
+        #expect(grants.grant(foreign, now: 1) == nil)
+        #expect(elsewhere.grant(ids[0], now: 1) == nil)
+        #expect(grants.issue(account: "ana", contentID: content, fileSize: 1, holders: [], extending: foreign, now: 1) != foreign)
+        for bad in ["", "zz", String(ids[5].dropLast()), ids[5] + "0", String(ids[5].prefix(48)) + "gggggggggggggggg"] {
+            #expect(grants.grant(bad, now: 1) == nil)
+        }
+    }
+
     @Test func theWholeIsBounded() {
         var grants = DownloadGrants(perAccount: 4, capacity: 40, holdersPerGrant: 4)
         for i in 0..<1_000 {

@@ -1,0 +1,143 @@
+import NIOCore
+import ShoalWire
+import Synchronization
+
+/// Answers a logged-in connection's `list` and `details` on its event loop,
+/// when the reply is in ``ServedReplies``, instead of handing the request to
+/// the connection's task and the ``Tracker`` actor: no thread hop, no task
+/// wake-up, no actor queue. Everything else (and every miss) goes on to the
+/// task as before, which answers it and fills the cache.
+///
+/// Replies keep the order of requests: a request is answered here only when
+/// every earlier request of the connection has been answered (the task's
+/// replies pass through this handler on their way out), so an `announce`
+/// followed by a `list` is answered in that order, and the `list` sees the
+/// announce.
+///
+/// The task tells it which session the connection carries (``bind(token:user:)``
+/// after a login, ``unbind()`` after a logout, or when the tracker ends the
+/// session and closes the connection); a request naming another token goes
+/// to the task, which refuses it.
+final class CachedReplyHandler: ChannelDuplexHandler, Sendable {
+    typealias InboundIn = Frame
+    typealias InboundOut = Frame
+    typealias OutboundIn = OutgoingFrame
+    typealias OutboundOut = OutgoingFrame
+
+    private struct Session {
+        var token: String
+        var user: String
+    }
+
+    private struct State {
+        var session: Session?
+        /// Requests handed to the task and not answered yet, by request id.
+        var pending: [UInt32: Int] = [:]
+        var pendingCount = 0
+        /// Too many requests pending to keep count (a client that pipelines
+        /// without end): nothing is answered here any more on this connection.
+        var gaveUp = false
+        /// A reply written here and not flushed yet.
+        var unflushed = false
+    }
+
+    /// Past this many pending requests, the connection is left to its task.
+    static let maximumPending = 256
+
+    private let state = Mutex(State())
+    private let served: ServedReplies
+    private let metrics: TrackerMetrics
+    private let draining: @Sendable () -> Bool
+
+    init(served: ServedReplies, metrics: TrackerMetrics, draining: @escaping @Sendable () -> Bool) {
+        self.served = served
+        self.metrics = metrics
+        self.draining = draining
+    }
+
+    /// The connection carries the session `token` of `user` from now on.
+    func bind(token: String, user: String) {
+        state.withLock { $0.session = Session(token: token, user: user) }
+    }
+
+    /// The connection carries no session any more.
+    func unbind() {
+        state.withLock { $0.session = nil }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.type {
+        case .list, .details:
+            if let reply = answer(frame, writable: context.channel.isWritable) {
+                context.write(wrapOutboundOut(.frame(reply)), promise: nil)
+                state.withLock { $0.unflushed = true }
+                return
+            }
+            handOn(frame)
+        case .register, .login, .logout, .announce, .manifest, .report, .status:
+            handOn(frame)
+        default:
+            break
+        }
+        context.fireChannelRead(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        let flush = state.withLock { state in
+            defer { state.unflushed = false }
+            return state.unflushed
+        }
+        if flush { context.flush() }
+        context.fireChannelReadComplete()
+    }
+
+    /// The task's replies pass here: each one answers a pending request.
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case let .frame(frame) = unwrapOutboundIn(data) {
+            state.withLock { state in
+                guard let count = state.pending[frame.requestID] else { return }
+                if count == 1 { state.pending.removeValue(forKey: frame.requestID) } else { state.pending[frame.requestID] = count - 1 }
+                state.pendingCount -= 1
+            }
+        }
+        context.write(data, promise: promise)
+    }
+
+    /// A request goes to the task: it is pending until its reply passes here.
+    private func handOn(_ frame: Frame) {
+        state.withLock { state in
+            guard !state.gaveUp else { return }
+            guard state.pendingCount < Self.maximumPending else {
+                state.gaveUp = true
+                return
+            }
+            state.pending[frame.requestID, default: 0] += 1
+            state.pendingCount += 1
+        }
+    }
+
+    /// The reply to `frame` from the cache, or nil when the task must answer it.
+    private func answer(_ frame: Frame, writable: Bool) -> Frame? {
+        guard writable else { return nil }
+        let session = state.withLock { state in state.pendingCount == 0 && !state.gaveUp ? state.session : nil }
+        guard let session, !draining() else { return nil }
+        let started = ContinuousClock.now
+        let reply: Frame
+        switch try? Message(frame: frame) {
+        case let .list(request):
+            guard request.token == session.token, let page = try? served.listPage(after: request.after) else { return nil }
+            reply = Frame(type: .fileList, requestID: frame.requestID, payload: page)
+        case let .details(request):
+            guard request.token == session.token, request.knownMaps == nil else { return nil }
+            let key = DetailsCache.Key(name: request.name, contentID: request.contentID, withManifest: request.withoutManifest != true,
+                                       holdersAfter: request.holdersAfter)
+            guard let payload = try? served.details(key, asker: session.user, extending: request.downloadID) else { return nil }
+            reply = Frame(type: .fileDetails, requestID: frame.requestID, payload: payload)
+        default:
+            return nil
+        }
+        metrics.request(frame.type, refused: false, duration: .now - started)
+        return reply
+    }
+}

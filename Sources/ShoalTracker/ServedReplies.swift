@@ -1,0 +1,128 @@
+import NIOCore
+import ShoalCore
+import ShoalWire
+import Synchronization
+
+/// What a tracker answers `list` and `details` from: the encoded replies of
+/// the registry's current generation (``ListCache``, ``DetailsCache``) and
+/// the download ids those replies hand out (``DownloadGrants``), behind one
+/// lock, so that the event loops answer a request whose reply is cached
+/// without a hop to the ``Tracker`` actor (``CachedReplyHandler``), and the
+/// actor fills the caches on a miss.
+///
+/// The actor publishes the registry's generation after every change
+/// (``publish(_:)``), before the reply to the request that made it is
+/// written: whoever saw that reply and asks again is answered from the new
+/// generation. A cache holds what it was filled with at one generation and
+/// answers only at that generation, so nothing older than the published
+/// generation is ever served.
+final class ServedReplies: Sendable {
+    private struct State {
+        var generation: UInt64 = 0
+        var lists = ListCache()
+        var details = DetailsCache()
+        var grants = DownloadGrants()
+    }
+
+    private let state = Mutex(State())
+    /// Rows per `fileList` page.
+    let listPageSize: Int
+    /// The clock grants are issued and checked by (seconds).
+    let now: @Sendable () -> Double
+
+    init(listPageSize: Int, now: @escaping @Sendable () -> Double) {
+        self.listPageSize = listPageSize
+        self.now = now
+    }
+
+    /// The registry is at `generation` now.
+    func publish(_ generation: UInt64) {
+        state.withLock { $0.generation = generation }
+    }
+
+    /// The registry's generation as last published.
+    var generation: UInt64 { state.withLock { $0.generation } }
+
+    // MARK: list
+
+    /// The page after `after` at the published generation, or nil when the
+    /// rows of that generation are not kept yet (the actor makes them).
+    func listPage(after: ListCursor?) throws(TrackerError) -> ByteBuffer? {
+        try state.withLock { (state) throws(TrackerError) -> ByteBuffer? in
+            try state.lists.page(at: state.generation, after: after, pageSize: listPageSize)
+        }
+    }
+
+    /// The page after `after` at `generation` (the registry's, on the actor),
+    /// with the rows made by `make` when they are not kept; `make` runs
+    /// without the lock held.
+    func listPage(after: ListCursor?, at generation: UInt64, rows make: () -> [ListedFile]) throws(TrackerError) -> ByteBuffer {
+        let listPageSize = self.listPageSize
+        if let page = try state.withLock({ (state) throws(TrackerError) -> ByteBuffer? in
+            try state.lists.page(at: generation, after: after, pageSize: listPageSize)
+        }) {
+            return page
+        }
+        let rows = make()
+        return try state.withLock { (state) throws(TrackerError) -> ByteBuffer in
+            state.lists.setRows(rows, at: generation)
+            return try state.lists.page(at: generation, after: after, pageSize: listPageSize)!
+        }
+    }
+
+    /// Every row of the list at `generation`, made by `make` when not kept.
+    func listRows(at generation: UInt64, _ make: () -> [ListedFile]) -> [ListedFile] {
+        if let rows = state.withLock({ $0.lists.rows(at: generation) }) { return rows }
+        let rows = make()
+        state.withLock { $0.lists.setRows(rows, at: generation) }
+        return rows
+    }
+
+    // MARK: details
+
+    /// The cached reply to `key` for `asker` at the published generation,
+    /// with fresh download ids (extending `downloadID` where it is the
+    /// asker's grant for that content); nil on a miss, or when `asker`
+    /// holds one of the contents (its reply leaves its own account out).
+    func details(_ key: DetailsCache.Key, asker: String, extending downloadID: String?) throws(TrackerError) -> ByteBuffer? {
+        let t = now()
+        return try details(key, asker: asker, extending: downloadID, now: t, at: nil)
+    }
+
+    /// As ``details(_:asker:extending:)``, at `generation` (nil: the published one).
+    func details(_ key: DetailsCache.Key, asker: String, extending downloadID: String?, now t: Double,
+                 at generation: UInt64?) throws(TrackerError) -> ByteBuffer? {
+        let found = state.withLock { state -> (DetailsCache.Entry, [String])? in
+            guard let entry = state.details.entry(key, at: generation ?? state.generation),
+                  !entry.holderUsers.contains(asker) else { return nil }
+            let ids = entry.parts.map { part in
+                state.grants.issue(account: asker, contentID: part.contentID, fileSize: part.fileSize, holders: part.holders,
+                                   extending: downloadID, now: t)
+            }
+            return (entry, ids)
+        }
+        guard let (entry, ids) = found else { return nil }
+        return try entry.payload(downloadIDs: ids)
+    }
+
+    /// Keeps `entry` as the reply to `key` at `generation`.
+    func storeDetails(_ entry: DetailsCache.Entry, for key: DetailsCache.Key, at generation: UInt64) {
+        state.withLock { state in
+            // Looking up at `generation` drops an older generation's entries first.
+            guard state.details.entry(key, at: generation) == nil else { return }
+            state.details.store(entry, for: key)
+        }
+    }
+
+    // MARK: grants
+
+    /// Lists `holders` of `contentID` to `account` (``DownloadGrants/issue(account:contentID:fileSize:holders:extending:now:)``).
+    func issue(account: String, contentID: ContentID, fileSize: UInt64, holders: [String], extending id: String?, now t: Double) -> String {
+        state.withLock { $0.grants.issue(account: account, contentID: contentID, fileSize: fileSize, holders: holders, extending: id, now: t) }
+    }
+
+    /// The grant behind `id`, if it exists and has not expired at `t`.
+    func grant(_ id: String, now t: Double) -> DownloadGrants.Grant? {
+        state.withLock { $0.grants.grant(id, now: t) }
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import ShoalCore
+import ShoalNet
+import ShoalTestSupport
+import ShoalWire
+import Testing
+@testable import ShoalTracker
+
+/// `list` and `details` answered on the event loop from the cache
+/// (``CachedReplyHandler``): never ahead of an earlier request of the same
+/// connection, never for a session that has ended, and with download ids
+/// that reports honour like any other.
+@Suite struct CachedRepliesTests {
+    /// A list pipelined right behind an announce, with the list already
+    /// cached, is answered after the announce and shows the announced file.
+    @Test func aPipelinedListSeesTheAnnounceBeforeIt() async throws {
+        let tracker = try await TestTracker.start()
+        let setup = try await tracker.connect()
+        try await setup.register("nora", "secret-of-nora")
+        setup.close()
+
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: tracker.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    _ = try tracker.security.configure(channel, remote: "test tracker", timeout: .milliseconds(30_000))
+                    return try Framing.configure(channel)
+                }
+            }
+        let manifest = sampleManifest(41)
+        let listed = try await channel.executeThenClose { inbound, outbound in
+            var replies = inbound.makeAsyncIterator()
+            func next() async throws -> Message {
+                guard let frame = try await replies.next() else { throw NetError.connectionClosed(peer: "test tracker") }
+                return try Message(frame: frame)
+            }
+            var handshake = HandshakeStateMachine(role: .initiator, localRole: "peer", software: ShoalVersion.software)
+            guard case let .send(hello) = handshake.start() else { throw TestFailure("no hello to send") }
+            try await outbound.write(try hello.frame(requestID: 1))
+            guard case .established = handshake.receive(try await next()) else { throw TestFailure("the handshake failed") }
+            try await outbound.write(try Login(user: "nora", password: "secret-of-nora", port: 9000).frame(requestID: 2))
+            guard case let .loggedIn(session) = try await next() else { throw TestFailure("login failed") }
+            // The list is cached now (the second one is answered from the cache).
+            for id: UInt32 in [3, 4] {
+                try await outbound.write(try ListFiles(token: session.token).frame(requestID: id))
+                guard case let .fileList(empty) = try await next() else { throw TestFailure("no list") }
+                #expect(empty.files.isEmpty)
+            }
+            // Both in one write: the list arrives while the announce is being handled.
+            let file = AnnouncedFile(name: "piped.bin", contentID: manifest.contentID, manifest: ManifestPayload(manifest))
+            try await outbound.write(contentsOf: [
+                .frame(try Announce(token: session.token, replace: true, files: [file]).frame(requestID: 5)),
+                .frame(try ListFiles(token: session.token).frame(requestID: 6)),
+            ])
+            guard case .announced = try await next() else { throw TestFailure("the announce was not answered first") }
+            guard case let .fileList(list) = try await next() else { throw TestFailure("no list after the announce") }
+            return list.files.map(\.name)
+        }
+        #expect(listed == ["piped.bin"])
+        await tracker.stopAndRemove()
+    }
+
+    /// After a logout, the old token gets nothing from the cache.
+    @Test func aLoggedOutTokenIsRefusedThoughItsListIsCached() async throws {
+        let tracker = try await TestTracker.start()
+        let connection = try await tracker.connect()
+        let token = try await connection.signUp("omar")
+        try await connection.announce(token, [("kept.bin", sampleManifest(42))])
+        _ = try await connection.list(token)
+        #expect(try await connection.list(token).map(\.name) == ["kept.bin"])
+        _ = try await connection.request(.logout(Logout(token: token)))
+        // Someone else fills the cache after the logout.
+        let other = try await tracker.connect()
+        let otherToken = try await other.signUp("olga")
+        try await other.announce(otherToken, [("other.bin", sampleManifest(44))])
+        _ = try await other.list(otherToken)
+        #expect(try await other.list(otherToken).map(\.name) == ["other.bin"])
+        let code = await refusalCode { _ = try await connection.list(token) }
+        #expect(code == "not_logged_in")
+        let detailsCode = await refusalCode { _ = try await connection.details(token, name: "other.bin") }
+        #expect(detailsCode == "not_logged_in")
+        connection.close()
+        other.close()
+        await tracker.stopAndRemove()
+    }
+
+    /// `details` answered from the cache hands out download ids of their
+    /// own, bound like any other: a report with one is taken, once.
+    @Test func aCachedDetailsGrantIsHonouredByReport() async throws {
+        let tracker = try await TestTracker.start()
+        let holder = try await tracker.connect()
+        let holderToken = try await holder.signUp("petra")
+        let manifest = sampleManifest(43)
+        try await holder.announce(holderToken, [("shared.bin", manifest)])
+        let asker = try await tracker.connect()
+        let token = try await asker.signUp("quinn")
+        let first = try await asker.details(token, name: "shared.bin")
+        let second = try await asker.details(token, name: "shared.bin")
+        let firstID = try #require(first.first?.downloadID)
+        let secondID = try #require(second.first?.downloadID)
+        #expect(firstID != secondID)
+        #expect(secondID.count == 64 && secondID.allSatisfy(\.isHexDigit))
+        #expect(second.first?.holders.map(\.user) == ["petra"])
+        let reply = try await asker.request(.report(Report(token: token, contentID: manifest.contentID, holder: "petra",
+                                                           outcome: .success, bytes: 1000, downloadID: secondID)))
+        guard case let .reported(reported) = reply else { throw TestFailure("no reported reply") }
+        #expect(reported.countDownloads == 1)
+        // Another account cannot use that id.
+        let other = try await tracker.connect()
+        let otherToken = try await other.signUp("rosa")
+        let code = await refusalCode {
+            _ = try await other.request(.report(Report(token: otherToken, contentID: manifest.contentID, holder: "petra",
+                                                       outcome: .failure, bytes: 0, downloadID: secondID)))
+        }
+        #expect(code == "not_allowed")
+        for connection in [holder, asker, other] { connection.close() }
+        await tracker.stopAndRemove()
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
