@@ -1,4 +1,5 @@
 import NIOCore
+import ShoalCore
 import ShoalWire
 import Synchronization
 
@@ -130,7 +131,10 @@ final class CachedReplyHandler: ChannelDuplexHandler, Sendable {
             reply = Frame(type: .fileList, requestID: frame.requestID, payload: page)
         case let .details(request):
             guard request.token == session.token, request.knownMaps == nil else { return nil }
-            let key = DetailsCache.Key(name: request.name, contentID: request.contentID, withManifest: request.withoutManifest != true,
+            let name = request.name.flatMap { try? FileName($0) }
+            // A name that is no file name goes to the task, which refuses it.
+            guard request.name == nil || name != nil else { return nil }
+            let key = DetailsCache.Key(name: name, contentID: request.contentID, withManifest: request.withoutManifest != true,
                                        holdersAfter: request.holdersAfter)
             guard let payload = try? served.details(key, asker: session.user, extending: request.downloadID) else { return nil }
             reply = Frame(type: .fileDetails, requestID: frame.requestID, payload: payload)

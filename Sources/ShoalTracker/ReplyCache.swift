@@ -77,9 +77,15 @@ struct ListCache {
     }
 }
 
-/// `fileDetails` replies by request, encoded once per generation, with a
-/// gap where each content's download id goes (ids are per asker and per
-/// request; ``DownloadGrants`` issues them on every request, hit or miss).
+/// `fileDetails` replies by request, encoded once until what they show
+/// changes, with a gap where each content's download id goes (ids are per
+/// asker and per request; ``DownloadGrants`` issues them on every request,
+/// hit or miss).
+///
+/// An entry goes when one of its contents, or the file name it was asked
+/// by, is touched (``TrackerRegistry/Touched``: a holding, or a holder's
+/// address, counters or key changed), not at every change of the registry:
+/// an announce of one file leaves the replies about the others cached.
 ///
 /// A reply is the same for every asker who holds none of its contents (the
 /// registry leaves the asker's own account out of the holders), so an entry
@@ -91,7 +97,8 @@ struct ListCache {
 struct DetailsCache {
     /// What a reply depends on besides the registry and the asker.
     struct Key: Hashable {
-        var name: String?
+        /// Compared byte for byte, as the registry compares file names.
+        var name: FileName?
         var contentID: ContentID?
         var withManifest: Bool
         var holdersAfter: String?
@@ -137,28 +144,58 @@ struct DetailsCache {
         }
     }
 
-    /// Encoded bytes kept at most.
+    /// Encoded bytes kept at most; past it, the cache starts anew.
     var maximumBytes = 16 << 20
-    private(set) var generation: UInt64?
     private var entries: [Key: Entry] = [:]
+    /// The keys of the entries showing each content, and asked by each name.
+    private var byContent: [ContentID: Set<Key>] = [:]
+    private var byName: [FileName: Set<Key>] = [:]
     private(set) var byteCount = 0
 
-    /// The entry for `key` made at `generation`, if any; an older generation's entries are dropped.
-    mutating func entry(_ key: Key, at generation: UInt64) -> Entry? {
-        if self.generation != generation {
-            self.generation = generation
-            entries = [:]
-            byteCount = 0
-        }
-        return entries[key]
-    }
+    /// The number of entries kept.
+    var count: Int { entries.count }
 
-    /// Keeps `entry` for `key` at the generation last looked up, room permitting.
+    /// The entry for `key`, if kept.
+    func entry(_ key: Key) -> Entry? { entries[key] }
+
+    /// Keeps `entry` for `key`, made from the registry as it is now.
     mutating func store(_ entry: Entry, for key: Key) {
+        guard entries[key] == nil else { return }
         let size = entry.byteCount
-        guard byteCount + size <= maximumBytes, entries[key] == nil else { return }
+        guard size <= maximumBytes else { return }
+        if byteCount + size > maximumBytes { removeAll() }
         entries[key] = entry
         byteCount += size
+        for content in Set(entry.parts.map(\.contentID)).union(key.contentID.map { [$0] } ?? []) { byContent[content, default: []].insert(key) }
+        if let name = key.name { byName[name, default: []].insert(key) }
+    }
+
+    /// Drops the entries showing a touched content or asked by a touched name.
+    mutating func invalidate(_ touched: TrackerRegistry.Touched) {
+        var keys: Set<Key> = []
+        for content in touched.contents { keys.formUnion(byContent.removeValue(forKey: content) ?? []) }
+        for name in touched.names { keys.formUnion(byName.removeValue(forKey: name) ?? []) }
+        for key in keys { remove(key) }
+    }
+
+    mutating func removeAll() {
+        entries = [:]
+        byContent = [:]
+        byName = [:]
+        byteCount = 0
+    }
+
+    private mutating func remove(_ key: Key) {
+        guard let entry = entries.removeValue(forKey: key) else { return }
+        byteCount -= entry.byteCount
+        for content in Set(entry.parts.map(\.contentID)).union(key.contentID.map { [$0] } ?? []) {
+            byContent[content]?.remove(key)
+            if byContent[content]?.isEmpty == true { byContent.removeValue(forKey: content) }
+        }
+        if let name = key.name {
+            byName[name]?.remove(key)
+            if byName[name]?.isEmpty == true { byName.removeValue(forKey: name) }
+        }
     }
 
     /// `detail`'s JSON (as ``ControlMessage`` encodes it: sorted keys) with an

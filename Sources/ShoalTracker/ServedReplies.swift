@@ -10,12 +10,11 @@ import Synchronization
 /// without a hop to the ``Tracker`` actor (``CachedReplyHandler``), and the
 /// actor fills the caches on a miss.
 ///
-/// The actor publishes the registry's generation after every change
-/// (``publish(_:)``), before the reply to the request that made it is
-/// written: whoever saw that reply and asks again is answered from the new
-/// generation. A cache holds what it was filled with at one generation and
-/// answers only at that generation, so nothing older than the published
-/// generation is ever served.
+/// The actor publishes every change of the registry (``publish(_:touched:)``)
+/// before the reply to the request that made it is written: whoever saw
+/// that reply and asks again is answered from the registry as changed. The
+/// list cache answers only at the generation it was made at; a `details`
+/// entry goes when one of its contents or its name is touched.
 final class ServedReplies: Sendable {
     private struct State {
         var generation: UInt64 = 0
@@ -35,9 +34,12 @@ final class ServedReplies: Sendable {
         self.now = now
     }
 
-    /// The registry is at `generation` now.
-    func publish(_ generation: UInt64) {
-        state.withLock { $0.generation = generation }
+    /// The registry is at `generation` now, with `touched` changed since the last call.
+    func publish(_ generation: UInt64, touched: TrackerRegistry.Touched) {
+        state.withLock { state in
+            state.generation = generation
+            if !touched.isEmpty { state.details.invalidate(touched) }
+        }
     }
 
     /// The registry's generation as last published.
@@ -80,21 +82,17 @@ final class ServedReplies: Sendable {
 
     // MARK: details
 
-    /// The cached reply to `key` for `asker` at the published generation,
-    /// with fresh download ids (extending `downloadID` where it is the
+    /// The cached reply to `key` for `asker`, with fresh download ids (extending `downloadID` where it is the
     /// asker's grant for that content); nil on a miss, or when `asker`
     /// holds one of the contents (its reply leaves its own account out).
     func details(_ key: DetailsCache.Key, asker: String, extending downloadID: String?) throws(TrackerError) -> ByteBuffer? {
-        let t = now()
-        return try details(key, asker: asker, extending: downloadID, now: t, at: nil)
+        try details(key, asker: asker, extending: downloadID, now: now())
     }
 
-    /// As ``details(_:asker:extending:)``, at `generation` (nil: the published one).
-    func details(_ key: DetailsCache.Key, asker: String, extending downloadID: String?, now t: Double,
-                 at generation: UInt64?) throws(TrackerError) -> ByteBuffer? {
+    /// As ``details(_:asker:extending:)``, with the time given.
+    func details(_ key: DetailsCache.Key, asker: String, extending downloadID: String?, now t: Double) throws(TrackerError) -> ByteBuffer? {
         let found = state.withLock { state -> (DetailsCache.Entry, [String])? in
-            guard let entry = state.details.entry(key, at: generation ?? state.generation),
-                  !entry.holderUsers.contains(asker) else { return nil }
+            guard let entry = state.details.entry(key), !entry.holderUsers.contains(asker) else { return nil }
             let ids = entry.parts.map { part in
                 state.grants.issue(account: asker, contentID: part.contentID, fileSize: part.fileSize, holders: part.holders,
                                    extending: downloadID, now: t)
@@ -105,13 +103,10 @@ final class ServedReplies: Sendable {
         return try entry.payload(downloadIDs: ids)
     }
 
-    /// Keeps `entry` as the reply to `key` at `generation`.
-    func storeDetails(_ entry: DetailsCache.Entry, for key: DetailsCache.Key, at generation: UInt64) {
-        state.withLock { state in
-            // Looking up at `generation` drops an older generation's entries first.
-            guard state.details.entry(key, at: generation) == nil else { return }
-            state.details.store(entry, for: key)
-        }
+    /// Keeps `entry` as the reply to `key`, made from the registry as it is now
+    /// (on the actor, with every change published).
+    func storeDetails(_ entry: DetailsCache.Entry, for key: DetailsCache.Key) {
+        state.withLock { $0.details.store(entry, for: key) }
     }
 
     // MARK: grants

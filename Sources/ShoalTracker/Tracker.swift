@@ -55,10 +55,14 @@ public actor Tracker {
     private let pool: NIOThreadPool
     let logger: Logger
     private let now: @Sendable () -> Double
-    /// Every change is published to ``served`` (its generation), so the
-    /// event loops never answer from a cache older than the registry.
+    /// Every change is published to ``served`` (the generation, and what
+    /// `details` may show differently), so the event loops never answer
+    /// from a cache older than the registry.
     var registry: TrackerRegistry {
-        didSet { served.publish(registry.generation) }
+        didSet {
+            let touched = registry.takeTouched()
+            served.publish(registry.generation, touched: touched)
+        }
     }
     private var throttle: LoginThrottle
     private var registrations: RegistrationThrottle
@@ -340,16 +344,17 @@ public actor Tracker {
 
     /// The details asked for, each content with a download id bound to this
     /// account, the content and the holders listed (``DownloadGrants``).
-    /// Served from ``DetailsCache`` when the registry has not changed since
-    /// the same request was answered to an asker holding none of the
+    /// Served from ``DetailsCache`` when nothing the reply shows has changed
+    /// since the same request was answered to an asker holding none of the
     /// contents; the download ids are issued afresh either way.
     private func details(_ request: Details, connection: UInt64) throws(TrackerError) -> Reply {
         let token = try session(request.token, connection)
         guard let asker = registry.peer(token)?.user else { throw .notLoggedIn }
-        let key = DetailsCache.Key(name: request.name, contentID: request.contentID, withManifest: request.withoutManifest != true,
+        let key = DetailsCache.Key(name: request.name.flatMap { try? FileName($0) }, contentID: request.contentID, withManifest: request.withoutManifest != true,
                                    holdersAfter: request.holdersAfter)
-        let cacheable = request.knownMaps == nil
-        if cacheable, let payload = try served.details(key, asker: asker, extending: request.downloadID, now: now(), at: registry.generation) {
+        // A name that is no file name is refused below, never looked up.
+        let cacheable = request.knownMaps == nil && (request.name == nil || key.name != nil)
+        if cacheable, let payload = try served.details(key, asker: asker, extending: request.downloadID, now: now()) {
             return .encoded(.fileDetails, payload)
         }
         var details = FileDetails(try registry.details(token, name: request.name, contentID: request.contentID,
@@ -360,7 +365,7 @@ public actor Tracker {
             if !holderUsers.contains(asker) {
                 let parts = details.files.map { DetailsCache.part($0, holders: $0.holders.map(\.user)) }
                 served.storeDetails(DetailsCache.Entry(parts: parts, moreContents: details.moreContents, holderUsers: holderUsers),
-                                    for: key, at: registry.generation)
+                                    for: key)
             }
         }
         let t = now()

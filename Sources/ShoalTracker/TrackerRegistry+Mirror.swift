@@ -57,6 +57,7 @@ extension TrackerRegistry {
                 peer.keyFingerprint = stored.keyFingerprint
                 peer.instance = stored.instance
                 sessions[token] = peer
+                touchHoldings(of: token)
                 changed = true
             }
         } else {

@@ -132,6 +132,10 @@ public struct TrackerRegistry: Sendable {
     /// Grows with every change to what ``list()`` or ``details(_:name:contentID:withManifest:holdersAfter:knownMaps:)``
     /// return (mirrored changes of other instances included), so callers can cache them (``ListCache``, ``DetailsCache``).
     public internal(set) var generation: UInt64 = 0
+    /// The contents and names whose `details` may read differently since the
+    /// last ``takeTouched()`` (a holding, a holder's address, counters or
+    /// key changed), so a cache of `details` drops only those.
+    var touched = Touched()
     var sessions: [SessionToken: Peer] = [:]
     var tokenByUser: [String: SessionToken] = [:]
     var contents: [ContentID: Content] = [:]
@@ -186,7 +190,20 @@ public struct TrackerRegistry: Sendable {
     public mutating func setKeyFingerprint(_ token: SessionToken, _ fingerprint: String?) {
         guard let peer = sessions[token], peer.keyFingerprint != fingerprint else { return }
         sessions[token]?.keyFingerprint = fingerprint
+        touchHoldings(of: token)
         generation &+= 1
+    }
+
+    /// What changed for `details` since the last call; starts anew.
+    public mutating func takeTouched() -> Touched {
+        defer { touched = Touched() }
+        return touched
+    }
+
+    /// Every content `token` holds may read differently (its holder changed).
+    mutating func touchHoldings(of token: SessionToken) {
+        guard let holdings = sessions[token]?.holdings else { return }
+        touched.contents.formUnion(holdings.keys)
     }
 
     /// Closes a session and withdraws everything it held.
@@ -220,6 +237,7 @@ public struct TrackerRegistry: Sendable {
         // `details` shows counters: cached replies must go.
         generation &+= 1
         for token in tokens {
+            touchHoldings(of: token)
             sessions[token]?.countDownloads = downloads
             sessions[token]?.countFailures = failures
             sessions[token]?.bytesServed = bytesServed
@@ -361,6 +379,9 @@ public struct TrackerRegistry: Sendable {
 
     mutating func setHolding(_ token: SessionToken, _ id: ContentID, _ holding: Holding) {
         let old = sessions[token]?.holdings[id]
+        touched.contents.insert(id)
+        touched.names.formUnion(holding.names)
+        if let old { touched.names.formUnion(old.names) }
         for name in old?.names.subtracting(holding.names) ?? [] { unindex(name, id) }
         for name in holding.names.subtracting(old?.names ?? []) { names[name, default: [:]][id, default: 0] += 1 }
         sessions[token]?.holdings[id] = holding
@@ -369,6 +390,8 @@ public struct TrackerRegistry: Sendable {
 
     mutating func withdraw(_ token: SessionToken, _ id: ContentID) {
         guard let holding = sessions[token]?.holdings.removeValue(forKey: id) else { return }
+        touched.contents.insert(id)
+        touched.names.formUnion(holding.names)
         for name in holding.names { unindex(name, id) }
         contents[id]?.holders.remove(token)
         if contents[id]?.holders.isEmpty == true { forget(id) }
@@ -376,6 +399,7 @@ public struct TrackerRegistry: Sendable {
 
     mutating func forget(_ id: ContentID) {
         guard let content = contents.removeValue(forKey: id) else { return }
+        touched.contents.insert(id)
         totalChunks -= content.manifest.chunkCount
     }
 
@@ -529,4 +553,13 @@ public struct TrackerRegistry: Sendable {
 
     /// Connected peers, by user name.
     public var connectedPeers: [Peer] { sessions.values.sorted { $0.user < $1.user } }
+}
+
+extension TrackerRegistry {
+    /// Contents and file names whose `details` replies may have changed.
+    public struct Touched: Sendable, Equatable {
+        public var contents: Set<ContentID> = []
+        public var names: Set<FileName> = []
+        public var isEmpty: Bool { contents.isEmpty && names.isEmpty }
+    }
 }

@@ -123,3 +123,48 @@ struct TestFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
+
+/// The `details` cache as a value: an entry goes when one of its contents
+/// or its name is touched, and only then; the whole stays bounded.
+@Suite struct DetailsCacheTests {
+    let x = sampleManifest(51).contentID, y = sampleManifest(52).contentID
+
+    func entry(_ contents: [ContentID], bytes: Int = 100) -> DetailsCache.Entry {
+        DetailsCache.Entry(parts: contents.map { DetailsCache.Part(contentID: $0, fileSize: 1, holders: ["h"], head: Array(repeating: 0x61, count: bytes), tail: [0x7d]) },
+                           moreContents: nil, holderUsers: ["h"])
+    }
+
+    func key(name: String? = nil, _ content: ContentID? = nil) throws -> DetailsCache.Key {
+        DetailsCache.Key(name: try name.map { try FileName($0) }, contentID: content, withManifest: true, holdersAfter: nil)
+    }
+
+    @Test func entriesGoWhenWhatTheyShowIsTouched() throws {
+        var cache = DetailsCache()
+        let byName = try key(name: "a.bin"), byX = try key(x), byY = try key(y)
+        cache.store(entry([x]), for: byName)
+        cache.store(entry([x]), for: byX)
+        cache.store(entry([y]), for: byY)
+        var touched = TrackerRegistry.Touched()
+        touched.contents = [y]
+        cache.invalidate(touched)
+        #expect(cache.entry(byY) == nil && cache.entry(byX) != nil && cache.entry(byName) != nil, "y's reply goes, x's stay")
+        touched = TrackerRegistry.Touched()
+        touched.names = [try FileName("a.bin")]
+        cache.invalidate(touched)
+        #expect(cache.entry(byName) == nil && cache.entry(byX) != nil, "a new content under the name: the name's reply goes")
+        touched = TrackerRegistry.Touched()
+        touched.contents = [x]
+        cache.invalidate(touched)
+        #expect(cache.count == 0 && cache.byteCount == 0)
+    }
+
+    @Test func theCacheIsBounded() throws {
+        var cache = DetailsCache()
+        cache.maximumBytes = 10_000
+        for i in 0..<500 {
+            cache.store(entry([x], bytes: 900), for: try key(name: "f\(i).bin"))
+            #expect(cache.byteCount <= 10_000)
+        }
+        #expect(cache.count > 0)
+    }
+}
