@@ -112,6 +112,7 @@ public struct Downloader: Sendable {
         } catch {
             throw DownloadError.tracker("\(error)")
         }
+        logger.trace("details of \(name) received")
         let manifest: Manifest
         guard let payload = detail.manifest else { throw DownloadError.tracker("its details of \(name.debugDescription) carry no manifest") }
         do { manifest = try payload.manifest(expecting: detail.contentID) } catch { throw DownloadError.corrupt("\(error)") }
@@ -131,14 +132,17 @@ public struct Downloader: Sendable {
         }
         let resumed = partial.have.heldCount
         if resumed > 0 { logger.info("resuming \(name): \(resumed) of \(manifest.chunkCount) chunks already verified on disk") }
+        logger.trace("partial file open")
         library.add(partial)
         let partialEntry = AnnouncedFile(name: name.value, contentID: manifest.contentID, manifest: ManifestPayload(manifest),
                                          chunks: partial.have.base64)
         try? await session.announce([partialEntry])
+        logger.trace("partial file announced")
 
         let loop = DownloadLoop(name: name, manifest: manifest, partial: partial, session: session, logger: logger,
                                 configuration: configuration, downloadID: downloadID, progress: progress)
         let ending = await loop.run(holders: initial)
+        logger.trace("download loop ended: \(ending)")
         let plan = loop.plan
         switch ending {
         case .complete:
@@ -168,6 +172,7 @@ public struct Downloader: Sendable {
             throw DownloadError.corrupt("\(error)")
         }
         library.remove(manifest.contentID)
+        logger.trace("file verified and in place")
         // Served from here on through a descriptor opened without following a link.
         let reader: FileChunkReader
         do { reader = try folder.openFile(name) } catch { throw DownloadError.storage(error) }
@@ -184,7 +189,9 @@ public struct Downloader: Sendable {
             }
         }
         try? await session.announce([AnnouncedFile(name: name.value, contentID: manifest.contentID, manifest: ManifestPayload(manifest))])
+        logger.trace("file announced")
         await reportHolders(plan, loop, manifest)
+        logger.trace("holders reported")
         let seconds = (ContinuousClock.now - started).seconds
         progress(loop.snapshot(elapsed: seconds))
         // One row per holder; one that came back after going silent sums its connections, the last one decides the rest.
