@@ -302,9 +302,14 @@ final class DownloadLoop {
         link.connection.close()
     }
 
-    /// Connects to holders not met yet, each in its own task, and times the
-    /// hello's round trip: the response time of the original (which sent a
-    /// `checkActive`; the hello is the same exchange, one round trip sooner).
+    /// Connects to holders not met yet, each in its own task. The first
+    /// requests follow the hello at once, without waiting for its answer
+    /// (PROTOCOL.md, section 6.1), so a link carries its first chunk one
+    /// round trip sooner; the TCP connection's set-up time stands for the
+    /// holder's response time until chunks measure it (the original sent a
+    /// `checkActive`, a round trip more). A hello that fails fails those
+    /// requests, and the holder is dropped and tried again later, as one
+    /// that cannot be reached.
     private func admit(_ candidates: [ShoalWire.Holder]) {
         let chunkFrame = Int(manifest.chunkSize) + 4096
         let post = self.post
@@ -331,7 +336,7 @@ final class DownloadLoop {
                     connection = try await FramedConnection.connect(host: holder.host, port: holder.port, role: "peer", timeout: .seconds(Int64(timeout)),
                                                                     maximumPayloadLength: chunkFrame, preallocationLimit: chunkFrame,
                                                                     security: security,
-                                                                    statistics: receiveStatistics ?? FrameStatistics())
+                                                                    statistics: receiveStatistics ?? FrameStatistics(), pipelined: true)
                 } catch let error as NetError {
                     if case .fingerprintMismatch = error {
                         post.yield(.refused(holder, reason: "\(error)"))
@@ -343,9 +348,9 @@ final class DownloadLoop {
                     post.yield(.unreachable(holder, reason: "\(error)"))
                     return
                 }
-                // The hello's round trip times the holder (as a checkActive
-                // would, one round trip later): chunks can be asked at once.
-                let rtt = connection.handshakeRoundTrip > 0 ? connection.handshakeRoundTrip : (ContinuousClock.now - start).seconds
+                // The TCP handshake's round trip times the holder (as a
+                // checkActive would, two round trips later).
+                let rtt = connection.connectRoundTrip > 0 ? connection.connectRoundTrip : (ContinuousClock.now - start).seconds
                 // A loop that ended meanwhile will not close it: close it here.
                 if case .terminated = post.yield(.connected(holder, connection, roundTrip: rtt)) { connection.close() }
             }
