@@ -121,6 +121,11 @@ public struct DownloadPlan: Sendable {
         public fileprivate(set) var bytesServed = 0
         /// When its last reply (verified chunk or refusal) arrived, while it owed more.
         fileprivate var lastArrival: Double?
+        /// When its first and its latest chunk arrived, and how many have:
+        /// its long-run pace (see ``DownloadPlan/steadyServiceTime(_:)``).
+        fileprivate var firstChunkAt: Double?
+        fileprivate var latestChunkAt: Double?
+        fileprivate var chunksArrived = 0
         /// Whether its head request went past its slack with nothing arriving since.
         public fileprivate(set) var isLate = false
         /// Chunks it refused: never asked of it again in this download, even
@@ -322,6 +327,9 @@ public struct DownloadPlan: Sendable {
         let since = peer.lastArrival.map { max($0, asked) } ?? asked
         peer.score.observeChunk(bytes: length, seconds: now - since)
         peer.lastArrival = now
+        peer.firstChunkAt = peer.firstChunkAt ?? now
+        peer.latestChunkAt = now
+        peer.chunksArrived += 1
         peer.isLate = false
         if let throughput = peer.score.throughput {
             let wanted = Int((throughput * configuration.targetQueueSeconds / Double(chunkSize)).rounded(.up)) + 1
@@ -427,12 +435,12 @@ public struct DownloadPlan: Sendable {
     /// When every missing chunk, those in flight included, would have
     /// arrived if each went to whichever holder brings it soonest: the
     /// smallest `t` by which the holders deliver that many, each one per
-    /// service time from its next expected arrival (an idle one, one round
+    /// chunk time at its steady pace from its next expected arrival (an idle one, one round
     /// trip plus one service time from now). Nil with one holder, and while
     /// every holder will be busy to the end anyway, which is most of a
     /// download (cheap to tell: no holder's full window reaches past `now`
     /// plus the missing chunks at all holders' rates together).
-    func finishTime(now: Double) -> Double? {
+    public func finishTime(now: Double) -> Double? {
         let holders = peers.values.filter { $0.isActive && !$0.isLate }
         guard holders.count > 1 else { return nil }
         let remaining = picker.wantedCount + inFlightCount
@@ -440,14 +448,14 @@ public struct DownloadPlan: Sendable {
         var rate = 0.0
         var latestNext = -Double.infinity
         for peer in holders {
-            let service = serviceTime(peer)
+            let service = steadyServiceTime(peer)
             rate += 1 / service
             // Its queue, once this round of requests has filled its window.
             latestNext = max(latestNext, now + peer.score.responseTime + Double(max(peer.inFlight.count, peer.window) + 1) * service)
         }
         guard latestNext > now + Double(remaining) / rate else { return nil }
         let pipelines = holders.map { peer -> (start: Double, service: Double) in
-            let service = serviceTime(peer)
+            let service = steadyServiceTime(peer)
             let first = headExpected(peer) ?? now + peer.score.responseTime + service
             return (max(first, now) - service, service)
         }
@@ -464,22 +472,25 @@ public struct DownloadPlan: Sendable {
     }
 
     /// Whether `peer` should be asked for the new chunk `chunk` now: near
-    /// the end (see ``finishTime(now:)``), not if it would bring it after
-    /// the holders together could have brought everything, unless no holder
-    /// that would be in time has that chunk. A slow holder's queue then
+    /// the end (see ``finishTime(now:)``), only if it would bring it, with
+    /// two of its chunk times to spare, before the holders together could
+    /// have brought everything, or if no other holder that has the chunk
+    /// would bring it sooner were it asked now. A slow holder's queue then
     /// runs dry as the others finish, instead of holding the last chunks,
     /// which a fast one would have to copy (wasting both links' bytes) or
     /// wait for.
     ///
-    /// A holder must be in time by one of its own service times to spare:
-    /// its chunks come no more regularly than that (a lossy link delivers
-    /// in bursts), and one that ends late holds up the whole file, while
-    /// a chunk left to the others costs them a fraction of their time.
+    /// Times are reckoned at each holder's steady pace
+    /// (``steadyServiceTime(_:)``), and the two chunk times to spare are
+    /// because its chunks come no more regularly than that (a lossy link
+    /// halves its rate after each loss): one that ends late holds up the
+    /// whole file, while a chunk left to the others costs them a fraction
+    /// of their time.
     private func bringsInTime(_ peer: Peer, chunk: Int, finish: Double, now: Double) -> Bool {
-        func inTime(_ holder: Peer) -> Bool { arrivalOfNext(holder, now: now) + serviceTime(holder) <= finish + 1e-6 }
-        if inTime(peer) { return true }
+        let arrival = steadyArrivalOfNext(peer, now: now)
+        if arrival + 2 * steadyServiceTime(peer) <= finish + 1e-6 { return true }
         return !peers.values.contains { other in
-            other.id != peer.id && other.isActive && !other.isLate && other.has(chunk) && inTime(other)
+            other.id != peer.id && other.isActive && !other.isLate && other.has(chunk) && steadyArrivalOfNext(other, now: now) < arrival
         }
     }
 
@@ -542,8 +553,27 @@ public struct DownloadPlan: Sendable {
         return max(now + peer.score.responseTime + service, queued + service)
     }
 
-    /// The in-flight chunk `peer` should copy: a late one; one its copy
-    /// from `peer` would bring before its holder begins to send it; or, as
+    /// Seconds per chunk `peer` keeps up over its whole download so far, if
+    /// slower than its smoothed service time: what the end of a download
+    /// reckons with. A lossy link's smoothed rate jumps after each burst of
+    /// chunks a recovered loss lets through; its long-run pace does not.
+    func steadyServiceTime(_ peer: Peer) -> Double {
+        let service = serviceTime(peer)
+        guard peer.chunksArrived >= 3, let first = peer.firstChunkAt, let latest = peer.latestChunkAt, latest > first else { return service }
+        return max(service, (latest - first) / Double(peer.chunksArrived - 1))
+    }
+
+    /// ``arrivalOfNext(_:now:)`` at the holder's steady pace.
+    private func steadyArrivalOfNext(_ peer: Peer, now: Double) -> Double {
+        let service = steadyServiceTime(peer)
+        guard let head = headExpected(peer) else { return now + peer.score.responseTime + service }
+        // The head as its clock expects it, then the rest of its queue and this one at the steady pace.
+        return max(head, now) + Double(peer.inFlight.count) * service
+    }
+
+    /// The in-flight chunk `peer` should copy: a late one; one of a slower
+    /// holder that its copy from `peer` would bring before that holder
+    /// begins to send it; or, as
     /// a last resort of a holder with nothing else to do, one overdue by
     /// more than a chunk's time at a holder more than twice as slow per
     /// chunk (a lossy link stuck on the last chunk of its queue, where no
@@ -556,7 +586,8 @@ public struct DownloadPlan: Sendable {
         let own = peer.score.responseTime + serviceTime(peer)
         var best: (chunk: Int, useful: Double)?
         for (chunk, candidate) in candidates {
-            guard arrival < candidate.useful || (candidate.overdue && candidate.perChunk > 2 * own),
+            let late = candidate.useful == .infinity
+            guard late || (arrival < candidate.useful && candidate.perChunk > own) || (candidate.overdue && candidate.perChunk > 2 * own),
                   let askers = owners[chunk], askers.count < configuration.endgameCopies,
                   !askers.contains(peer.id), peer.has(chunk) else { continue }
             let useful = candidate.useful

@@ -58,6 +58,10 @@ final class DownloadLoop {
     let logger: Logger
     let configuration: Downloader.Configuration
     let progress: @Sendable (DownloadProgress) -> Void
+    /// The announce of the partial file (with its manifest), sent as the
+    /// loop starts: chunk announcements wait for it, so the tracker knows
+    /// the content before it hears of its chunks.
+    let announced: Task<Void, Never>
 
     private(set) var plan: DownloadPlan
     private(set) var links: [Int: Link] = [:]
@@ -99,8 +103,10 @@ final class DownloadLoop {
     private var compression: CompressionChoice
 
     init(name: FileName, manifest: Manifest, partial: PartialDownload, session: TrackerSession, logger: Logger,
-         configuration: Downloader.Configuration, downloadID: String?, progress: @escaping @Sendable (DownloadProgress) -> Void) {
+         configuration: Downloader.Configuration, downloadID: String?, announced: Task<Void, Never>,
+         progress: @escaping @Sendable (DownloadProgress) -> Void) {
         self.name = name
+        self.announced = announced
         self.downloadID = downloadID
         self.manifest = manifest
         self.partial = partial
@@ -246,8 +252,11 @@ final class DownloadLoop {
             let batch = newlyHeld
             newlyHeld = []
             lastAnnounce = t
-            let (session, name, contentID) = (session, name.value, manifest.contentID)
-            Task { await session.announceHave(name: name, contentID: contentID, indices: batch) }
+            let (session, name, contentID, announced) = (session, name.value, manifest.contentID, announced)
+            Task {
+                await announced.value
+                await session.announceHave(name: name, contentID: contentID, indices: batch)
+            }
         }
         // Requests are made after every event: with none in flight, no
         // holder left has (or will give) any chunk still missing.
@@ -276,9 +285,11 @@ final class DownloadLoop {
         let holders = links.count + connecting
         let share = connecting > 0 && now < configuration.startGrace && holders > 0
             ? (manifest.chunkCount + holders - 1) / holders : nil
+        // For the trace: when the plan reckons the last chunk in (near the end only).
+        let finish = logger.logLevel <= .trace ? plan.finishTime(now: now).map { String(format: ", finish %.3f", $0) } ?? "" : ""
         for request in plan.nextRequests(now: now, share: share) {
             guard let link = links[request.peer] else { continue }
-            logger.trace("\(String(format: "%.3f", now)) ask \(link.user) for chunk \(request.chunk)")
+            logger.trace("\(String(format: "%.3f", now)) ask \(link.user) for chunk \(request.chunk)\(finish)")
             let stored = compression.asksStored
             let (manifest, partial, post, limit) = (manifest, partial, post, configuration.downloadLimit)
             let timeout = TimeAmount.seconds(Int64(configuration.requestTimeout))
@@ -411,9 +422,12 @@ final class DownloadLoop {
         post.finish()
         for link in links.values { link.connection.close() }
         if !newlyHeld.isEmpty {
-            let (session, name, contentID, batch) = (session, name.value, manifest.contentID, newlyHeld)
+            let (session, name, contentID, batch, announced) = (session, name.value, manifest.contentID, newlyHeld, announced)
             newlyHeld = []
-            Task { await session.announceHave(name: name, contentID: contentID, indices: batch) }
+            Task {
+                await announced.value
+                await session.announceHave(name: name, contentID: contentID, indices: batch)
+            }
         }
     }
 }
