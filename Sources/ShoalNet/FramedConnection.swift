@@ -25,9 +25,9 @@ public final class FramedConnection: Sendable {
     /// 0 until the answer has come (see `pipelined` in ``connect(host:port:role:group:timeout:maximumPayloadLength:preallocationLimit:answersProbes:security:statistics:pipelined:)``).
     public var handshakeRoundTrip: Double { state.withLock { $0.handshakeRoundTrip } }
     /// Seconds the TCP connection took to set up (SYN to SYN-ACK, one round
-    /// trip; on Linux the kernel's measure of it, which leaves out a lost
-    /// SYN's retransmission timeout): the response time known before any
-    /// frame was answered.
+    /// trip; for a pipelined connection on Linux, the kernel's measure of
+    /// it, which leaves out a lost SYN's retransmission timeout): the
+    /// response time known before any frame was answered.
     public var connectRoundTrip: Double { state.withLock { $0.connectRoundTrip } }
     private let channel: any Channel
     private let outbound: NIOAsyncChannelOutboundWriter<OutgoingFrame>
@@ -137,7 +137,7 @@ public final class FramedConnection: Sendable {
         // A lost SYN makes the connect take a retransmission timeout (1 s)
         // more; the kernel's own sample of the round trip (from the TCP
         // timestamps, which tell the copies apart) does not.
-        if let info = try? await (asyncChannel.channel as? any SocketOptionProvider)?.getTCPInfo().get(), info.tcpi_rtt > 0 {
+        if pipelined, let info = try? await (asyncChannel.channel as? any SocketOptionProvider)?.getTCPInfo().get(), info.tcpi_rtt > 0 {
             measuredRoundTrip = min(measuredRoundTrip, Double(info.tcpi_rtt) / 1e6)
         }
         #endif
@@ -403,7 +403,10 @@ private final class AwaitedReplies: Sendable {
     }
 
     func accepts(_ header: FrameHeader) -> Bool {
-        guard isSet.load(ordering: .acquiring) else { return true }
+        // Before the connection exists its hello is not sent, so nothing is
+        // awaited yet: only an error about no request in particular (why the
+        // other side is closing) is read. A server that talks first is skipped.
+        guard isSet.load(ordering: .acquiring) else { return header.type == .error && header.requestID == 0 }
         guard let connection = target.withLock({ $0.connection }) else { return false }
         return connection.awaits(header)
     }
