@@ -201,25 +201,34 @@ public final class NetworkLab: @unchecked Sendable {
         let host = try host(name)
         let iptables = try LabCommand.require("iptables", package: "iptables")
         let listing = try run(on: name, [iptables, "-w", "5", "-t", "raw", "-S", "PREROUTING", "-v"])
-        var counters = ReceiveCounters()
-        for line in listing.split(whereSeparator: \.isNewline) {
-            let words = line.split(separator: " ").map(String.init)
-            guard words.first == "-A", let c = words.firstIndex(of: "-c"), c + 2 < words.count,
-                  let packets = UInt64(words[c + 1]), let ipBytes = UInt64(words[c + 2]) else { continue }
-            // iptables counts IP bytes; the interface adds the Ethernet header.
-            let traffic = Traffic(packets: packets, bytes: ipBytes + 14 * packets)
-            if words.contains("DROP") {
-                counters.labDropped = counters.labDropped + traffic
-            } else if !words.contains("-j"), let s = words.firstIndex(of: "-s"), s + 1 < words.count,
-                      let sender = hosts.first(where: { $0.address + "/32" == words[s + 1] }), sender != host {
-                counters.bySender[sender.name, default: Traffic()] = counters.bySender[sender.name, default: Traffic()] + traffic
-            }
-        }
+        var counters = Self.receiveCounters(rules: listing, of: host, senders: hosts)
         // Fields: queue, port id, waiting, copy mode, copy range, dropped (queue full), dropped (user), last id, 1.
         let queues = (try? run(on: name, ["cat", "/proc/net/netfilter/nfnetlink_queue"])) ?? ""
         for line in queues.split(whereSeparator: \.isNewline) {
             let fields = line.split(whereSeparator: \.isWhitespace).compactMap { UInt64($0) }
             if fields.count >= 7 { counters.delayerDropped += fields[5] + fields[6] }
+        }
+        return counters
+    }
+
+    /// The ``ReceiveCounters`` in `rules`, the output of `iptables -t raw -S
+    /// PREROUTING -v` in `host`'s namespace: the counting rules (no target,
+    /// `-s` a sender's address) by sender, the DROP rules as the lab's loss.
+    /// iptables counts IP bytes; the interface adds the 14-byte Ethernet
+    /// header of each packet.
+    static func receiveCounters(rules: String, of host: Host, senders: [Host]) -> ReceiveCounters {
+        var counters = ReceiveCounters()
+        for line in rules.split(whereSeparator: \.isNewline) {
+            let words = line.split(separator: " ").map(String.init)
+            guard words.first == "-A", let c = words.firstIndex(of: "-c"), c + 2 < words.count,
+                  let packets = UInt64(words[c + 1]), let ipBytes = UInt64(words[c + 2]) else { continue }
+            let traffic = Traffic(packets: packets, bytes: ipBytes + 14 * packets)
+            if words.contains("DROP") {
+                counters.labDropped = counters.labDropped + traffic
+            } else if !words.contains("-j"), let s = words.firstIndex(of: "-s"), s + 1 < words.count,
+                      let sender = senders.first(where: { $0.address + "/32" == words[s + 1] }), sender != host {
+                counters.bySender[sender.name, default: Traffic()] = counters.bySender[sender.name, default: Traffic()] + traffic
+            }
         }
         return counters
     }

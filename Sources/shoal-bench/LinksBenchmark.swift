@@ -9,6 +9,15 @@ import ShoalSamples
 /// `shoal get` from four seeders over shaped links: each peer on its own
 /// test host (network namespace), each seeder's link limited in rate and
 /// delayed, some lossy; the links are checked with iperf3 and ping first.
+///
+/// The bytes received per byte of file are printed twice: as the
+/// downloader's interface counted them (`rx_bytes`), and past the lab's
+/// loss. The lab drops a lossy link's packets where they enter the
+/// downloader's namespace, after `rx_bytes` counted them, while a real lossy
+/// link loses them before the receiver's interface; the second figure
+/// subtracts what the lab's DROP rules dropped (their byte counters plus the
+/// 14-byte Ethernet header per packet). A second line per run breaks the
+/// received bytes down by sender (see ``NetworkLab/receiveCounters(of:)``).
 struct LinksBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "links",
@@ -19,7 +28,9 @@ struct LinksBenchmark: AsyncParsableCommand {
         equal = 4 × 50 Mbit/s at 20 ms; one-bad = 3 × 100 Mbit/s at 10 ms plus 100 Mbit/s at 200 ms with 20 % loss. \
         Installs iptables, iperf3, iputils-ping and libnetfilter-queue-dev with apt-get when missing and compiles \
         Benchmarks/LinkDelayer/link-delayer.c on first use. Every timed run starts fresh seeders and writes and \
-        deletes 1.5 GiB first (see FACTS.md); the timed part is the whole `shoal get` process.
+        deletes 1.5 GiB first (see FACTS.md); the timed part is the whole `shoal get` process. rx/size is printed as \
+        the downloader's interface counted it and past the lab's loss (which drops packets after the interface \
+        counted them); a second line per run gives each seeder's bytes per byte it served and its retransmissions.
         """)
 
     @Option(help: "Scenarios, comma-separated: hetero, equal, one-bad.") var scenarios = "hetero,equal,one-bad"
@@ -30,7 +41,7 @@ struct LinksBenchmark: AsyncParsableCommand {
     @Option(help: "Work folder (default: a temporary one, removed afterwards).") var workDir: String?
     @Option(name: .customLong("delayer-source"), help: "link-delayer.c (default: the one in this checkout).") var delayerSource: String?
     @Option(name: .customLong("check-seconds"), help: "Seconds of iperf3 per link check (0 skips the checks).") var checkSeconds = 3
-    @Option(name: .customLong("get-log"), help: "Write each shoal get's trace log (every request and chunk, timed) to PREFIX-FILE-TIME.log.") var getLog: String?
+    @Option(name: .customLong("get-log"), help: "Write each shoal get's trace log (every request and chunk, stamped to the microsecond, framed by the process's start and end) to PREFIX-FILE-TIME.log.") var getLog: String?
 
     struct Scenario {
         let name: String
