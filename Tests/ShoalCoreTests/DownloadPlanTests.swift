@@ -191,6 +191,33 @@ struct DownloadPlanTests {
         #expect(!copied.contains(slowQueue[1]), "the chunk the slow holder sends next stays with it")
     }
 
+    /// An idle holder does not copy the tail of a faster one's queue, though
+    /// its copy would come before the faster one starts on it: if the faster
+    /// one wins after all, the copy crossed its link for nothing. The same
+    /// queue is copied by a holder faster than its own.
+    @Test func onlyFasterHoldersCopyAQueuesTail() {
+        func plan(joining rate: Double) -> DownloadPlan {
+            var configuration = DownloadPlan.Configuration()
+            configuration.initialWindow = 16
+            var plan = DownloadPlan(manifest: manifest(chunks: 16), configuration: configuration)
+            plan.addPeer(id: 0, name: "first", score: PeerScore(responseTime: 0.0001), available: nil)
+            #expect(plan.nextRequests(now: 0).count == 16)
+            // It brings 16 KiB a millisecond: its other 15 are due until about 16 ms.
+            let head = plan.peers[0]!.inFlight.keys.min()!
+            #expect(plan.received(peer: 0, chunk: head, now: 0.001).isAccepted)
+            // Another joins, measured (before this download) at `rate` bytes a second.
+            var score = PeerScore(responseTime: 0.0001)
+            score.observeChunk(bytes: 16_384, seconds: 16_384 / rate)
+            plan.addPeer(id: 1, name: "second", score: score, available: nil)
+            return plan
+        }
+        var slower = plan(joining: 15_500_000)
+        #expect(slower.nextRequests(now: 0.001).isEmpty, "a slower holder copied a faster one's chunks")
+        var faster = plan(joining: 40_000_000)
+        let copies = faster.nextRequests(now: 0.001)
+        #expect(!copies.isEmpty && copies.allSatisfy { $0.peer == 1 }, "a faster holder left a slower one's tail alone")
+    }
+
     /// Near the end a slow holder is not given chunks a fast one would bring
     /// sooner: no copies, and the file is in about when both links together
     /// could bring it, not when the slow one brings its last.
