@@ -478,7 +478,8 @@ public struct DownloadPlan: Sendable {
     /// would bring it sooner were it asked now. A slow holder's queue then
     /// runs dry as the others finish, instead of holding the last chunks,
     /// which a fast one would have to copy (wasting both links' bytes) or
-    /// wait for.
+    /// wait for. A holder no chunk has timed yet is always asked: only its
+    /// chunks can tell its pace (at most its first window of them).
     ///
     /// Times are reckoned at each holder's steady pace
     /// (``steadyServiceTime(_:)``), and the two chunk times to spare are
@@ -487,6 +488,8 @@ public struct DownloadPlan: Sendable {
     /// whole file, while a chunk left to the others costs them a fraction
     /// of their time.
     private func bringsInTime(_ peer: Peer, chunk: Int, finish: Double, now: Double) -> Bool {
+        // Not timed yet: its first chunks are how it gets timed (at most its first window).
+        if peer.score.throughput == nil { return true }
         let arrival = steadyArrivalOfNext(peer, now: now)
         if arrival + 2 * steadyServiceTime(peer) <= finish + 1e-6 { return true }
         return !peers.values.contains { other in
