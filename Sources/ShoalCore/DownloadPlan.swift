@@ -32,11 +32,16 @@
 /// - **Late chunks are asked of another holder, first copy wins.** A holder
 ///   with a free slot and nothing new to fetch may ask for a chunk already in
 ///   flight elsewhere (at most ``Configuration/endgameCopies`` holders per
-///   chunk, never twice the same one) when that chunk is late, or when its
-///   holder takes more than twice as long per chunk. The first verified copy
-///   is kept; the plan tells the driver to cancel the other requests for it.
-///   So one slow or stalled holder cannot hold the download at 99 %, and
-///   equally fast holders do not duplicate each other's work.
+///   chunk, never twice the same one) when that chunk is late, or when the
+///   copy would arrive, and its cancel reach the first holder, before that
+///   holder would have begun to send it (see
+///   ``Configuration/committedChunks``). The latest-expected chunks are
+///   copied first: the tail of a slow holder's queue moves to a fast one,
+///   while the chunk the slow one is sending stays with it. The first
+///   verified copy is kept; the plan tells the driver to cancel the other
+///   requests for it. So one slow or stalled holder cannot hold the download
+///   at 99 %, equally fast holders do not duplicate each other's work, and a
+///   copy seldom crosses a link for nothing.
 /// - **Deadlines drop.** A holder from which nothing has arrived for
 ///   ``deadline(of:)`` (several times its expected service time, at least
 ///   ``Configuration/minimumDeadline``) while it owes requests is dropped for
@@ -60,6 +65,13 @@ public struct DownloadPlan: Sendable {
         public var maximumBytesInFlight = 16 * 1024 * 1024
         /// Holders asked for the same chunk at once, at most.
         public var endgameCopies = 2
+        /// How many chunks ahead of the one on the wire a holder is taken to
+        /// have handed to its socket already (its send buffer and pending
+        /// writes, which a cancel cannot take back). A chunk not late is
+        /// copied only if the copy can arrive, and the cancel of the first
+        /// request reach its holder, before that holder gets this close to
+        /// it: otherwise both copies cross the links and one is wasted.
+        public var committedChunks = 3.0
         /// Where ties in rarity start (wrapping around the file): nil draws
         /// it at random; tests pin it.
         public var firstChunk: Int?
@@ -109,6 +121,11 @@ public struct DownloadPlan: Sendable {
         public fileprivate(set) var bytesServed = 0
         /// When its last reply (verified chunk or refusal) arrived, while it owed more.
         fileprivate var lastArrival: Double?
+        /// When its first and its latest chunk arrived, and how many have:
+        /// its long-run pace (see ``DownloadPlan/steadyServiceTime(_:)``).
+        fileprivate var firstChunkAt: Double?
+        fileprivate var latestChunkAt: Double?
+        fileprivate var chunksArrived = 0
         /// Whether its head request went past its slack with nothing arriving since.
         public fileprivate(set) var isLate = false
         /// Chunks it refused: never asked of it again in this download, even
@@ -255,7 +272,8 @@ public struct DownloadPlan: Sendable {
             $0.score.value(chunkSize: chunkSize) < $1.score.value(chunkSize: chunkSize)
         }.map(\.id)
         var progress = true
-        var copies: [Int: Double]?
+        var copies: [Int: CopyCandidate]?
+        let finish = finishTime(now: now)
         // Round-robin over holders, best first, one request each per pass, so
         // the first holder does not take every chunk before the others start.
         while progress {
@@ -264,6 +282,7 @@ public struct DownloadPlan: Sendable {
                 guard let peer = peers[id], peer.inFlight.count < capacity(peer),
                       share.map({ peer.chunksServed + peer.inFlight.count < $0 }) ?? true else { continue }
                 var chunk = picker.pick(for: id)
+                if let picked = chunk, let finish, !bringsInTime(peer, chunk: picked, finish: finish, now: now) { chunk = nil }
                 if chunk == nil {
                     // Nothing new for it: maybe a copy of a chunk someone else is slow with.
                     if copies == nil { copies = copyCandidates(now: now) }
@@ -308,6 +327,9 @@ public struct DownloadPlan: Sendable {
         let since = peer.lastArrival.map { max($0, asked) } ?? asked
         peer.score.observeChunk(bytes: length, seconds: now - since)
         peer.lastArrival = now
+        peer.firstChunkAt = peer.firstChunkAt ?? now
+        peer.latestChunkAt = now
+        peer.chunksArrived += 1
         peer.isLate = false
         if let throughput = peer.score.throughput {
             let wanted = Int((throughput * configuration.targetQueueSeconds / Double(chunkSize)).rounded(.up)) + 1
@@ -408,6 +430,73 @@ public struct DownloadPlan: Sendable {
         return earliest
     }
 
+    // MARK: The end of the download
+
+    /// When every missing chunk, those in flight included, would have
+    /// arrived if each went to whichever holder brings it soonest: the
+    /// smallest `t` by which the holders deliver that many, each one per
+    /// chunk time at its steady pace from its next expected arrival (an idle one, one round
+    /// trip plus one service time from now). Nil with one holder, and while
+    /// every holder will be busy to the end anyway, which is most of a
+    /// download (cheap to tell: no holder's full window reaches past `now`
+    /// plus the missing chunks at all holders' rates together).
+    public func finishTime(now: Double) -> Double? {
+        let holders = peers.values.filter { $0.isActive && !$0.isLate }
+        guard holders.count > 1 else { return nil }
+        let remaining = picker.wantedCount + inFlightCount
+        guard remaining > 0 else { return nil }
+        var rate = 0.0
+        var latestNext = -Double.infinity
+        for peer in holders {
+            let service = steadyServiceTime(peer)
+            rate += 1 / service
+            // Its queue, once this round of requests has filled its window.
+            latestNext = max(latestNext, now + peer.score.responseTime + Double(max(peer.inFlight.count, peer.window) + 1) * service)
+        }
+        guard latestNext > now + Double(remaining) / rate else { return nil }
+        let pipelines = holders.map { peer -> (start: Double, service: Double) in
+            let service = steadyServiceTime(peer)
+            let first = headExpected(peer) ?? now + peer.score.responseTime + service
+            return (max(first, now) - service, service)
+        }
+        func delivered(by t: Double) -> Int {
+            pipelines.reduce(0) { $0 + ($1.start < t ? Int(((t - $1.start) / $1.service + 1e-9).rounded(.down)) : 0) }
+        }
+        var low = now
+        var high = pipelines.map { $0.start + Double(remaining) * $0.service }.min()!
+        for _ in 0..<48 where high - low > 1e-6 {
+            let middle = (low + high) / 2
+            if delivered(by: middle) >= remaining { high = middle } else { low = middle }
+        }
+        return high
+    }
+
+    /// Whether `peer` should be asked for the new chunk `chunk` now: near
+    /// the end (see ``finishTime(now:)``), only if it would bring it, with
+    /// two of its chunk times to spare, before the holders together could
+    /// have brought everything, or if no other holder that has the chunk
+    /// would bring it sooner were it asked now. A slow holder's queue then
+    /// runs dry as the others finish, instead of holding the last chunks,
+    /// which a fast one would have to copy (wasting both links' bytes) or
+    /// wait for. A holder no chunk has timed yet is always asked: only its
+    /// chunks can tell its pace (at most its first window of them).
+    ///
+    /// Times are reckoned at each holder's steady pace
+    /// (``steadyServiceTime(_:)``), and the two chunk times to spare are
+    /// because its chunks come no more regularly than that (a lossy link
+    /// halves its rate after each loss): one that ends late holds up the
+    /// whole file, while a chunk left to the others costs them a fraction
+    /// of their time.
+    private func bringsInTime(_ peer: Peer, chunk: Int, finish: Double, now: Double) -> Bool {
+        // Not timed yet: its first chunks are how it gets timed (at most its first window).
+        if peer.score.throughput == nil { return true }
+        let arrival = steadyArrivalOfNext(peer, now: now)
+        if arrival + 2 * steadyServiceTime(peer) <= finish + 1e-6 { return true }
+        return !peers.values.contains { other in
+            other.id != peer.id && other.isActive && !other.isLate && other.has(chunk) && steadyArrivalOfNext(other, now: now) < arrival
+        }
+    }
+
     // MARK: Lateness and copies
 
     /// How many requests `peer` may have in flight now: its window, or one
@@ -423,33 +512,89 @@ public struct DownloadPlan: Sendable {
         }
     }
 
-    /// In-flight chunks and what each costs at its holder: one chunk's
-    /// expected time there (round trip plus service time), or infinity if
-    /// it is late.
-    private func copyCandidates(now: Double) -> [Int: Double] {
-        var cost: [Int: Double] = [:]
-        for peer in peers.values where peer.isActive {
-            let perChunk = peer.score.responseTime + serviceTime(peer)
-            for (chunk, at) in expectations(peer) {
-                let late = peer.isLate || now > at + slack(peer)
-                // A chunk asked of two holders costs what the better one does.
-                cost[chunk] = min(cost[chunk] ?? .infinity, late ? .infinity : perChunk)
-            }
-        }
-        return cost
+    /// An in-flight chunk as a copy would see it.
+    struct CopyCandidate {
+        /// When a copy must arrive to be worth asking for: before its holder
+        /// would begin to send it (its expected arrival, less
+        /// ``Configuration/committedChunks`` service times, less the half
+        /// round trip a cancel takes to reach it); infinity if it is late.
+        var useful: Double
+        /// Whether it is more than one of its holder's times per chunk past
+        /// the time that holder was expected to bring it (not yet late).
+        var overdue: Bool
+        /// Its holder's time per chunk (round trip plus service time).
+        var perChunk: Double
     }
 
-    /// The in-flight chunk `peer` should copy: a late one, or one whose
-    /// holder takes more than twice as long per chunk as `peer` would; never
-    /// one it was asked already, nor one with ``Configuration/endgameCopies``
-    /// holders on it. Late chunks first, then the costliest, then file order.
-    private func pickCopy(for peer: Peer, candidates: inout [Int: Double], now: Double) -> Int? {
+    /// Every in-flight chunk as a copy would see it; a chunk asked of two
+    /// holders goes by the sooner.
+    private func copyCandidates(now: Double) -> [Int: CopyCandidate] {
+        var candidates: [Int: CopyCandidate] = [:]
+        for peer in peers.values where peer.isActive {
+            let service = serviceTime(peer)
+            let lead = configuration.committedChunks * service + peer.score.responseTime / 2
+            let perChunk = peer.score.responseTime + service
+            for (chunk, at) in expectations(peer) {
+                let late = peer.isLate || now > at + slack(peer)
+                let this = CopyCandidate(useful: late ? .infinity : at - lead, overdue: now > at + perChunk, perChunk: perChunk)
+                if let other = candidates[chunk] {
+                    candidates[chunk] = CopyCandidate(useful: min(other.useful, this.useful), overdue: other.overdue && this.overdue,
+                                                      perChunk: min(other.perChunk, this.perChunk))
+                } else {
+                    candidates[chunk] = this
+                }
+            }
+        }
+        return candidates
+    }
+
+    /// When a chunk asked of `peer` now would arrive: after the requests it
+    /// already has, one round trip plus one service time from now at the soonest.
+    private func arrivalOfNext(_ peer: Peer, now: Double) -> Double {
+        let service = serviceTime(peer)
+        let queued = expectations(peer).last?.expected ?? -.infinity
+        return max(now + peer.score.responseTime + service, queued + service)
+    }
+
+    /// Seconds per chunk `peer` keeps up over its whole download so far, if
+    /// slower than its smoothed service time: what the end of a download
+    /// reckons with. A lossy link's smoothed rate jumps after each burst of
+    /// chunks a recovered loss lets through; its long-run pace does not.
+    func steadyServiceTime(_ peer: Peer) -> Double {
+        let service = serviceTime(peer)
+        guard peer.chunksArrived >= 3, let first = peer.firstChunkAt, let latest = peer.latestChunkAt, latest > first else { return service }
+        return max(service, (latest - first) / Double(peer.chunksArrived - 1))
+    }
+
+    /// ``arrivalOfNext(_:now:)`` at the holder's steady pace.
+    private func steadyArrivalOfNext(_ peer: Peer, now: Double) -> Double {
+        let service = steadyServiceTime(peer)
+        guard let head = headExpected(peer) else { return now + peer.score.responseTime + service }
+        // The head as its clock expects it, then the rest of its queue and this one at the steady pace.
+        return max(head, now) + Double(peer.inFlight.count) * service
+    }
+
+    /// The in-flight chunk `peer` should copy: a late one; one of a slower
+    /// holder that its copy from `peer` would bring before that holder
+    /// begins to send it; or, as
+    /// a last resort of a holder with nothing else to do, one overdue by
+    /// more than a chunk's time at a holder more than twice as slow per
+    /// chunk (a lossy link stuck on the last chunk of its queue, where no
+    /// later packet tells TCP of a loss: its bytes may be wasted, but not
+    /// its time). Never one
+    /// it was asked already, nor one with ``Configuration/endgameCopies``
+    /// holders on it. Late chunks first, then the latest useful, then file order.
+    private func pickCopy(for peer: Peer, candidates: inout [Int: CopyCandidate], now: Double) -> Int? {
+        let arrival = arrivalOfNext(peer, now: now)
         let own = peer.score.responseTime + serviceTime(peer)
-        var best: (chunk: Int, cost: Double)?
-        for (chunk, cost) in candidates {
-            guard cost > 2 * own, let askers = owners[chunk], askers.count < configuration.endgameCopies,
+        var best: (chunk: Int, useful: Double)?
+        for (chunk, candidate) in candidates {
+            let late = candidate.useful == .infinity
+            guard late || (arrival < candidate.useful && candidate.perChunk > own) || (candidate.overdue && candidate.perChunk > 2 * own),
+                  let askers = owners[chunk], askers.count < configuration.endgameCopies,
                   !askers.contains(peer.id), peer.has(chunk) else { continue }
-            if best == nil || cost > best!.cost || (cost == best!.cost && chunk < best!.chunk) { best = (chunk, cost) }
+            let useful = candidate.useful
+            if best == nil || useful > best!.useful || (useful == best!.useful && chunk < best!.chunk) { best = (chunk, useful) }
         }
         guard let best else { return nil }
         candidates.removeValue(forKey: best.chunk)

@@ -22,7 +22,8 @@
 public struct PeerScore: Sendable, Equatable {
     /// Smoothed round trip, in seconds.
     public private(set) var responseTime: Double
-    /// Smoothed throughput of chunk replies, in bytes per second (nil until measured).
+    /// Smoothed throughput of chunk replies, in bytes per second (nil until
+    /// measured): the inverse of the smoothed time per byte.
     public private(set) var throughput: Double?
     /// The tracker's counters for this holder.
     public var countDownloads: Int
@@ -59,11 +60,16 @@ public struct PeerScore: Sendable, Equatable {
     }
 
     /// A chunk of `bytes` arrived `seconds` after it was asked for.
+    ///
+    /// What is smoothed is the time per byte, not the rate: a link that
+    /// delivers in bursts (a loss recovered, then several chunks at once)
+    /// would otherwise look as fast as its bursts, since a mean of rates
+    /// weighs the short gaps most.
     public mutating func observeChunk(bytes: Int, seconds: Double) {
         let seconds = max(seconds, 0.000_01)
         liveSuccesses += 1
-        let rate = Double(bytes) / seconds
-        throughput = throughput.map { Self.blend($0, rate) } ?? rate
+        let perByte = seconds / Double(max(bytes, 1))
+        throughput = 1 / (throughput.map { Self.blend(1 / $0, perByte) } ?? perByte)
     }
 
     /// A failure in this download (bad hash, bad frame, timeout).

@@ -162,6 +162,77 @@ public final class NetworkLab: @unchecked Sendable {
         return value
     }
 
+    /// Packets and their bytes as a host's interface counts them (the
+    /// 14-byte Ethernet header included, as in `rx_bytes`).
+    public struct Traffic: Sendable, Equatable {
+        public var packets: UInt64 = 0
+        public var bytes: UInt64 = 0
+        public init(packets: UInt64 = 0, bytes: UInt64 = 0) {
+            self.packets = packets
+            self.bytes = bytes
+        }
+        public static func - (a: Traffic, b: Traffic) -> Traffic { Traffic(packets: a.packets &- b.packets, bytes: a.bytes &- b.bytes) }
+        public static func + (a: Traffic, b: Traffic) -> Traffic { Traffic(packets: a.packets + b.packets, bytes: a.bytes + b.bytes) }
+    }
+
+    /// What a host has received on its interface since its links were last
+    /// shaped, by sender, and what of it the lab itself dropped after the
+    /// interface had counted it.
+    ///
+    /// The lab drops where packets enter a host (`raw PREROUTING`), after
+    /// `rx_bytes` has counted them; a real lossy link loses a packet before
+    /// the receiver's interface sees it. So `rx_bytes` minus ``labDropped``
+    /// is what the host's interface would have counted on such a link.
+    public struct ReceiveCounters: Sendable, Equatable {
+        /// By sender host name: everything that came from its address.
+        public var bySender: [String: Traffic] = [:]
+        /// Dropped by the lab's loss rules (``LinkShape/loss``).
+        public var labDropped = Traffic()
+        /// Dropped by the kernel's NFQUEUE queues of the host's delayer (full
+        /// queue or socket buffer): also after the interface counted them.
+        public var delayerDropped: UInt64 = 0
+        public init() {}
+    }
+
+    /// The host's ``ReceiveCounters``: read from the counters of the rules
+    /// ``shape(_:)`` installs (needs a shaped lab, so that `iptables` is
+    /// there) and from `/proc/net/netfilter/nfnetlink_queue`.
+    public func receiveCounters(of name: String) throws -> ReceiveCounters {
+        let host = try host(name)
+        let iptables = try LabCommand.require("iptables", package: "iptables")
+        let listing = try run(on: name, [iptables, "-w", "5", "-t", "raw", "-S", "PREROUTING", "-v"])
+        var counters = Self.receiveCounters(rules: listing, of: host, senders: hosts)
+        // Fields: queue, port id, waiting, copy mode, copy range, dropped (queue full), dropped (user), last id, 1.
+        let queues = (try? run(on: name, ["cat", "/proc/net/netfilter/nfnetlink_queue"])) ?? ""
+        for line in queues.split(whereSeparator: \.isNewline) {
+            let fields = line.split(whereSeparator: \.isWhitespace).compactMap { UInt64($0) }
+            if fields.count >= 7 { counters.delayerDropped += fields[5] + fields[6] }
+        }
+        return counters
+    }
+
+    /// The ``ReceiveCounters`` in `rules`, the output of `iptables -t raw -S
+    /// PREROUTING -v` in `host`'s namespace: the counting rules (no target,
+    /// `-s` a sender's address) by sender, the DROP rules as the lab's loss.
+    /// iptables counts IP bytes; the interface adds the 14-byte Ethernet
+    /// header of each packet.
+    static func receiveCounters(rules: String, of host: Host, senders: [Host]) -> ReceiveCounters {
+        var counters = ReceiveCounters()
+        for line in rules.split(whereSeparator: \.isNewline) {
+            let words = line.split(separator: " ").map(String.init)
+            guard words.first == "-A", let c = words.firstIndex(of: "-c"), c + 2 < words.count,
+                  let packets = UInt64(words[c + 1]), let ipBytes = UInt64(words[c + 2]) else { continue }
+            let traffic = Traffic(packets: packets, bytes: ipBytes + 14 * packets)
+            if words.contains("DROP") {
+                counters.labDropped = counters.labDropped + traffic
+            } else if !words.contains("-j"), let s = words.firstIndex(of: "-s"), s + 1 < words.count,
+                      let sender = senders.first(where: { $0.address + "/32" == words[s + 1] }), sender != host {
+                counters.bySender[sender.name, default: Traffic()] = counters.bySender[sender.name, default: Traffic()] + traffic
+            }
+        }
+        return counters
+    }
+
     // MARK: Links
 
     /// Takes the host's link down (its bridge port, so the host sees its
@@ -279,6 +350,10 @@ public final class NetworkLab: @unchecked Sendable {
                 try startDelayer(delayer, on: host, queues: queues)
             }
             let base = try prefix(for: host.name) + [iptables, "-w", "5"]
+            // Counting rules first (no target): what arrives from each other host, before any loss (``receiveCounters(of:)``).
+            for sender in hosts where sender != host {
+                try LabCommand.run(base + ["-t", "raw", "-A", "PREROUTING", "-i", host.interface, "-s", sender.address])
+            }
             for rule in lossRules { try LabCommand.run(base + ["-t", "raw", "-A", "PREROUTING", "-i", host.interface] + rule) }
             for rule in delayRules { try LabCommand.run(base + ["-t", "mangle", "-A", "PREROUTING", "-i", host.interface] + rule) }
         }

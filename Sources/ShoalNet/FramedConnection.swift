@@ -22,7 +22,13 @@ public final class FramedConnection: Sendable {
     /// Seconds from sending the hello to its answer: the connection's first
     /// round trip, which a downloader takes as the holder's response time
     /// instead of spending another round trip on a `checkActive`.
+    /// 0 until the answer has come (see `pipelined` in ``connect(host:port:role:group:timeout:maximumPayloadLength:preallocationLimit:answersProbes:security:statistics:pipelined:)``).
     public var handshakeRoundTrip: Double { state.withLock { $0.handshakeRoundTrip } }
+    /// Seconds the TCP connection took to set up (SYN to SYN-ACK, one round
+    /// trip; for a pipelined connection on Linux, the kernel's measure of
+    /// it, which leaves out a lost SYN's retransmission timeout): the
+    /// response time known before any frame was answered.
+    public var connectRoundTrip: Double { state.withLock { $0.connectRoundTrip } }
     private let channel: any Channel
     private let outbound: NIOAsyncChannelOutboundWriter<OutgoingFrame>
     private let state = Mutex(State())
@@ -38,6 +44,7 @@ public final class FramedConnection: Sendable {
         var closedError: NetError?
         var version = 0
         var handshakeRoundTrip = 0.0
+        var connectRoundTrip = 0.0
     }
 
     private let answersProbes: Atomic<Bool>
@@ -85,6 +92,12 @@ public final class FramedConnection: Sendable {
     ///     before any frame is sent.
     ///   - statistics: where the frame decoder counts what it allocates and skips
     ///     (shared by several connections to sum them).
+    ///   - pipelined: return as soon as the hello is handed to the socket,
+    ///     without waiting for its answer, so that requests follow it in the
+    ///     same round trip (the other side reads them after the hello, in
+    ///     order). The answer is awaited in the background; if the handshake
+    ///     fails, the connection closes and every request fails with
+    ///     ``NetError/handshakeFailed(peer:reason:)``.
     public static func connect(
         host: String, port: Int, role: String,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -93,9 +106,11 @@ public final class FramedConnection: Sendable {
         preallocationLimit: Int = FrameDecoder.assemblyThreshold,
         answersProbes: Bool = true,
         security: ClientSecurity = .plain,
-        statistics: FrameStatistics = FrameStatistics()
+        statistics: FrameStatistics = FrameStatistics(),
+        pipelined: Bool = false
     ) async throws -> FramedConnection {
         let asyncChannel: NIOAsyncChannel<Frame, OutgoingFrame>
+        let started = ContinuousClock.now
         let tlsHandshake: EventLoopFuture<CertificateFingerprint>?
         let target = Framing.describe(host: host, port: port)
         let awaited = AwaitedReplies()
@@ -116,6 +131,17 @@ public final class FramedConnection: Sendable {
         } catch {
             throw NetError.connectFailed(host: host, port: port, reason: Self.reason(error))
         }
+        let connected = ContinuousClock.now - started
+        var measuredRoundTrip = Double(connected.components.seconds) + Double(connected.components.attoseconds) / 1e18
+        #if os(Linux)
+        // A lost SYN makes the connect take a retransmission timeout (1 s)
+        // more; the kernel's own sample of the round trip (from the TCP
+        // timestamps, which tell the copies apart) does not.
+        if pipelined, let info = try? await (asyncChannel.channel as? any SocketOptionProvider)?.getTCPInfo().get(), info.tcpi_rtt > 0 {
+            measuredRoundTrip = min(measuredRoundTrip, Double(info.tcpi_rtt) / 1e6)
+        }
+        #endif
+        let connectRoundTrip = measuredRoundTrip
         // TLS first: no frame leaves before the server has proved the pinned key.
         let serverFingerprint: CertificateFingerprint?
         if let tlsHandshake {
@@ -136,10 +162,25 @@ public final class FramedConnection: Sendable {
                     let connection = FramedConnection(channel: asyncChannel.channel, outbound: outbound, remote: remote, answersProbes: answersProbes,
                                                       serverFingerprint: serverFingerprint, statistics: statistics)
                     awaited.set(connection)
+                    connection.state.withLock { $0.connectRoundTrip = connectRoundTrip }
                     continuation.resume(returning: connection)
                     await connection.readLoop(inbound)
                 }
             }
+        }
+        if pipelined {
+            // Wait until the hello is in the channel, so that no request can pass it.
+            let (sent, signal) = AsyncStream.makeStream(of: Void.self)
+            Task {
+                do {
+                    try await connection.handshake(role: role, timeout: timeout, sent: { signal.finish() })
+                } catch {
+                    signal.finish()
+                    connection.fail(with: .handshakeFailed(peer: remote, reason: "\(error)"))
+                }
+            }
+            for await _ in sent {}
+            return connection
         }
         do {
             try await connection.handshake(role: role, timeout: timeout)
@@ -148,6 +189,20 @@ public final class FramedConnection: Sendable {
             throw error
         }
         return connection
+    }
+
+    /// Fails every waiting request, and every later one, with `error`, and closes the connection.
+    private func fail(with error: NetError) {
+        let waiting = state.withLock { state in
+            if state.closedError == nil { state.closedError = error }
+            defer { state.waiting = [:] }
+            return state.waiting
+        }
+        for pending in waiting.values {
+            pending.timer?.cancel()
+            pending.continuation.resume(throwing: error)
+        }
+        close()
     }
 
     /// Closes the connection; waiting requests fail.
@@ -187,7 +242,9 @@ public final class FramedConnection: Sendable {
         try await requestFrame(requestID: nil, timeout: timeout, cancel: cancel, build)
     }
 
+    /// - Parameter sent: called once the frame is handed to the channel (or could not be).
     private func requestFrame(requestID fixed: UInt32?, timeout: TimeAmount, cancel: (@Sendable (UInt32) -> Frame)? = nil,
+                              sent: (@Sendable () -> Void)? = nil,
                               _ build: (UInt32) throws(WireError) -> Frame) async throws -> Frame {
         let id: UInt32 = fixed ?? state.withLock { state in
             let id = state.nextRequestID
@@ -198,6 +255,7 @@ public final class FramedConnection: Sendable {
         do {
             frame = try build(id)
         } catch {
+            sent?()
             throw NetError.wire(error)
         }
         let seconds = Double(timeout.nanoseconds) / 1e9
@@ -212,11 +270,13 @@ public final class FramedConnection: Sendable {
                     return nil
                 }
                 if let closed {
+                    sent?()
                     continuation.resume(throwing: closed)
                     return
                 }
                 // Cancelled before the request was registered: the handler found nothing to fail.
                 if Task.isCancelled {
+                    sent?()
                     fail(id, with: CancellationError())
                     return
                 }
@@ -232,7 +292,9 @@ public final class FramedConnection: Sendable {
                 Task {
                     do {
                         try await outbound.write(frame)
+                        sent?()
                     } catch {
+                        sent?()
                         fail(id, with: NetError.connectionClosed(peer: remote))
                     }
                 }
@@ -255,12 +317,12 @@ public final class FramedConnection: Sendable {
         return pending != nil
     }
 
-    private func handshake(role: String, timeout: TimeAmount) async throws {
+    private func handshake(role: String, timeout: TimeAmount, sent: (@Sendable () -> Void)? = nil) async throws {
         var machine = HandshakeStateMachine(role: .initiator, localRole: role, software: ShoalVersion.software)
-        guard case let .send(hello) = machine.start() else { return }
-        let sent = ContinuousClock.now
-        let reply = try await requestFrame(requestID: 0, timeout: timeout) { id throws(WireError) in try hello.frame(requestID: id) }
-        let roundTrip = ContinuousClock.now - sent
+        guard case let .send(hello) = machine.start() else { sent?(); return }
+        let start = ContinuousClock.now
+        let reply = try await requestFrame(requestID: 0, timeout: timeout, sent: sent) { id throws(WireError) in try hello.frame(requestID: id) }
+        let roundTrip = ContinuousClock.now - start
         state.withLock { $0.handshakeRoundTrip = Double(roundTrip.components.seconds) + Double(roundTrip.components.attoseconds) / 1e18 }
         let message: Message
         do {
@@ -304,7 +366,8 @@ public final class FramedConnection: Sendable {
             ending = .wire(error)
         } catch {}
         let waiting = state.withLock { state in
-            state.closedError = ending
+            // A failed pipelined handshake has said why already.
+            if state.closedError == nil { state.closedError = ending }
             defer { state.waiting = [:] }
             return state.waiting
         }
@@ -340,7 +403,10 @@ private final class AwaitedReplies: Sendable {
     }
 
     func accepts(_ header: FrameHeader) -> Bool {
-        guard isSet.load(ordering: .acquiring) else { return true }
+        // Before the connection exists its hello is not sent, so nothing is
+        // awaited yet: only an error about no request in particular (why the
+        // other side is closing) is read. A server that talks first is skipped.
+        guard isSet.load(ordering: .acquiring) else { return header.type == .error && header.requestID == 0 }
         guard let connection = target.withLock({ $0.connection }) else { return false }
         return connection.awaits(header)
     }

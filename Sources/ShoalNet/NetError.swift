@@ -20,6 +20,9 @@ public enum NetError: Error, Equatable, Sendable, CustomStringConvertible {
     case notTLS(peer: String, advice: String)
     /// The TLS handshake failed for another reason.
     case tlsFailed(peer: String, reason: String)
+    /// The hello of a pipelined connection was not answered as it should
+    /// be; the requests sent behind it fail with this.
+    case handshakeFailed(peer: String, reason: String)
 
     public var description: String {
         switch self {
@@ -41,6 +44,8 @@ public enum NetError: Error, Equatable, Sendable, CustomStringConvertible {
             return "\(peer) answered in clear, not TLS; \(advice)"
         case let .tlsFailed(peer, reason):
             return "the TLS handshake with \(peer) failed: \(reason)"
+        case let .handshakeFailed(peer, reason):
+            return "the handshake with \(peer) failed: \(reason)"
         }
     }
 

@@ -38,7 +38,7 @@ public enum ClientSecurity: Sendable {
     case tls(TLSPin)
 
     /// Adds the client's TLS handlers (if any) to a channel set up by hand
-    /// (``FramedConnection/connect(host:port:role:group:timeout:maximumPayloadLength:preallocationLimit:answersProbes:security:statistics:)``
+    /// (``FramedConnection/connect(host:port:role:group:timeout:maximumPayloadLength:preallocationLimit:answersProbes:security:statistics:pipelined:)``
     /// does this itself); returns what completes with the server's
     /// fingerprint once the pin is checked, nil in clear. Call on the channel's loop.
     public func configure(_ channel: any Channel, remote: String, timeout: TimeAmount) throws -> EventLoopFuture<CertificateFingerprint>? {

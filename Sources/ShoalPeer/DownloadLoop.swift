@@ -58,6 +58,10 @@ final class DownloadLoop {
     let logger: Logger
     let configuration: Downloader.Configuration
     let progress: @Sendable (DownloadProgress) -> Void
+    /// The announce of the partial file (with its manifest), sent as the
+    /// loop starts: chunk announcements wait for it, so the tracker knows
+    /// the content before it hears of its chunks.
+    let announced: Task<Void, Never>
 
     private(set) var plan: DownloadPlan
     private(set) var links: [Int: Link] = [:]
@@ -99,8 +103,10 @@ final class DownloadLoop {
     private var compression: CompressionChoice
 
     init(name: FileName, manifest: Manifest, partial: PartialDownload, session: TrackerSession, logger: Logger,
-         configuration: Downloader.Configuration, downloadID: String?, progress: @escaping @Sendable (DownloadProgress) -> Void) {
+         configuration: Downloader.Configuration, downloadID: String?, announced: Task<Void, Never>,
+         progress: @escaping @Sendable (DownloadProgress) -> Void) {
         self.name = name
+        self.announced = announced
         self.downloadID = downloadID
         self.manifest = manifest
         self.partial = partial
@@ -246,8 +252,11 @@ final class DownloadLoop {
             let batch = newlyHeld
             newlyHeld = []
             lastAnnounce = t
-            let (session, name, contentID) = (session, name.value, manifest.contentID)
-            Task { await session.announceHave(name: name, contentID: contentID, indices: batch) }
+            let (session, name, contentID, announced) = (session, name.value, manifest.contentID, announced)
+            Task {
+                await announced.value
+                await session.announceHave(name: name, contentID: contentID, indices: batch)
+            }
         }
         // Requests are made after every event: with none in flight, no
         // holder left has (or will give) any chunk still missing.
@@ -276,9 +285,11 @@ final class DownloadLoop {
         let holders = links.count + connecting
         let share = connecting > 0 && now < configuration.startGrace && holders > 0
             ? (manifest.chunkCount + holders - 1) / holders : nil
+        // For the trace: when the plan reckons the last chunk in (near the end only).
+        let finish = logger.logLevel <= .trace ? plan.finishTime(now: now).map { String(format: ", finish %.3f", $0) } ?? "" : ""
         for request in plan.nextRequests(now: now, share: share) {
             guard let link = links[request.peer] else { continue }
-            logger.trace("\(String(format: "%.3f", now)) ask \(link.user) for chunk \(request.chunk)")
+            logger.trace("\(String(format: "%.3f", now)) ask \(link.user) for chunk \(request.chunk)\(finish)")
             let stored = compression.asksStored
             let (manifest, partial, post, limit) = (manifest, partial, post, configuration.downloadLimit)
             let timeout = TimeAmount.seconds(Int64(configuration.requestTimeout))
@@ -302,9 +313,14 @@ final class DownloadLoop {
         link.connection.close()
     }
 
-    /// Connects to holders not met yet, each in its own task, and times the
-    /// hello's round trip: the response time of the original (which sent a
-    /// `checkActive`; the hello is the same exchange, one round trip sooner).
+    /// Connects to holders not met yet, each in its own task. The first
+    /// requests follow the hello at once, without waiting for its answer
+    /// (PROTOCOL.md, section 6.1), so a link carries its first chunk one
+    /// round trip sooner; the TCP connection's set-up time stands for the
+    /// holder's response time until chunks measure it (the original sent a
+    /// `checkActive`, a round trip more). A hello that fails fails those
+    /// requests, and the holder is dropped and tried again later, as one
+    /// that cannot be reached.
     private func admit(_ candidates: [ShoalWire.Holder]) {
         let chunkFrame = Int(manifest.chunkSize) + 4096
         let post = self.post
@@ -331,7 +347,7 @@ final class DownloadLoop {
                     connection = try await FramedConnection.connect(host: holder.host, port: holder.port, role: "peer", timeout: .seconds(Int64(timeout)),
                                                                     maximumPayloadLength: chunkFrame, preallocationLimit: chunkFrame,
                                                                     security: security,
-                                                                    statistics: receiveStatistics ?? FrameStatistics())
+                                                                    statistics: receiveStatistics ?? FrameStatistics(), pipelined: true)
                 } catch let error as NetError {
                     if case .fingerprintMismatch = error {
                         post.yield(.refused(holder, reason: "\(error)"))
@@ -343,9 +359,9 @@ final class DownloadLoop {
                     post.yield(.unreachable(holder, reason: "\(error)"))
                     return
                 }
-                // The hello's round trip times the holder (as a checkActive
-                // would, one round trip later): chunks can be asked at once.
-                let rtt = connection.handshakeRoundTrip > 0 ? connection.handshakeRoundTrip : (ContinuousClock.now - start).seconds
+                // The TCP handshake's round trip times the holder (as a
+                // checkActive would, two round trips later).
+                let rtt = connection.connectRoundTrip > 0 ? connection.connectRoundTrip : (ContinuousClock.now - start).seconds
                 // A loop that ended meanwhile will not close it: close it here.
                 if case .terminated = post.yield(.connected(holder, connection, roundTrip: rtt)) { connection.close() }
             }
@@ -406,9 +422,12 @@ final class DownloadLoop {
         post.finish()
         for link in links.values { link.connection.close() }
         if !newlyHeld.isEmpty {
-            let (session, name, contentID, batch) = (session, name.value, manifest.contentID, newlyHeld)
+            let (session, name, contentID, batch, announced) = (session, name.value, manifest.contentID, newlyHeld, announced)
             newlyHeld = []
-            Task { await session.announceHave(name: name, contentID: contentID, indices: batch) }
+            Task {
+                await announced.value
+                await session.announceHave(name: name, contentID: contentID, indices: batch)
+            }
         }
     }
 }

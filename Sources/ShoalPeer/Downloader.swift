@@ -112,6 +112,7 @@ public struct Downloader: Sendable {
         } catch {
             throw DownloadError.tracker("\(error)")
         }
+        logger.trace("details of \(name) received")
         let manifest: Manifest
         guard let payload = detail.manifest else { throw DownloadError.tracker("its details of \(name.debugDescription) carry no manifest") }
         do { manifest = try payload.manifest(expecting: detail.contentID) } catch { throw DownloadError.corrupt("\(error)") }
@@ -131,14 +132,21 @@ public struct Downloader: Sendable {
         }
         let resumed = partial.have.heldCount
         if resumed > 0 { logger.info("resuming \(name): \(resumed) of \(manifest.chunkCount) chunks already verified on disk") }
+        logger.trace("partial file open")
         library.add(partial)
         let partialEntry = AnnouncedFile(name: name.value, contentID: manifest.contentID, manifest: ManifestPayload(manifest),
                                          chunks: partial.have.base64)
-        try? await session.announce([partialEntry])
+        // Announced while the first holders connect, not before: what
+        // follows about this content (chunks, the whole file) waits for it.
+        let announced = Task { [session, logger] in
+            try? await session.announce([partialEntry])
+            logger.trace("partial file announced")
+        }
 
         let loop = DownloadLoop(name: name, manifest: manifest, partial: partial, session: session, logger: logger,
-                                configuration: configuration, downloadID: downloadID, progress: progress)
+                                configuration: configuration, downloadID: downloadID, announced: announced, progress: progress)
         let ending = await loop.run(holders: initial)
+        logger.trace("download loop ended: \(ending)")
         let plan = loop.plan
         switch ending {
         case .complete:
@@ -168,6 +176,7 @@ public struct Downloader: Sendable {
             throw DownloadError.corrupt("\(error)")
         }
         library.remove(manifest.contentID)
+        logger.trace("file verified and in place")
         // Served from here on through a descriptor opened without following a link.
         let reader: FileChunkReader
         do { reader = try folder.openFile(name) } catch { throw DownloadError.storage(error) }
@@ -183,8 +192,21 @@ public struct Downloader: Sendable {
                 }
             }
         }
-        try? await session.announce([AnnouncedFile(name: name.value, contentID: manifest.contentID, manifest: ManifestPayload(manifest))])
-        await reportHolders(plan, loop, manifest)
+        // The whole file announced and the holders reported at once: the
+        // requests share the tracker connection's round trips. The manifest
+        // went with the partial file's announce in this session; it is sent
+        // again only if the tracker asks for it (a new session since).
+        await announced.value
+        let (reports, reportID) = holderReports(plan, loop, manifest)
+        async let reported: Void = send(reports, downloadID: reportID, contentID: manifest.contentID)
+        do {
+            try await session.announce([AnnouncedFile(name: name.value, contentID: manifest.contentID)])
+        } catch {
+            try? await session.announce([AnnouncedFile(name: name.value, contentID: manifest.contentID, manifest: ManifestPayload(manifest))])
+        }
+        logger.trace("file announced")
+        await reported
+        logger.trace("holders reported")
         let seconds = (ContinuousClock.now - started).seconds
         progress(loop.snapshot(elapsed: seconds))
         // One row per holder; one that came back after going silent sums its connections, the last one decides the rest.
@@ -207,27 +229,46 @@ public struct Downloader: Sendable {
                               wireBytes: loop.wireBytes, seconds: seconds, peakMemoryKiB: nil, holders: outcomes)
     }
 
-    /// Reports each holder once, with the download's id: a failure if it
-    /// sent bad data or refused a chunk it announced (it is banned from the
-    /// download), else a success if it served verified chunks. A holder that
-    /// could not be reached or went silent is not reported: that may be the
-    /// network's fault, or ours, and the tracker cannot tell. A holder met on
-    /// several connections (it went silent and came back) is one holder,
-    /// with the bytes of all of them.
-    private func reportHolders(_ plan: DownloadPlan, _ loop: DownloadLoop, _ manifest: Manifest) async {
+    /// What to report of each holder, once, with the download's id: a
+    /// failure if it sent bad data or refused a chunk it announced (it is
+    /// banned from the download), else a success if it served verified
+    /// chunks. A holder that could not be reached or went silent is not
+    /// reported: that may be the network's fault, or ours, and the tracker
+    /// cannot tell. A holder met on several connections (it went silent and
+    /// came back) is one holder, with the bytes of all of them.
+    private func holderReports(_ plan: DownloadPlan, _ loop: DownloadLoop, _ manifest: Manifest)
+        -> (reports: [(user: String, succeeded: Bool, bytes: UInt64)], downloadID: String?) {
         var served: [String: (bytes: Int, chunks: Int)] = [:]
         for (id, link) in loop.links {
             guard let peer = plan.peers[id] else { continue }
             let before = served[link.user] ?? (0, 0)
             served[link.user] = (before.bytes + peer.bytesServed, before.chunks + peer.chunksServed)
         }
-        let users = Set(served.keys).union(loop.banned).sorted()
-        for user in users {
+        var reports: [(user: String, succeeded: Bool, bytes: UInt64)] = []
+        for user in Set(served.keys).union(loop.banned).sorted() {
             let bad = loop.banned.contains(user)
             let result = served[user] ?? (0, 0)
             guard bad || result.chunks > 0 else { continue }
-            await session.report(contentID: manifest.contentID, holder: user, succeeded: !bad, bytes: min(UInt64(result.bytes), manifest.fileSize),
-                                 downloadID: loop.downloadID)
+            reports.append((user, !bad, min(UInt64(result.bytes), manifest.fileSize)))
         }
+        return (reports, loop.downloadID)
+    }
+
+    /// Sends the reports together, so they share the tracker connection's
+    /// round trips (answered in turn), and waits for every answer.
+    private func send(_ reports: [(user: String, succeeded: Bool, bytes: UInt64)], downloadID: String?, contentID: ContentID) async {
+        await withTaskGroup(of: Void.self) { group in
+            for report in reports {
+                group.addTask { [session] in
+                    _ = await session.report(contentID: contentID, holder: report.user, succeeded: report.succeeded, bytes: report.bytes,
+                                             downloadID: downloadID)
+                }
+            }
+        }
+    }
+
+    private func reportHolders(_ plan: DownloadPlan, _ loop: DownloadLoop, _ manifest: Manifest) async {
+        let (reports, downloadID) = holderReports(plan, loop, manifest)
+        await send(reports, downloadID: downloadID, contentID: manifest.contentID)
     }
 }

@@ -58,6 +58,7 @@ public final class Peer: Sendable {
         let server = try await PeerServer.start(host: listen.host, port: listen.port, library: library, compression: compression,
                                                 uploadLimit: maxUpload.map { RateLimiter(rate: $0, burst: RateLimiter.uploadBurst) },
                                                 identity: identity, logger: logger)
+        logger.trace("serving on port \(server.port)")
         var downloadConfiguration = downloadConfiguration.limited(to: maxDownload)
         if encrypt { downloadConfiguration.encryptedOnly = true }
         let session: TrackerSession
@@ -79,10 +80,12 @@ public final class Peer: Sendable {
             await server.stop()
             throw error
         }
+        logger.trace("folder scanned")
         let peer = Peer(folder: folder, library: library, server: server, session: session, logger: logger, downloadConfiguration: downloadConfiguration)
         try await session.setAnnouncement { [folder, library, logger] in
             (try? await BlockingWork.run { Self.announcement(folder: folder, library: library, logger: logger) }) ?? library.announcement()
         }
+        logger.trace("folder announced")
         return peer
     }
 

@@ -104,6 +104,7 @@ public actor TrackerSession: Service {
         for endpoint in order {
             do {
                 let connection = try await trust.connect(to: endpoint, timeout: timeout)
+                logger?.trace("connected to the tracker at \(endpoint)")
                 do {
                     let result = try await exchange(connection)
                     return (result, endpoint)
@@ -341,6 +342,7 @@ public actor TrackerSession: Service {
         }
         if endpoint != trackers.endpoint { logger.notice("now with the tracker at \(endpoint) (was \(trackers.endpoint))") }
         trackers.use(endpoint)
+        logger.trace("logged in as \(user)")
         self.connection = connection
         self.token = reply.token
         self.counters = (reply.countDownloads, reply.countFailures)

@@ -9,6 +9,15 @@ import ShoalSamples
 /// `shoal get` from four seeders over shaped links: each peer on its own
 /// test host (network namespace), each seeder's link limited in rate and
 /// delayed, some lossy; the links are checked with iperf3 and ping first.
+///
+/// The bytes received per byte of file are printed twice: as the
+/// downloader's interface counted them (`rx_bytes`), and past the lab's
+/// loss. The lab drops a lossy link's packets where they enter the
+/// downloader's namespace, after `rx_bytes` counted them, while a real lossy
+/// link loses them before the receiver's interface; the second figure
+/// subtracts what the lab's DROP rules dropped (their byte counters plus the
+/// 14-byte Ethernet header per packet). A second line per run breaks the
+/// received bytes down by sender (see ``NetworkLab/receiveCounters(of:)``).
 struct LinksBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "links",
@@ -19,7 +28,9 @@ struct LinksBenchmark: AsyncParsableCommand {
         equal = 4 × 50 Mbit/s at 20 ms; one-bad = 3 × 100 Mbit/s at 10 ms plus 100 Mbit/s at 200 ms with 20 % loss. \
         Installs iptables, iperf3, iputils-ping and libnetfilter-queue-dev with apt-get when missing and compiles \
         Benchmarks/LinkDelayer/link-delayer.c on first use. Every timed run starts fresh seeders and writes and \
-        deletes 1.5 GiB first (see FACTS.md); the timed part is the whole `shoal get` process.
+        deletes 1.5 GiB first (see FACTS.md); the timed part is the whole `shoal get` process. rx/size is printed as \
+        the downloader's interface counted it and past the lab's loss (which drops packets after the interface \
+        counted them); a second line per run gives each seeder's bytes per byte it served and its retransmissions.
         """)
 
     @Option(help: "Scenarios, comma-separated: hetero, equal, one-bad.") var scenarios = "hetero,equal,one-bad"
@@ -30,7 +41,7 @@ struct LinksBenchmark: AsyncParsableCommand {
     @Option(help: "Work folder (default: a temporary one, removed afterwards).") var workDir: String?
     @Option(name: .customLong("delayer-source"), help: "link-delayer.c (default: the one in this checkout).") var delayerSource: String?
     @Option(name: .customLong("check-seconds"), help: "Seconds of iperf3 per link check (0 skips the checks).") var checkSeconds = 3
-    @Option(name: .customLong("get-log"), help: "Write each shoal get's trace log (every request and chunk, timed) to PREFIX-FILE-TIME.log.") var getLog: String?
+    @Option(name: .customLong("get-log"), help: "Write each shoal get's trace log (every request and chunk, stamped to the microsecond, framed by the process's start and end) to PREFIX-FILE-TIME.log.") var getLog: String?
 
     struct Scenario {
         let name: String
@@ -171,7 +182,38 @@ struct LinksBenchmark: AsyncParsableCommand {
         let chunks: [String: Int]
         let insideSeconds: Double
         let delayerCPU: Double
+        /// What the downloader's interface received, by sender, and what the lab dropped of it after counting it.
+        let received: NetworkLab.ReceiveCounters
+        /// File bytes each seeder served (verified chunks).
+        let served: [String: Double]
+        /// Each seeder's TCP counters over the run, and the downloader's.
+        let tcp: [String: [String: UInt64]]
         var mbps: Double { bytes / seconds / 1e6 }
+        /// rx_bytes less what the lab's loss rules (and its delay queues) dropped after the interface counted them:
+        /// what the interface would count on a real lossy link, which loses packets before they reach it.
+        var rxPastLab: Double { rxBytes - Double(received.labDropped.bytes) }
+    }
+
+    /// The TCP counters read on each host after a run, for the rx breakdown.
+    static let seederTCP = ["TcpRetransSegs", "TcpExtTCPLossProbes", "TcpExtTCPSpuriousRTOs", "TcpExtTCPTimeouts"]
+    static let downloaderTCP = ["TcpExtTCPDSACKOldSent", "TcpExtTCPDSACKOfoSent", "TcpInSegs"]
+
+    /// Absolute values of the named counters in the host's namespace (`nstat`, leaving its history alone).
+    func tcpCounters(lab: NetworkLab, host: String, _ names: [String]) -> [String: UInt64] {
+        guard let text = try? lab.run(on: host, ["nstat", "-asz"] + names) else { return [:] }
+        var values: [String: UInt64] = [:]
+        for line in text.split(whereSeparator: \.isNewline) where !line.hasPrefix("#") {
+            let words = line.split(whereSeparator: \.isWhitespace)
+            if words.count >= 2, let value = UInt64(words[1]) { values[String(words[0])] = value }
+        }
+        return values
+    }
+
+    func allTCPCounters(lab: NetworkLab) -> [String: [String: UInt64]] {
+        var all: [String: [String: UInt64]] = [:]
+        for seeder in Self.seeders { all[seeder] = tcpCounters(lab: lab, host: seeder, Self.seederTCP) }
+        all["downloader"] = tcpCounters(lab: lab, host: "downloader", Self.downloaderTCP)
+        return all
     }
 
     /// Fresh seeders, 1.5 GiB written and deleted, then one timed `shoal get`.
@@ -193,27 +235,49 @@ struct LinksBenchmark: AsyncParsableCommand {
         // Memory handed back to the host is slow to write the first time (FACTS.md): touch 1.5 GiB first.
         try LabCommand.run(["sh", "-c", "dd if=/dev/zero of='\(root)/warm' bs=1M count=1536 status=none && rm '\(root)/warm' && sync"], timeout: 300)
         let rxBefore = try lab.receivedBytes(of: "downloader")
+        let countersBefore = try lab.receiveCounters(of: "downloader")
+        let tcpBefore = allTCPCounters(lab: lab)
         let cpuBefore = lab.delayerCPUSeconds()
         let start = Date()
         let get = try LabCommand.runAllowingFailure(try lab.prefix(for: "downloader") + [binary, "get", name, "--user", "downloader",
                                                      "--dir", folder, "--tracker", trackerAddress, "--json",
                                                      "--log-level", getLog == nil ? "warning" : "trace"], timeout: 1800)
-        if let getLog { try? get.stderr.write(toFile: "\(getLog)-\(name)-\(Int(Date().timeIntervalSince1970)).log", atomically: true, encoding: .utf8) }
-        let seconds = Date().timeIntervalSince(start)
+        let end = Date()
+        let seconds = end.timeIntervalSince(start)
+        if let getLog {
+            // A trace stamps its lines in Unix seconds: the process's start and end, on the same clock, frame them.
+            let framed = String(format: "%.6f started shoal get\n", start.timeIntervalSince1970) + get.stderr
+                + String(format: "%.6f shoal get ended\n", end.timeIntervalSince1970)
+            try? framed.write(toFile: "\(getLog)-\(name)-\(Int(end.timeIntervalSince1970)).log", atomically: true, encoding: .utf8)
+        }
         let rxAfter = try lab.receivedBytes(of: "downloader")
+        let countersAfter = try lab.receiveCounters(of: "downloader")
+        let tcpAfter = allTCPCounters(lab: lab)
         let cpuAfter = lab.delayerCPUSeconds()
         guard get.status == 0, let json = try? JSONSerialization.jsonObject(with: Data(get.stdout.utf8)) as? [String: Any] else {
             throw ValidationError("shoal get failed (status \(get.status)): \(get.stderr.suffix(2000))")
         }
         try? FileManager.default.removeItem(atPath: folder)
         var chunks: [String: Int] = [:]
+        var served: [String: Double] = [:]
         for holder in json["holders"] as? [[String: Any]] ?? [] {
-            if let user = holder["user"] as? String { chunks[user] = holder["chunks"] as? Int ?? 0 }
+            guard let user = holder["user"] as? String else { continue }
+            chunks[user] = holder["chunks"] as? Int ?? 0
+            served[user] = (holder["bytes"] as? NSNumber)?.doubleValue ?? 0
+        }
+        var received = NetworkLab.ReceiveCounters()
+        for (sender, traffic) in countersAfter.bySender { received.bySender[sender] = traffic - (countersBefore.bySender[sender] ?? .init()) }
+        received.labDropped = countersAfter.labDropped - countersBefore.labDropped
+        received.delayerDropped = countersAfter.delayerDropped &- countersBefore.delayerDropped
+        var tcp: [String: [String: UInt64]] = [:]
+        for (host, values) in tcpAfter {
+            tcp[host] = values.reduce(into: [:]) { $0[$1.key] = $1.value &- (tcpBefore[host]?[$1.key] ?? 0) }
         }
         let size = (json["size"] as? Double) ?? Double(json["size"] as? Int ?? 0)
         return RunResult(seconds: seconds, bytes: size, rxBytes: Double(rxAfter - rxBefore), chunks: chunks,
                          insideSeconds: json["seconds"] as? Double ?? 0,
-                         delayerCPU: cpuAfter.reduce(0.0) { $0 + $1.value - (cpuBefore[$1.key] ?? 0) })
+                         delayerCPU: cpuAfter.reduce(0.0) { $0 + $1.value - (cpuBefore[$1.key] ?? 0) },
+                         received: received, served: served, tcp: tcp)
     }
 
     func chunkList(_ chunks: [String: Int]) -> String { Self.seeders.map { "\(chunks[$0] ?? 0)" }.joined(separator: "/") }
@@ -221,17 +285,41 @@ struct LinksBenchmark: AsyncParsableCommand {
     func line(scenario: Scenario, kind: String, run: Int, _ r: RunResult) -> String {
         let linkMBps = scenario.sumMbit / 8
         var text = pad(scenario.name, 8) + pad(kind, 7) + "run \(run)/\(runs)"
-        text += String(format: "  %6.1f MB/s  %4.0f %% of %3.0f Mbit/s   wire %3.0f %% of it, rx %5.3f × size   chunks %@   (get %.1f s, download %.1f s, delayers %.0f %% of a core)",
+        text += String(format: "  %6.1f MB/s  %4.1f %% of %3.0f Mbit/s   wire %3.0f %% of it, rx %5.3f × size (%5.3f past the lab's loss)   chunks %@   (get %.2f s, download %.2f s, delayers %.0f %% of a core)",
                        r.mbps, r.mbps / linkMBps * 100, scenario.sumMbit, r.rxBytes / r.seconds / 1e6 / linkMBps * 100, r.rxBytes / r.bytes,
-                       chunkList(r.chunks), r.seconds, r.insideSeconds, r.delayerCPU / r.seconds * 100)
+                       r.rxPastLab / r.bytes, chunkList(r.chunks), r.seconds, r.insideSeconds, r.delayerCPU / r.seconds * 100)
         if scenario.good.count < scenario.links.count {
             text += String(format: "   good links: %3.0f %% of %3.0f Mbit/s", r.mbps / (scenario.goodMbit / 8) * 100, scenario.goodMbit)
         }
-        return text
+        return text + "\n" + breakdown(r)
     }
 
-    static let summaryHeader = ["scenario", "file", "best MB/s", "median", "% links", "good links", "wire %", "rx/size", "chunks per seeder (mean)", "every run, MB/s"]
-    static let summaryWidths = [8, 7, 10, 8, 8, 11, 7, 8, 25, 0]
+    /// Where the received bytes came from: per seeder, what its address
+    /// sent to the downloader's interface per byte of file it served, and
+    /// its TCP retransmissions; then the rest (tracker, lab drops).
+    func breakdown(_ r: RunResult) -> String {
+        var parts: [String] = []
+        for seeder in Self.seeders {
+            let traffic = r.received.bySender[seeder] ?? .init()
+            let served = r.served[seeder] ?? 0
+            let counters = r.tcp[seeder] ?? [:]
+            parts.append(String(format: "%@ %.2f MB %@, %d pkts, retrans %d (probes %d, RTOs %d)", seeder, Double(traffic.bytes) / 1e6,
+                                served > 0 ? String(format: "%.4f × served", Double(traffic.bytes) / served) : "(served 0)",
+                                Int(traffic.packets), Int(counters["TcpRetransSegs"] ?? 0), Int(counters["TcpExtTCPLossProbes"] ?? 0),
+                                Int(counters["TcpExtTCPTimeouts"] ?? 0)))
+        }
+        let fromSeeders = Self.seeders.reduce(0.0) { $0 + Double(r.received.bySender[$1]?.bytes ?? 0) }
+        let tracker = Double(r.received.bySender["tracker"]?.bytes ?? 0)
+        let other = r.rxBytes - fromSeeders - tracker
+        let d = r.tcp["downloader"] ?? [:]
+        return "      rx: " + parts.joined(separator: "; ")
+            + String(format: "; tracker %.3f MB; other %.3f MB; lab dropped %d pkts (%.3f MB), delay queues dropped %d; downloader D-SACKs sent %d",
+                     tracker / 1e6, other / 1e6, Int(r.received.labDropped.packets), Double(r.received.labDropped.bytes) / 1e6,
+                     Int(r.received.delayerDropped), Int((d["TcpExtTCPDSACKOldSent"] ?? 0) + (d["TcpExtTCPDSACKOfoSent"] ?? 0)))
+    }
+
+    static let summaryHeader = ["scenario", "file", "best MB/s", "median", "% links", "good links", "wire %", "rx/size", "past loss", "chunks per seeder (mean)", "every run, MB/s"]
+    static let summaryWidths = [8, 7, 10, 8, 8, 11, 7, 8, 10, 25, 0]
 
     func summaryRow(scenario: Scenario, kind: String, _ results: [RunResult]) -> String {
         let rates = results.map(\.mbps).sorted()
@@ -240,11 +328,12 @@ struct LinksBenchmark: AsyncParsableCommand {
         let good = scenario.good.count < scenario.links.count ? String(format: "%.0f %%", median / (scenario.goodMbit / 8) * 100) : "-"
         let wire = results.map { $0.rxBytes / $0.seconds / 1e6 / linkMBps * 100 }.sorted()[results.count / 2]
         let rx = results.map { $0.rxBytes / $0.bytes }.reduce(0, +) / Double(results.count)
+        let rxPast = results.map { $0.rxPastLab / $0.bytes }.reduce(0, +) / Double(results.count)
         let meanChunks = Self.seeders.map { seeder in
             String(Int((Double(results.map { $0.chunks[seeder] ?? 0 }.reduce(0, +)) / Double(results.count)).rounded()))
         }.joined(separator: "/")
         return row([scenario.name, kind, String(format: "%.1f", rates.last!), String(format: "%.1f", median),
-                    String(format: "%.0f %%", median / linkMBps * 100), good, String(format: "%.0f %%", wire), String(format: "%.3f", rx),
+                    String(format: "%.0f %%", median / linkMBps * 100), good, String(format: "%.0f %%", wire), String(format: "%.3f", rx), String(format: "%.3f", rxPast),
                     meanChunks, results.map { String(format: "%.1f", $0.mbps) }.joined(separator: ", ")])
     }
 

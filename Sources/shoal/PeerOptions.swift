@@ -108,10 +108,12 @@ struct NetworkOptions: ParsableArguments {
 
 extension CompressionChoice.Mode: ExpressibleByArgument {}
 
-/// Logging for peer commands: warnings and up on stderr, unless asked for more.
+/// Logging for peer commands: warnings and up on stderr, unless asked for
+/// more; a trace stamps each line to the microsecond (``TimedLogHandler``).
 enum PeerLogging {
     static func bootstrap(level: Logger.Level = .warning) {
         LoggingSystem.bootstrap { label in
+            if level == .trace { return TimedLogHandler(label: label, logLevel: level) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler

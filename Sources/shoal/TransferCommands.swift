@@ -73,6 +73,7 @@ struct GetCommand: AsyncParsableCommand {
         afterwards.servesAfterwards = false
         let peer = try await startPeer(tracker: tracker, account: account, folder: folder, network: network, logLevel: logLevel, label: "shoal.get",
                                        downloadConfiguration: afterwards)
+        peer.logger.trace("peer started")
         let line = ProgressLine()
         let download = DownloadService(peer: peer, name: name, content: content) { line.update($0) }
         // The download ends the group however it ends; then the session logs out and the server drains.
@@ -85,6 +86,7 @@ struct GetCommand: AsyncParsableCommand {
         } catch {
             throw CLIError("stopping failed: \(error)")
         }
+        peer.logger.trace("logged out, server stopped")
         guard let outcome = download.outcome else { throw CLIError("the download did not run") }
         switch outcome {
         case .failure where download.stopped:

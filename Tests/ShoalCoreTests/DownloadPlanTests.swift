@@ -19,6 +19,13 @@ struct DownloadPlanTests {
 
     /// Simulates holders answering in order of their speed until done; returns chunks served per holder.
     func run(_ plan: inout DownloadPlan, secondsPerChunk: [Int: Double], failing: Set<Int> = [], limit: Int = 100_000) -> [Int: Int] {
+        simulate(&plan, secondsPerChunk: secondsPerChunk, failing: failing, limit: limit).served
+    }
+
+    /// As ``run``, also returning how many requests were made and when the last chunk came (simulated seconds).
+    func simulate(_ plan: inout DownloadPlan, secondsPerChunk: [Int: Double], failing: Set<Int> = [],
+                  limit: Int = 100_000) -> (served: [Int: Int], requests: Int, end: Double) {
+        var requests = 0
         var now = 0.0
         var pending: [(time: Double, request: DownloadPlan.Request)] = []
         var served: [Int: Int] = [:]
@@ -26,6 +33,7 @@ struct DownloadPlanTests {
         while !plan.isComplete && steps < limit {
             steps += 1
             for request in plan.nextRequests(now: now) {
+                requests += 1
                 let start = max(now, pending.filter { $0.request.peer == request.peer }.map(\.time).max() ?? now)
                 pending.append((start + secondsPerChunk[request.peer]!, request))
             }
@@ -39,7 +47,7 @@ struct DownloadPlanTests {
                 served[request.peer, default: 0] += 1
             }
         }
-        return served
+        return (served, requests, now)
     }
 
     /// Three seeders: the file completes, each serves some, the fastest the most.
@@ -153,6 +161,76 @@ struct DownloadPlanTests {
             _ = plan.received(peer: 0, chunk: request.chunk, now: t)
         }
         #expect(plan.nextRequests(now: t).isEmpty, "b's chunks are not late: no copies")
+    }
+
+    /// An idle fast holder copies the tail of a slow holder's queue, which
+    /// the slow one has not begun to send, and leaves it the chunks it is
+    /// sending or about to: those copies would cross both links.
+    @Test func copiesTakeTheTailOfASlowQueue() {
+        var configuration = DownloadPlan.Configuration()
+        configuration.initialWindow = 8
+        configuration.maximumWindow = 8
+        var plan = DownloadPlan(manifest: manifest(chunks: 16), configuration: configuration)
+        plan.addPeer(id: 0, name: "slow", score: PeerScore(responseTime: 0.001), available: nil)
+        plan.addPeer(id: 1, name: "fast", score: PeerScore(responseTime: 0.001), available: nil)
+        let first = plan.nextRequests(now: 0)
+        #expect(first.count == 16)
+        // fast: 16 KiB a millisecond; slow: its first after 17 ms (about 1 MB/s).
+        var t = 0.0
+        for request in first where request.peer == 1 {
+            t += 0.001
+            #expect(plan.received(peer: 1, chunk: request.chunk, now: t).isAccepted)
+        }
+        let slowQueue = first.filter { $0.peer == 0 }.map(\.chunk).sorted()
+        #expect(plan.received(peer: 0, chunk: slowQueue[0], now: 0.017).isAccepted)
+        let copies = plan.nextRequests(now: 0.02)
+        let copied = copies.map(\.chunk).sorted()
+        #expect(copies.allSatisfy { $0.peer == 1 })
+        #expect(!copied.isEmpty && copied.count < 7, "some of the slow holder's 7, not all: \(copied)")
+        #expect(copied == Array(slowQueue.suffix(copied.count)), "the latest expected first: \(copied) of \(slowQueue)")
+        #expect(!copied.contains(slowQueue[1]), "the chunk the slow holder sends next stays with it")
+    }
+
+    /// An idle holder does not copy the tail of a faster one's queue, though
+    /// its copy would come before the faster one starts on it: if the faster
+    /// one wins after all, the copy crossed its link for nothing. The same
+    /// queue is copied by a holder faster than its own.
+    @Test func onlyFasterHoldersCopyAQueuesTail() {
+        func plan(joining rate: Double) -> DownloadPlan {
+            var configuration = DownloadPlan.Configuration()
+            configuration.initialWindow = 16
+            var plan = DownloadPlan(manifest: manifest(chunks: 16), configuration: configuration)
+            plan.addPeer(id: 0, name: "first", score: PeerScore(responseTime: 0.0001), available: nil)
+            #expect(plan.nextRequests(now: 0).count == 16)
+            // It brings 16 KiB a millisecond: its other 15 are due until about 16 ms.
+            let head = plan.peers[0]!.inFlight.keys.min()!
+            #expect(plan.received(peer: 0, chunk: head, now: 0.001).isAccepted)
+            // Another joins, measured (before this download) at `rate` bytes a second.
+            var score = PeerScore(responseTime: 0.0001)
+            score.observeChunk(bytes: 16_384, seconds: 16_384 / rate)
+            plan.addPeer(id: 1, name: "second", score: score, available: nil)
+            return plan
+        }
+        var slower = plan(joining: 15_500_000)
+        #expect(slower.nextRequests(now: 0.001).isEmpty, "a slower holder copied a faster one's chunks")
+        var faster = plan(joining: 40_000_000)
+        let copies = faster.nextRequests(now: 0.001)
+        #expect(!copies.isEmpty && copies.allSatisfy { $0.peer == 1 }, "a faster holder left a slower one's tail alone")
+    }
+
+    /// Near the end a slow holder is not given chunks a fast one would bring
+    /// sooner: no copies, and the file is in about when both links together
+    /// could bring it, not when the slow one brings its last.
+    @Test func theLastChunksGoToWhoBringsThemFirst() {
+        var plan = DownloadPlan(manifest: manifest(chunks: 200))
+        plan.addPeer(id: 0, name: "fast", score: PeerScore(responseTime: 0.001), available: nil)
+        plan.addPeer(id: 1, name: "slow", score: PeerScore(responseTime: 0.001), available: nil)
+        // 16 KiB in 1 ms and in 25 ms: together about 1 040 chunks a second.
+        let result = simulate(&plan, secondsPerChunk: [0: 0.001, 1: 0.025])
+        #expect(plan.isComplete)
+        #expect(result.requests == 200, "no chunk asked twice")
+        #expect(result.served[1, default: 0] > 0)
+        #expect(result.end < 200 / 1040.0 + 0.01, "ended at \(result.end) s")
     }
 
     /// A late holder gets no new work until something comes from it, then one probe at a time.

@@ -49,4 +49,58 @@ struct FramedConnectionTests {
         server.shutdown()
         await task.value
     }
+
+    /// A pipelined connection returns before the hello is answered; a
+    /// request sent right behind the hello is read after it and answered.
+    @Test func requestsFollowAPipelinedHello() async throws {
+        let server = try await FramedServer.bind(host: "127.0.0.1", port: 0)
+        let task = Task {
+            await server.run { connection in
+                try? await connection.channel.executeThenClose { inbound, outbound in
+                    var iterator = inbound.makeAsyncIterator()
+                    _ = try await FramedServer.acceptHandshake(&iterator, outbound: outbound, localRole: "peer")
+                    while let frame = try await iterator.next() {
+                        let probe = try CheckActive(frame: frame)
+                        try await outbound.write(.frame(try Active(nonce: probe.nonce).frame(requestID: frame.requestID)))
+                    }
+                }
+            }
+        }
+        let connection = try await FramedConnection.connect(host: "127.0.0.1", port: server.port, role: "peer", pipelined: true)
+        #expect(connection.connectRoundTrip > 0)
+        let reply = try await connection.request(.checkActive(CheckActive(nonce: 42)), timeout: .seconds(30))
+        guard case let .active(active) = reply else { Issue.record("expected active, got \(reply)"); return }
+        #expect(active.nonce == 42)
+        connection.close()
+        server.shutdown()
+        await task.value
+    }
+
+    /// When the hello of a pipelined connection is refused, the requests
+    /// sent behind it fail with that, and the connection closes.
+    @Test func aRefusedPipelinedHelloFailsTheRequests() async throws {
+        let server = try await FramedServer.bind(host: "127.0.0.1", port: 0)
+        let task = Task {
+            await server.run { connection in
+                try? await connection.channel.executeThenClose { inbound, outbound in
+                    var iterator = inbound.makeAsyncIterator()
+                    guard let hello = try await iterator.next() else { return }
+                    let refusal = ErrorReply(code: .unsupportedVersion, message: "this server speaks another version")
+                    try await outbound.write(.frame(try refusal.frame(requestID: hello.requestID)))
+                    // Whatever follows the hello is read and left unanswered.
+                    while try await iterator.next() != nil {}
+                }
+            }
+        }
+        let connection = try await FramedConnection.connect(host: "127.0.0.1", port: server.port, role: "peer", pipelined: true)
+        let error = await #expect(throws: NetError.self) {
+            try await connection.request(.checkActive(CheckActive(nonce: 1)), timeout: .seconds(30))
+        }
+        guard case let .handshakeFailed(_, reason) = error else { Issue.record("expected handshakeFailed, got \(String(describing: error))"); return }
+        #expect(reason.contains("another version"))
+        await connection.closed()
+        #expect(!connection.isOpen)
+        server.shutdown()
+        await task.value
+    }
 }

@@ -97,8 +97,10 @@ struct UnsolicitedDownloadTests {
     }
 
     /// The download completes from the honest holder; the downloader skipped
-    /// the liar's 64 frames, and what it allocated for chunk payloads stays
-    /// within twice the file (its own chunks), well under the 16 MiB flood.
+    /// every one of the liar's frames it read (not always all 64: its
+    /// requests do not wait for the liar's hello, which comes after the
+    /// flood), and what it allocated for chunk payloads stays within twice
+    /// the file (its own chunks), well under the 16 MiB flood.
     @Test func aFloodingHolderCostsTheDownloaderNoMemory() async throws {
         let swarm = try await TestSwarm()
         let bytes = randomBytes(4 << 20, seed: 11)
@@ -118,7 +120,11 @@ struct UnsolicitedDownloadTests {
         let result = try await downloader.download(name: "f.bin")
         #expect(sha256(ofFile: try swarm.folder("d") + "/f.bin") == ChunkDigest(hashing: bytes).hex)
         #expect(result.holders.first { $0.user == "good" }?.chunks == manifest.chunkCount)
-        #expect(statistics.dropped.frames >= flood, "the liar's frames were skipped")
+        // Requests follow the hello at once, so the file may be in, and the
+        // liar's connection closed, before the whole flood was read.
+        #expect(statistics.dropped.frames >= 1, "the liar's frames were skipped")
+        #expect(statistics.dropped.bytes == statistics.dropped.frames * (FrameHeader.size + chunk + ChunkData.headerSize),
+                "only the liar's whole frames were skipped: \(statistics.dropped)")
         #expect(statistics.allocatedBytes <= 2 * bytes.count, "\(statistics.allocatedBytes) bytes allocated for a \(bytes.count)-byte file")
         await session.logout()
         server.shutdown()
