@@ -21,24 +21,25 @@ struct FramedConnectionTests {
         return (server, task)
     }
 
-    /// Cancelling the task that waits for a reply ends the wait at once, with
+    /// Cancelling the task that waits for a reply ends the wait, with
     /// CancellationError; the connection stays usable for other requests.
+    /// The request's timeout (an hour) is far past the suite's time limit, so
+    /// a wait that only its timeout ended fails the test without any clock
+    /// here (a bound in seconds failed once on a loaded CI machine).
     @Test func cancellingARequestEndsItsWait() async throws {
         let (server, task) = try await silentServer()
         let connection = try await FramedConnection.connect(host: "127.0.0.1", port: server.port, role: "peer")
         let waiting = Task {
-            try await connection.request(.checkActive(CheckActive(nonce: 7)), timeout: .seconds(60))
+            try await connection.request(.checkActive(CheckActive(nonce: 7)), timeout: .seconds(3600))
         }
         try await Task.sleep(for: .milliseconds(50))
-        let started = ContinuousClock.now
         waiting.cancel()
         await #expect(throws: CancellationError.self) { try await waiting.value }
-        #expect(ContinuousClock.now - started < .seconds(5), "the cancelled request waited for its timeout")
         #expect(connection.isOpen)
         // Cancelled before it was even sent: it fails the same way.
         let early = Task {
             withUnsafeCurrentTask { $0?.cancel() }
-            return try await connection.request(.checkActive(CheckActive(nonce: 8)), timeout: .seconds(60))
+            return try await connection.request(.checkActive(CheckActive(nonce: 8)), timeout: .seconds(3600))
         }
         await #expect(throws: CancellationError.self) { try await early.value }
         // An unanswered request still times out by itself.
