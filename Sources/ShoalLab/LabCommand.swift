@@ -56,17 +56,38 @@ public enum LabCommand {
         }
         try? outFile.handle.close()
         try? errFile.handle.close()
+        let pid = process.processIdentifier
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(2_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            throw LabError.timedOut(command: command, seconds: timeout)
+        var status: Int32?
+        // Polled, never `waitUntilExit`: Foundation's Process has been seen
+        // to miss a child's exit (the child a zombie nobody reaps), and its
+        // `waitUntilExit` then spins for ever; the kernel is asked too.
+        while status == nil {
+            if !process.isRunning {
+                status = process.terminationStatus
+            } else if let exited = Self.exitStatus(of: pid) {
+                status = exited
+            } else if Date() >= deadline {
+                kill(pid, SIGKILL)
+                throw LabError.timedOut(command: command, seconds: timeout)
+            } else {
+                usleep(2_000)
+            }
         }
-        process.waitUntilExit()
         let stdout = (try? String(contentsOfFile: outFile.path, encoding: .utf8)) ?? ""
         let stderr = (try? String(contentsOfFile: errFile.path, encoding: .utf8)) ?? ""
-        return (process.terminationStatus, stdout, stderr)
+        return (status ?? -1, stdout, stderr)
+    }
+
+    /// The exit status of child `pid` if it has exited, read without reaping
+    /// it (`WNOWAIT`: Foundation's Process still reaps it); 128 + the signal
+    /// when a signal ended it. Nil while it runs, or once it is reaped.
+    static func exitStatus(of pid: pid_t) -> Int32? {
+        var info = siginfo_t()
+        guard waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 else { return nil }
+        let child = info._sifields._sigchld
+        guard child.si_pid == pid else { return nil }
+        return info.si_code == Int32(CLD_EXITED) ? child.si_status : 128 + child.si_status
     }
 
     private static func scratchFile(_ label: String) -> (path: String, handle: FileHandle) {
