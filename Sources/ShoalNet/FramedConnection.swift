@@ -193,6 +193,13 @@ public final class FramedConnection: Sendable {
 
     /// Fails every waiting request, and every later one, with `error`, and closes the connection.
     private func fail(with error: NetError) {
+        failWaiting(with: error)
+        close()
+    }
+
+    /// Fails every waiting request with `error`, and every later one with the
+    /// first error the connection ended with.
+    private func failWaiting(with error: NetError) {
         let waiting = state.withLock { state in
             if state.closedError == nil { state.closedError = error }
             defer { state.waiting = [:] }
@@ -202,7 +209,6 @@ public final class FramedConnection: Sendable {
             pending.timer?.cancel()
             pending.continuation.resume(throwing: error)
         }
-        close()
     }
 
     /// Closes the connection; waiting requests fail.
@@ -365,16 +371,8 @@ public final class FramedConnection: Sendable {
         } catch let error as WireError {
             ending = .wire(error)
         } catch {}
-        let waiting = state.withLock { state in
-            // A failed pipelined handshake has said why already.
-            if state.closedError == nil { state.closedError = ending }
-            defer { state.waiting = [:] }
-            return state.waiting
-        }
-        for pending in waiting.values {
-            pending.timer?.cancel()
-            pending.continuation.resume(throwing: ending)
-        }
+        // A failed pipelined handshake has said why already: later requests get that.
+        failWaiting(with: ending)
     }
 
     static func reason(_ error: any Error) -> String {
