@@ -8,13 +8,13 @@ import Synchronization
 /// the download ids those replies hand out (``DownloadGrants``), behind one
 /// lock, so that the event loops answer a request whose reply is cached
 /// without a hop to the ``Tracker`` actor (``CachedReplyHandler``), and the
-/// actor fills the caches on a miss.
+/// actor fills the details cache on a miss.
 ///
-/// The actor publishes every change of the registry (``publish(_:touched:)``)
+/// The actor publishes every change of the registry (``publish(_:touched:listRows:)``)
 /// before the reply to the request that made it is written: whoever saw
 /// that reply and asks again is answered from the registry as changed. The
-/// list cache answers only at the generation it was made at; a `details`
-/// entry goes when one of its contents or its name is touched.
+/// list is brought up to date by each change (the rows it touched); a
+/// `details` entry goes when one of its contents or its name is touched.
 final class ServedReplies: Sendable {
     private struct State {
         var generation: UInt64 = 0
@@ -34,11 +34,15 @@ final class ServedReplies: Sendable {
         self.now = now
     }
 
-    /// The registry is at `generation` now, with `touched` changed since the last call.
-    func publish(_ generation: UInt64, touched: TrackerRegistry.Touched) {
+    /// The registry is at `generation` now, with `touched` changed since
+    /// the last call, and `listRows` the rows of ``TrackerRegistry/list()``
+    /// showing what was touched (``TrackerRegistry/listRows(touching:)``).
+    func publish(_ generation: UInt64, touched: TrackerRegistry.Touched, listRows: [ListedFile]) {
         state.withLock { state in
             state.generation = generation
-            if !touched.isEmpty { state.details.invalidate(touched) }
+            guard !touched.isEmpty else { return }
+            state.details.invalidate(touched)
+            state.lists.update(touched: touched, rows: listRows)
         }
     }
 
@@ -47,38 +51,16 @@ final class ServedReplies: Sendable {
 
     // MARK: list
 
-    /// The page after `after` at the published generation, or nil when the
-    /// rows of that generation are not kept yet (the actor makes them).
-    func listPage(after: ListCursor?) throws(TrackerError) -> ByteBuffer? {
-        try state.withLock { (state) throws(TrackerError) -> ByteBuffer? in
-            try state.lists.page(at: state.generation, after: after, pageSize: listPageSize)
-        }
-    }
-
-    /// The page after `after` at `generation` (the registry's, on the actor),
-    /// with the rows made by `make` when they are not kept; `make` runs
-    /// without the lock held.
-    func listPage(after: ListCursor?, at generation: UInt64, rows make: () -> [ListedFile]) throws(TrackerError) -> ByteBuffer {
+    /// The page after `after`, as the registry was last published.
+    func listPage(after: ListCursor?) throws(TrackerError) -> ByteBuffer {
         let listPageSize = self.listPageSize
-        if let page = try state.withLock({ (state) throws(TrackerError) -> ByteBuffer? in
-            try state.lists.page(at: generation, after: after, pageSize: listPageSize)
-        }) {
-            return page
-        }
-        let rows = make()
         return try state.withLock { (state) throws(TrackerError) -> ByteBuffer in
-            state.lists.setRows(rows, at: generation)
-            return try state.lists.page(at: generation, after: after, pageSize: listPageSize)!
+            try state.lists.page(after: after, pageSize: listPageSize)
         }
     }
 
-    /// Every row of the list at `generation`, made by `make` when not kept.
-    func listRows(at generation: UInt64, _ make: () -> [ListedFile]) -> [ListedFile] {
-        if let rows = state.withLock({ $0.lists.rows(at: generation) }) { return rows }
-        let rows = make()
-        state.withLock { $0.lists.setRows(rows, at: generation) }
-        return rows
-    }
+    /// Every row of the list, as the registry was last published.
+    var listRows: [ListedFile] { state.withLock { $0.lists.rows } }
 
     // MARK: details
 

@@ -55,13 +55,13 @@ public actor Tracker {
     private let pool: NIOThreadPool
     let logger: Logger
     private let now: @Sendable () -> Double
-    /// Every change is published to ``served`` (the generation, and what
-    /// `details` may show differently), so the event loops never answer
-    /// from a cache older than the registry.
+    /// Every change is published to ``served`` (the generation, what
+    /// `details` may show differently, and the list's rows it touched), so
+    /// the event loops never answer from a cache older than the registry.
     var registry: TrackerRegistry {
         didSet {
             let touched = registry.takeTouched()
-            served.publish(registry.generation, touched: touched)
+            served.publish(registry.generation, touched: touched, listRows: touched.isEmpty ? [] : registry.listRows(touching: touched))
         }
     }
     private var throttle: LoginThrottle
@@ -357,25 +357,23 @@ public actor Tracker {
         if cacheable, let payload = try served.details(key, asker: asker, extending: request.downloadID, now: now()) {
             return .encoded(.fileDetails, payload)
         }
-        var details = FileDetails(try registry.details(token, name: request.name, contentID: request.contentID,
+        let details = FileDetails(try registry.details(token, name: request.name, contentID: request.contentID,
                                                        withManifest: request.withoutManifest != true, holdersAfter: request.holdersAfter,
                                                        knownMaps: request.knownMaps))
-        if cacheable {
-            let holderUsers = details.files.reduce(into: Set<String>()) { $0.formUnion(registry.holderUsers(of: $1.contentID)) }
-            if !holderUsers.contains(asker) {
-                let parts = details.files.map { DetailsCache.part($0, holders: $0.holders.map(\.user)) }
-                served.storeDetails(DetailsCache.Entry(parts: parts, moreContents: details.moreContents, holderUsers: holderUsers),
-                                    for: key)
-            }
+        // Encoded once, with a gap for each download id: kept for the next
+        // asker when it may be, and this reply is made from it either way.
+        let entry = DetailsCache.Entry(parts: details.files.map { DetailsCache.part($0, holders: $0.holders.map(\.user)) },
+                                       moreContents: details.moreContents,
+                                       holderUsers: details.files.reduce(into: Set<String>()) { $0.formUnion(registry.holderUsers(of: $1.contentID)) })
+        if cacheable && !entry.holderUsers.contains(asker) {
+            served.storeDetails(entry, for: key)
         }
         let t = now()
-        for index in details.files.indices {
-            let file = details.files[index]
-            let size = registry.fileSize(of: file.contentID) ?? 0
-            details.files[index].downloadID = served.issue(account: asker, contentID: file.contentID, fileSize: size,
-                                                           holders: file.holders.map(\.user), extending: request.downloadID, now: t)
+        let ids = entry.parts.map { part in
+            served.issue(account: asker, contentID: part.contentID, fileSize: part.fileSize, holders: part.holders,
+                         extending: request.downloadID, now: t)
         }
-        return .message(.fileDetails(details))
+        return .encoded(.fileDetails, try entry.payload(downloadIDs: ids))
     }
 
     /// A report is taken only with the evidence that the reporter was sent
@@ -425,15 +423,15 @@ public actor Tracker {
     }
 
     /// A page of the file list: rows after `after`, at most ``TrackerRegistry/Limits/listPage``.
-    /// The sorted rows are made once per change of the registry, and each
-    /// page is encoded once (``ListCache``).
+    /// The rows are kept sorted and current by each change (``ListCache``),
+    /// and each page is encoded once until a row changes.
     private func fileList(after: ListCursor?) throws(TrackerError) -> Reply {
-        .encoded(.fileList, try served.listPage(after: after, at: registry.generation) { self.registry.list() })
+        .encoded(.fileList, try served.listPage(after: after))
     }
 
-    /// Every row of the file list, sorted, made once per change of the registry.
+    /// Every row of the file list, sorted.
     private func listRows() -> [ListedFile] {
-        served.listRows(at: registry.generation) { self.registry.list() }
+        served.listRows
     }
 
     /// The operator's view: only with the operator token (constant-time compare).

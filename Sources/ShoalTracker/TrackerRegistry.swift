@@ -147,6 +147,8 @@ public struct TrackerRegistry: Sendable {
     var sessionsByUser: [String: Set<SessionToken>] = [:]
     /// name -> content -> number of sessions sharing that content under that name.
     private var names: [FileName: [ContentID: Int]] = [:]
+    /// content -> the names it is shared under: the other way round.
+    private var namesOf: [ContentID: Set<FileName>] = [:]
 
     /// `versions`: ``MapVersionClock/shared`` when several tracker instances share one store.
     public init(limits: Limits = Limits(), versions: MapVersionClock = .local) {
@@ -383,7 +385,10 @@ public struct TrackerRegistry: Sendable {
         touched.names.formUnion(holding.names)
         if let old { touched.names.formUnion(old.names) }
         for name in old?.names.subtracting(holding.names) ?? [] { unindex(name, id) }
-        for name in holding.names.subtracting(old?.names ?? []) { names[name, default: [:]][id, default: 0] += 1 }
+        for name in holding.names.subtracting(old?.names ?? []) {
+            names[name, default: [:]][id, default: 0] += 1
+            namesOf[id, default: []].insert(name)
+        }
         sessions[token]?.holdings[id] = holding
         contents[id]?.holders.insert(token)
     }
@@ -408,6 +413,8 @@ public struct TrackerRegistry: Sendable {
         if count <= 1 {
             names[name]?.removeValue(forKey: id)
             if names[name]?.isEmpty == true { names.removeValue(forKey: name) }
+            namesOf[id]?.remove(name)
+            if namesOf[id]?.isEmpty == true { namesOf.removeValue(forKey: id) }
         } else {
             names[name]?[id] = count - 1
         }
@@ -419,14 +426,36 @@ public struct TrackerRegistry: Sendable {
     public func list() -> [ListedFile] {
         var rows: [ListedFile] = []
         for (name, ids) in names {
-            for id in ids.keys {
-                guard let content = contents[id] else { continue }
-                let complete = content.holders.filter { sessions[$0]?.holdings[id]?.isComplete == true }.count
-                rows.append(ListedFile(name: name.value, contentID: id, size: content.manifest.fileSize,
-                                       holders: complete, partialHolders: content.holders.count - complete))
-            }
+            for id in ids.keys { if let row = listRow(name, id) { rows.append(row) } }
         }
-        return rows.sorted { ($0.name.utf8.lexicographicallyPrecedes($1.name.utf8)) || ($0.name == $1.name && $0.contentID < $1.contentID) }
+        return rows.sorted(by: ListCache.precedes)
+    }
+
+    /// The rows of ``list()`` that show a touched name or content, as they
+    /// are now (in no order): with them, a kept list is brought up to date
+    /// by the change itself (``ListCache/update(touched:rows:)``).
+    public func listRows(touching touched: Touched) -> [ListedFile] {
+        var pairs = Set<NamedContent>()
+        for name in touched.names {
+            for id in names[name]?.keys ?? [:].keys { pairs.insert(NamedContent(name: name, id: id)) }
+        }
+        for id in touched.contents {
+            for name in namesOf[id] ?? [] { pairs.insert(NamedContent(name: name, id: id)) }
+        }
+        return pairs.compactMap { listRow($0.name, $0.id) }
+    }
+
+    private struct NamedContent: Hashable {
+        var name: FileName
+        var id: ContentID
+    }
+
+    /// The row of `id` shared under `name`.
+    private func listRow(_ name: FileName, _ id: ContentID) -> ListedFile? {
+        guard let content = contents[id] else { return nil }
+        let complete = content.holders.filter { sessions[$0]?.holdings[id]?.isComplete == true }.count
+        return ListedFile(name: name.value, contentID: id, size: content.manifest.fileSize,
+                          holders: complete, partialHolders: content.holders.count - complete)
     }
 
     /// Every content shared under `name` (or the content `contentID`), oldest
@@ -561,5 +590,10 @@ extension TrackerRegistry {
         public var contents: Set<ContentID> = []
         public var names: Set<FileName> = []
         public var isEmpty: Bool { contents.isEmpty && names.isEmpty }
+
+        public init(contents: Set<ContentID> = [], names: Set<FileName> = []) {
+            self.contents = contents
+            self.names = names
+        }
     }
 }
