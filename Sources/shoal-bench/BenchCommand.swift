@@ -6,7 +6,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shoal-bench",
         abstract: "Benchmarks for Shoal (throughput figures printed beside standard tools).",
-        subcommands: [CodecBenchmark.self, TrackerBenchmark.self, EndToEndBenchmark.self, LinksBenchmark.self, PlanBenchmark.self, FaultBenchmark.self, FloodBenchmark.self],
+        subcommands: [CodecBenchmark.self, TrackerBenchmark.self, EndToEndBenchmark.self, LinksBenchmark.self, PlanBenchmark.self, FaultBenchmark.self, FloodBenchmark.self, MessagesBenchmark.self],
         defaultSubcommand: CodecBenchmark.self
     )
 }

@@ -62,6 +62,8 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     /// the time between two, and the requests sent and not answered yet.
     private var pacing: (nextDue: NIODeadline, period: TimeAmount)?
     private var inFlight: [UInt32: (kind: Kind, reply: MessageType, due: NIODeadline)] = [:]
+    /// Paced requests answered: when each was due, its kind and latency (ms).
+    private var timeline: [(due: NIODeadline, kind: Kind, milliseconds: Double)] = []
 
     init(index: Int, fileCount: Int, manifest: Manifest, loop: any EventLoop) {
         self.index = index
@@ -129,7 +131,9 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
         if pacing != nil, let sent = inFlight.removeValue(forKey: frame.requestID) {
             // Timed from when the request was due, not from when it went out
             // (a late send is the client's delay, and must not hide the tracker's).
-            samples[sent.kind.rawValue].append(Double((NIODeadline.now() - sent.due).nanoseconds) / 1e6)
+            let latency = Double((NIODeadline.now() - sent.due).nanoseconds) / 1e6
+            samples[sent.kind.rawValue].append(latency)
+            timeline.append((sent.due, sent.kind, latency))
             guard frame.type == sent.reply else {
                 let reason = (try? ErrorReply(frame: frame)).map { "\($0.code): \($0.message)" } ?? "a \(frame.type)"
                 fail(Failure(description: "\(user): \(sent.kind.name) answered with \(reason)"))
@@ -259,6 +263,14 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
         loop.submit { [self] in
             defer { samples = [[Double]](repeating: [], count: Kind.allCases.count) }
             return samples
+        }
+    }
+
+    /// The paced requests answered since the last call: when each was due, its kind and latency; clears them.
+    func takeTimeline() -> EventLoopFuture<[(due: NIODeadline, kind: Kind, milliseconds: Double)]> {
+        loop.submit { [self] in
+            defer { timeline = [] }
+            return timeline
         }
     }
 

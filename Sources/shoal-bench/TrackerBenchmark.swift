@@ -50,6 +50,9 @@ struct TrackerBenchmark: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Phase 2 as an open loop at this offered load (requests per second, all clients together): each client sends on a fixed schedule whatever the replies do, and each request is timed from when it was due. Without it, each client waits for each reply (a closed loop: the most the tracker serves, with latency = clients / rate).", valueName: "req/s"))
     var rate: Int?
 
+    @Flag(help: "With --rate: print latencies by when the requests were due, in windows of 100 ms.")
+    var timeline = false
+
     func validate() throws {
         if let rate, rate < 1 || rate > 10_000_000 { throw ValidationError("--rate: give 1 … 10000000 requests per second") }
         guard instances >= 1 && instances <= 16 else { throw ValidationError("--instances: give 1 … 16") }
@@ -171,6 +174,11 @@ struct TrackerBenchmark: AsyncParsableCommand {
             }
             defer { ticker.cancel() }
             try await EventLoopFuture.andAllSucceed(runs, on: loop).get()
+            if timeline {
+                var answered: [(due: NIODeadline, kind: LoadClient.Kind, milliseconds: Double)] = []
+                for client in load { answered += try await client.takeTimeline().get() }
+                printTimeline(answered, start: start)
+            }
         } else {
             try await EventLoopFuture.andAllSucceed(load.map { $0.run() }, on: loop).get()
         }
@@ -321,6 +329,22 @@ struct TrackerBenchmark: AsyncParsableCommand {
         // After the command name: state is field 3, utime 14 and stime 15 (1-based).
         guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// Latencies by when the requests were due, in windows of 100 ms.
+    func printTimeline(_ answered: [(due: NIODeadline, kind: LoadClient.Kind, milliseconds: Double)], start: NIODeadline) {
+        let window: Int64 = 100_000_000
+        let byWindow = Dictionary(grouping: answered) { ($0.due - start).nanoseconds / window }
+        say("latency by when requests were due (ms; count p50/p99/max per kind):")
+        for w in byWindow.keys.sorted() {
+            var line = String(format: "  %5.1f s ", Double(w * window) / 1e9)
+            for kind in [LoadClient.Kind.announce, .list, .details] {
+                let values = byWindow[w]!.filter { $0.kind == kind }.map(\.milliseconds).sorted()
+                guard !values.isEmpty else { continue }
+                line += String(format: "  %@ %d %.1f/%.1f/%.1f", kind.name, values.count, Self.percentile(values, 0.5), Self.percentile(values, 0.99), values.last!)
+            }
+            say(line)
+        }
     }
 
     static func percentile(_ sorted: [Double], _ p: Double) -> Double {
