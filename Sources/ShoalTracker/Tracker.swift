@@ -5,6 +5,7 @@ import NIOPosix
 import ShoalCore
 import ShoalNet
 import ShoalWire
+import Synchronization
 
 /// The tracker's brain: accounts and everything else that outlives a
 /// process (through a ``TrackerStore``), its view of sessions and holdings
@@ -525,9 +526,36 @@ public actor Tracker {
     /// the announce before it, and a holding of a content never reaches the
     /// store before the announce that brought its manifest (or after the
     /// withdrawal that made it forgotten).
+    ///
+    /// The wait ends when the task waiting is cancelled (the tracker is
+    /// stopping past its drain), even if the write goes on: a store that
+    /// stopped answering must not keep a connection, and so the tracker,
+    /// from stopping.
     private func persist(_ token: SessionToken, touching contents: some Sequence<ContentID>,
                          _ write: @escaping @Sendable (any TrackerStore) async throws -> Void) async throws {
-        try await enqueueWrite(token, touching: contents, write).value
+        try await Self.outcome(of: enqueueWrite(token, touching: contents, write))
+    }
+
+    /// `task`'s outcome, or CancellationError as soon as the caller is cancelled.
+    static func outcome(of task: Task<Void, any Error>) async throws {
+        let waiting = Waiting()
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                waiting.keep(continuation)
+                // Cancelled before the continuation was kept: the handler found nothing to resume.
+                if Task.isCancelled { waiting.resume(with: .failure(CancellationError())) }
+                Task { waiting.resume(with: await task.result) }
+            }
+        } onCancel: {
+            waiting.resume(with: .failure(CancellationError()))
+        }
+    }
+
+    /// A continuation resumed once, by whichever comes first.
+    private final class Waiting: Sendable {
+        private let continuation = Mutex<CheckedContinuation<Void, any Error>?>(nil)
+        func keep(_ waiting: CheckedContinuation<Void, any Error>) { continuation.withLock { $0 = waiting } }
+        func resume(with result: Result<Void, any Error>) { continuation.withLock { $0.take() }?.resume(with: result) }
     }
 
     /// Queues `write` as ``persist(_:touching:_:)`` does and returns at once.

@@ -155,16 +155,24 @@ public final class TrackerServer: Sendable, Service {
         // The sessions' closings are written (tracker.shutdown) while the leases are still renewed.
         // Bounded: a database that stopped answering (a partition, no reset)
         // must not hold the process past its drain; what was not written
-        // expires with the leases.
+        // expires with the leases. Once cancelled (the drain's deadline
+        // passed), everything left must end within the service group's
+        // cancellation grace (5 s), past which the library ends the process:
+        // 2 s for the writes, 1 s for the sync, 1 s to close the store.
+        let cancelled = Task.isCancelled
         let tracker = self.tracker
-        if await !Self.wait(atMost: 10, { await tracker.shutdown() }) {
-            logger.warning("tracker stopping: store writes still unfinished after 10 s; leaving them (their sessions expire with their leases)")
+        let bounds = cancelled ? (writes: 2.0, sync: 1.0, close: 1.0) : (writes: 10.0, sync: 5.0, close: 5.0)
+        if await !Self.wait(atMost: bounds.writes, { await tracker.shutdown() }) {
+            logger.warning("tracker stopping: store writes still unfinished after \(Int(bounds.writes)) s; leaving them (their sessions expire with their leases)")
         }
         syncing?.cancel()
-        if let syncing, await !Self.wait(atMost: 5, { await syncing.value }) {
-            logger.warning("tracker stopping: instance sync did not stop within 5 s; leaving it")
+        if let syncing, await !Self.wait(atMost: bounds.sync, { await syncing.value }) {
+            logger.warning("tracker stopping: instance sync did not stop within \(Int(bounds.sync)) s; leaving it")
         }
-        await store.close()
+        let store = self.store
+        if await !Self.wait(atMost: bounds.close, { await store.close() }) {
+            logger.warning("tracker stopping: the store did not close within \(Int(bounds.close)) s; leaving it")
+        }
         logger.info("tracker stopped")
     }
 

@@ -16,6 +16,7 @@ public final class RecordingRelay: @unchecked Sendable {
     private var toTarget: [UInt8] = []
     private var fromTarget: [UInt8] = []
     private var sockets: [Int32] = []
+    private var swallowing = false
 
     public init(targetPort: Int) throws {
         self.targetPort = targetPort
@@ -46,6 +47,13 @@ public final class RecordingRelay: @unchecked Sendable {
     public func saw(_ text: String) -> Bool {
         let needle = Array(text.utf8)
         return Self.contains(clientBytes, needle) || Self.contains(serverBytes, needle)
+    }
+
+    /// From now on, what either side sends is read and dropped, never
+    /// forwarded: the connections stay open and nothing more arrives, as
+    /// when the network between the two goes silent.
+    public func swallow() {
+        lock.withLock { swallowing = true }
     }
 
     /// Stops accepting and closes every relayed connection.
@@ -87,9 +95,11 @@ public final class RecordingRelay: @unchecked Sendable {
             let n = buffer.withUnsafeMutableBytes { recv(source, $0.baseAddress, $0.count, 0) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { break }
-            lock.withLock {
+            let swallowed = lock.withLock {
                 if towardsTarget { toTarget += buffer[0..<n] } else { fromTarget += buffer[0..<n] }
+                return swallowing
             }
+            if swallowed { continue }
             var sent = 0
             while sent < n {
                 let m = buffer[sent..<n].withUnsafeBytes { send(destination, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

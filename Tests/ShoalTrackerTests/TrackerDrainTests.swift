@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import ShoalCore
 import ShoalNet
 import ShoalTestSupport
 import ShoalWire
@@ -18,6 +19,59 @@ struct TrackerDrainTests {
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// SIGTERM while the PostgreSQL store has gone silent (everything sent
+    /// to it is dropped on the way) and an announce waits on it: once the
+    /// drain's deadline (1 s) has passed, the tracker gives up on the store
+    /// and exits within the service group's cancellation grace (5 s), which
+    /// the library enforces by ending the process with a trap. It used to
+    /// wait 10 s for the store's writes and crashed.
+    @Test func aSilentStoreDoesNotOutlastTheCancellationGrace() async throws {
+        let cluster = try await PostgresCluster.shared()
+        let database = try await cluster.newDatabase()
+        let relay = try RecordingRelay(targetPort: cluster.port)
+        defer { relay.stop() }
+        let root = try TemporaryDirectory("shoal-silent-store")
+        defer { root.remove() }
+        let url = "postgres://\(cluster.user)@127.0.0.1:\(relay.port)/\(database.database)?sslmode=disable"
+        let tracker = try ShoalProcess(["tracker", "--port", "0", "--db", url, "--password-rounds", "1000", "--insecure",
+                                        "--drain-seconds", "1", "--token-file", root.file("token")], currentDirectory: root.path)
+        let line = try await tracker.waitForLine { $0.hasPrefix("listening on") }
+        let port = try #require(line.flatMap(ShoalProcess.port(fromListeningLine:)), "the tracker did not start: \(tracker.errors)")
+
+        let client = try await FramedConnection.connect(host: "127.0.0.1", port: port, role: "peer", timeout: .seconds(30), security: .plain)
+        defer { client.close() }
+        _ = try await client.request(.register(Register(user: "alice", password: "pw-alice")), timeout: .seconds(60))
+        guard case let .loggedIn(session) = try await client.request(.login(Login(user: "alice", password: "pw-alice", port: 9000)),
+                                                                      timeout: .seconds(60)) else {
+            Issue.record("alice could not log in: \(tracker.errors)")
+            return
+        }
+        func announce(_ seed: UInt8) -> Message {
+            let m = sampleManifest(seed, chunks: 4)
+            return .announce(Announce(token: session.token, replace: false,
+                                      files: [AnnouncedFile(name: "f\(seed).bin", contentID: m.contentID, manifest: ManifestPayload(m))]))
+        }
+        _ = try await client.request(announce(1), timeout: .seconds(60))
+
+        // The store goes silent; the next announce's write reaches the relay and no answer comes back.
+        relay.swallow()
+        let sentBefore = relay.clientBytes.count
+        let pending = Task { try? await client.request(announce(2), timeout: .seconds(60)) }
+        defer { pending.cancel() }
+        var waiting = false
+        for _ in 0..<600 where !waiting {
+            waiting = relay.clientBytes.count > sentBefore
+            if !waiting { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(waiting, "the second announce never reached the store: \(tracker.errors.suffix(2000))")
+
+        let status = try await tracker.stop(signal: SIGTERM, timeout: 30)
+        #expect(status != nil, "the tracker did not exit within 30 s of SIGTERM")
+        #expect(tracker.process.terminationReason == .exit,
+                "the tracker ended by signal \(tracker.process.terminationStatus), not by exiting: \(tracker.errors.suffix(3000))")
+        #expect(tracker.errors.contains("store writes still unfinished"), "\(tracker.errors.suffix(3000))")
     }
 
     /// SIGTERM while eight registrations are being hashed: all eight are
