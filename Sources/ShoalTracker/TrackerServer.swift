@@ -156,41 +156,48 @@ public final class TrackerServer: Sendable, Service {
         // Bounded: a database that stopped answering (a partition, no reset)
         // must not hold the process past its drain; what was not written
         // expires with the leases. Once cancelled (the drain's deadline
-        // passed), everything left must end within the service group's
-        // cancellation grace (5 s), past which the library ends the process:
-        // 2 s for the writes, 1 s for the sync, 1 s to close the store.
-        let cancelled = Task.isCancelled
+        // passed, perhaps while this waits), everything left must end within
+        // the service group's cancellation grace (5 s), past which the
+        // library ends the process: 2 s for the writes, 1 s for the sync,
+        // 1 s to close the store, counted from the cancellation at the latest.
         let tracker = self.tracker
-        let bounds = cancelled ? (writes: 2.0, sync: 1.0, close: 1.0) : (writes: 10.0, sync: 5.0, close: 5.0)
-        if await !Self.wait(atMost: bounds.writes, { await tracker.shutdown() }) {
-            logger.warning("tracker stopping: store writes still unfinished after \(Int(bounds.writes)) s; leaving them (their sessions expire with their leases)")
+        if await !Self.wait(atMost: 10, onceCancelled: 2, { await tracker.shutdown() }) {
+            logger.warning("tracker stopping: store writes still unfinished; leaving them (their sessions expire with their leases)")
         }
         syncing?.cancel()
-        if let syncing, await !Self.wait(atMost: bounds.sync, { await syncing.value }) {
-            logger.warning("tracker stopping: instance sync did not stop within \(Int(bounds.sync)) s; leaving it")
+        if let syncing, await !Self.wait(atMost: 5, onceCancelled: 1, { await syncing.value }) {
+            logger.warning("tracker stopping: instance sync did not stop in time; leaving it")
         }
         let store = self.store
-        if await !Self.wait(atMost: bounds.close, { await store.close() }) {
-            logger.warning("tracker stopping: the store did not close within \(Int(bounds.close)) s; leaving it")
+        if await !Self.wait(atMost: 5, onceCancelled: 1, { await store.close() }) {
+            logger.warning("tracker stopping: the store did not close in time; leaving it")
         }
         logger.info("tracker stopped")
     }
 
-    /// Runs `work` and waits for it at most `seconds`; true if it finished
-    /// in time (else it is left running, and this returns false).
-    static func wait(atMost seconds: Double, _ work: @escaping @Sendable () async -> Void) async -> Bool {
-        await withCheckedContinuation { continuation in
-            let once = Mutex(false)
-            let resume: @Sendable (Bool) -> Void = { finished in
-                let first = once.withLock { done in
-                    defer { done = true }
-                    return !done
-                }
-                if first { continuation.resume(returning: finished) }
+    /// Runs `work` and waits for it at most `seconds`, and at most
+    /// `cancelled` seconds from when the calling task is cancelled; true if
+    /// it finished in time (else it is left running, and this returns false).
+    static func wait(atMost seconds: Double, onceCancelled cancelled: Double, _ work: @escaping @Sendable () async -> Void) async -> Bool {
+        let waiting = Waiting()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                waiting.keep(continuation)
+                Task { await work(); waiting.resume(true) }
+                Task { try? await Task.sleep(for: .seconds(seconds)); waiting.resume(false) }
+                if Task.isCancelled { waiting.resumeAfter(cancelled) }
             }
-            Task { await work(); resume(true) }
-            Task { try? await Task.sleep(for: .seconds(seconds)); resume(false) }
+        } onCancel: {
+            waiting.resumeAfter(cancelled)
         }
+    }
+
+    /// A continuation resumed once, by whichever comes first.
+    private final class Waiting: Sendable {
+        private let continuation = Mutex<CheckedContinuation<Bool, Never>?>(nil)
+        func keep(_ waiting: CheckedContinuation<Bool, Never>) { continuation.withLock { $0 = waiting } }
+        func resume(_ finished: Bool) { continuation.withLock { $0.take() }?.resume(returning: finished) }
+        func resumeAfter(_ seconds: Double) { Task { try? await Task.sleep(for: .seconds(seconds)); resume(false) } }
     }
 
     /// Stops accepting; each connection answers the request it is handling,
@@ -386,9 +393,15 @@ final class ConnectionTable: Sendable {
     }
 
     /// Closes the sending side once what is written has gone out (a FIN after
-    /// the last reply), then the connection.
+    /// the last reply), then the connection once the client has closed its
+    /// side too, or 2 s later. Closing at once would lose the reply whenever
+    /// the client had sent more (a probe, a request the drain does not take):
+    /// a socket closed with unread bytes sends a reset, and the client's
+    /// kernel drops what it had received and not yet read.
     private static func closeAfterWrites(_ channel: any Channel) {
-        channel.close(mode: .output).whenComplete { _ in channel.close(promise: nil) }
+        channel.close(mode: .output).whenComplete { _ in
+            channel.eventLoop.scheduleTask(in: .milliseconds(2000)) { channel.close(promise: nil) }
+        }
     }
 }
 

@@ -57,12 +57,11 @@ struct TrackerDrainTests {
 
         // The store goes silent; the next announce's write reaches the relay and no answer comes back.
         relay.swallow()
-        let sentBefore = relay.clientBytes.count
         let pending = Task { try? await client.request(announce(2), timeout: .seconds(60)) }
         defer { pending.cancel() }
         var waiting = false
         for _ in 0..<600 where !waiting {
-            waiting = relay.clientBytes.count > sentBefore
+            waiting = relay.saw("f2.bin")
             if !waiting { try await Task.sleep(for: .milliseconds(50)) }
         }
         #expect(waiting, "the second announce never reached the store: \(tracker.errors.suffix(2000))")
