@@ -79,6 +79,19 @@ public enum LabCommand {
         return (status ?? -1, stdout, stderr)
     }
 
+    /// Waits until `process` has exited, at most `timeout` seconds; whether it
+    /// did. Polled as ``runAllowingFailure(_:timeout:)`` does, never with
+    /// `waitUntilExit` (which can spin for ever on a child Foundation missed).
+    @discardableResult
+    public static func waitForExit(_ process: Process, timeout: Double = 10) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && exitStatus(of: process.processIdentifier) == nil {
+            if Date() >= deadline { return false }
+            usleep(2_000)
+        }
+        return true
+    }
+
     /// The exit status of child `pid` if it has exited, read without reaping
     /// it (`WNOWAIT`: Foundation's Process still reaps it); 128 + the signal
     /// when a signal ended it. Nil while it runs, or once it is reaped.

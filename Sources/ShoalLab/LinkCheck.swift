@@ -17,7 +17,7 @@ public enum LinkCheck {
         let serverProcess = try startServer(iperf, in: lab, on: to, address: server, port: port)
         defer {
             if serverProcess.isRunning { kill(serverProcess.processIdentifier, SIGKILL) }
-            serverProcess.waitUntilExit()
+            LabCommand.waitForExit(serverProcess)
         }
         var last: (status: Int32, stdout: String, stderr: String) = (1, "", "")
         let command = try lab.prefix(for: from) + [iperf, "-c", server, "-p", "\(port)", "-t", "\(seconds + 1)", "-O", "1", "-J"]
@@ -47,7 +47,7 @@ public enum LinkCheck {
         let serverProcess = try startServer(iperf, in: lab, on: to, address: server, port: port)
         defer {
             if serverProcess.isRunning { kill(serverProcess.processIdentifier, SIGKILL) }
-            serverProcess.waitUntilExit()
+            LabCommand.waitForExit(serverProcess)
         }
         let command = try lab.prefix(for: from) + [iperf, "-c", server, "-p", "\(port)", "-n", "\(bytes)", "-J"]
         var last: (status: Int32, stdout: String, stderr: String) = (1, "", "")
