@@ -129,9 +129,7 @@ struct DetailsCache {
     static func part(_ detail: FileDetail, holders: [String]) -> Part {
         var detail = detail
         detail.downloadID = ""
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let bytes = Array(try! encoder.encode(detail))
+        let bytes = Array(WireJSON.encode(detail))
         // The keys sorted before it (chunkCount, completeHolders, contentID)
         // hold numbers and hex: the first match is the key itself.
         let marker = Array(#""downloadID":""#.utf8)

@@ -18,7 +18,7 @@ import ShoalWire
 struct ListCache {
     /// The rows, sorted by ``precedes(_:_:)``.
     private(set) var rows: [ListedFile] = []
-    /// Each row's JSON, as ``ControlMessage`` encodes it (sorted keys).
+    /// Each row's JSON, as ``WireJSON`` encodes it.
     private var encoded: [[UInt8]] = []
     /// The names each content is listed under here (rows to drop when a content is touched).
     private var namesOf: [ContentID: [String]] = [:]
@@ -35,12 +35,12 @@ struct ListCache {
 
     /// The order of the list: by name, byte by byte, then by content id.
     static func precedes(_ a: ListedFile, _ b: ListedFile) -> Bool {
-        precedes(name: a.name, a.contentID, b.name, b.contentID)
+        precedes(name: a.name.utf8, a.contentID, b.name.utf8, b.contentID)
     }
 
-    private static func precedes(name a: String, _ aID: ContentID, _ b: String, _ bID: ContentID) -> Bool {
-        if a.utf8.elementsEqual(b.utf8) { return aID < bID }
-        return a.utf8.lexicographicallyPrecedes(b.utf8)
+    private static func precedes(name a: some Sequence<UInt8>, _ aID: ContentID, _ b: some Sequence<UInt8>, _ bID: ContentID) -> Bool {
+        if a.elementsEqual(b) { return aID < bID }
+        return a.lexicographicallyPrecedes(b)
     }
 
     /// Replaces every row showing a name or a content of `touched` with
@@ -48,41 +48,39 @@ struct ListCache {
     /// gone).
     mutating func update(touched: TrackerRegistry.Touched, rows fresh: [ListedFile]) {
         guard !touched.isEmpty else { return }
-        var stale: [(name: String, id: ContentID)] = []
+        var stale: [Pair] = []
         for name in touched.names {
-            var index = Self.firstRow(name: name.value, in: rows)
+            var index = Self.firstIndex(in: rows) { !$0.name.utf8.lexicographicallyPrecedes(name.value.utf8) }
             while index < rows.count, rows[index].name.utf8.elementsEqual(name.value.utf8) {
-                stale.append((rows[index].name, rows[index].contentID))
+                stale.append(Pair(rows[index].name, rows[index].contentID))
                 index += 1
             }
         }
         for id in touched.contents {
-            for name in namesOf[id] ?? [] { stale.append((name, id)) }
+            for name in namesOf[id] ?? [] { stale.append(Pair(name, id)) }
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         var changed = false
         for row in fresh {
-            let index = position(of: row.name, row.contentID)
-            if index < rows.count, rows[index].contentID == row.contentID, rows[index].name.utf8.elementsEqual(row.name.utf8) {
+            let (index, found) = position(of: Pair(row.name, row.contentID))
+            if found {
                 guard rows[index] != row else { continue }
                 rows[index] = row
-                encoded[index] = Array(try! encoder.encode(row))
+                encoded[index] = Array(WireJSON.encode(row))
             } else {
                 rows.insert(row, at: index)
-                encoded.insert(Array(try! encoder.encode(row)), at: index)
+                encoded.insert(Array(WireJSON.encode(row)), at: index)
                 namesOf[row.contentID, default: []].append(row.name)
             }
             changed = true
         }
-        let kept = Set(fresh.map { Pair(name: $0.name, id: $0.contentID) })
-        for (name, id) in stale where !kept.contains(Pair(name: name, id: id)) {
-            let index = position(of: name, id)
-            guard index < rows.count, rows[index].contentID == id, rows[index].name.utf8.elementsEqual(name.utf8) else { continue }
+        let kept = Set(fresh.map { Pair($0.name, $0.contentID) })
+        for pair in stale where !kept.contains(pair) {
+            let (index, found) = position(of: pair)
+            guard found else { continue }
             rows.remove(at: index)
             encoded.remove(at: index)
-            namesOf[id]?.removeAll { $0.utf8.elementsEqual(name.utf8) }
-            if namesOf[id]?.isEmpty == true { namesOf.removeValue(forKey: id) }
+            namesOf[pair.id]?.removeAll { $0.utf8.elementsEqual(pair.name) }
+            if namesOf[pair.id]?.isEmpty == true { namesOf.removeValue(forKey: pair.id) }
             changed = true
         }
         if changed {
@@ -91,14 +89,13 @@ struct ListCache {
         }
     }
 
-    /// A name and a content, compared as the list compares them (names byte by byte).
+    /// A name (its bytes: the list compares names byte by byte) and a content.
     private struct Pair: Hashable {
-        var name: String
+        var name: [UInt8]
         var id: ContentID
-        static func == (a: Pair, b: Pair) -> Bool { a.id == b.id && a.name.utf8.elementsEqual(b.name.utf8) }
-        func hash(into hasher: inout Hasher) {
-            hasher.combine(id)
-            for byte in name.utf8 { hasher.combine(byte) }
+        init(_ name: String, _ id: ContentID) {
+            self.name = Array(name.utf8)
+            self.id = id
         }
     }
 
@@ -122,10 +119,8 @@ struct ListCache {
         }
         page.writeInteger(UInt8(ascii: "]"))
         if end < rows.count {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
             page.writeStaticString(#","next":"#)
-            page.writeBytes(try! encoder.encode(ListCursor(name: rows[end - 1].name, contentID: rows[end - 1].contentID)))
+            page.writeBytes(WireJSON.encode(ListCursor(name: rows[end - 1].name, contentID: rows[end - 1].contentID)))
         }
         page.writeInteger(UInt8(ascii: "}"))
         guard page.readableBytes <= FrameHeader.maximumPayloadLength else {
@@ -139,34 +134,26 @@ struct ListCache {
         return page
     }
 
-    /// The index where the row of `name` and `id` is, or would go.
-    private func position(of name: String, _ id: ContentID) -> Int {
-        var low = 0, high = rows.count
-        while low < high {
-            let mid = (low + high) / 2
-            if Self.precedes(name: rows[mid].name, rows[mid].contentID, name, id) { low = mid + 1 } else { high = mid }
-        }
-        return low
-    }
-
-    /// The index of the first row named `name` (or where it would go).
-    private static func firstRow(name: String, in rows: [ListedFile]) -> Int {
-        var low = 0, high = rows.count
-        while low < high {
-            let mid = (low + high) / 2
-            if rows[mid].name.utf8.lexicographicallyPrecedes(name.utf8) { low = mid + 1 } else { high = mid }
-        }
-        return low
+    /// Where the row of `pair` is (`found`), or would go.
+    private func position(of pair: Pair) -> (index: Int, found: Bool) {
+        let index = Self.firstIndex(in: rows) { !Self.precedes(name: $0.name.utf8, $0.contentID, pair.name, pair.id) }
+        let found = index < rows.count && rows[index].contentID == pair.id && rows[index].name.utf8.elementsEqual(pair.name)
+        return (index, found)
     }
 
     /// The index of the first row past `after`, by (name bytes, content id); 0 without a cursor.
     static func firstRow(after: ListCursor?, in rows: [ListedFile]) -> Int {
         guard let after else { return 0 }
+        return firstIndex(in: rows) { precedes(name: after.name.utf8, after.contentID, $0.name.utf8, $0.contentID) }
+    }
+
+    /// The first index of sorted `rows` from which `isPast` holds (it holds
+    /// for no row before that one, and for every row from it on).
+    private static func firstIndex(in rows: [ListedFile], where isPast: (ListedFile) -> Bool) -> Int {
         var low = 0, high = rows.count
         while low < high {
             let mid = (low + high) / 2
-            let row = rows[mid]
-            if precedes(name: after.name, after.contentID, row.name, row.contentID) { high = mid } else { low = mid + 1 }
+            if isPast(rows[mid]) { high = mid } else { low = mid + 1 }
         }
         return low
     }

@@ -5,7 +5,6 @@ import NIOPosix
 import ShoalCore
 import ShoalNet
 import ShoalWire
-import Synchronization
 
 /// The tracker's brain: accounts and everything else that outlives a
 /// process (through a ``TrackerStore``), its view of sessions and holdings
@@ -538,7 +537,7 @@ public actor Tracker {
 
     /// `task`'s outcome, or CancellationError as soon as the caller is cancelled.
     static func outcome(of task: Task<Void, any Error>) async throws {
-        let waiting = Waiting()
+        let waiting = ResumedOnce<Void, any Error>()
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 waiting.keep(continuation)
@@ -549,13 +548,6 @@ public actor Tracker {
         } onCancel: {
             waiting.resume(with: .failure(CancellationError()))
         }
-    }
-
-    /// A continuation resumed once, by whichever comes first.
-    private final class Waiting: Sendable {
-        private let continuation = Mutex<CheckedContinuation<Void, any Error>?>(nil)
-        func keep(_ waiting: CheckedContinuation<Void, any Error>) { continuation.withLock { $0 = waiting } }
-        func resume(with result: Result<Void, any Error>) { continuation.withLock { $0.take() }?.resume(with: result) }
     }
 
     /// Queues `write` as ``persist(_:touching:_:)`` does and returns at once.

@@ -179,25 +179,20 @@ public final class TrackerServer: Sendable, Service {
     /// `cancelled` seconds from when the calling task is cancelled; true if
     /// it finished in time (else it is left running, and this returns false).
     static func wait(atMost seconds: Double, onceCancelled cancelled: Double, _ work: @escaping @Sendable () async -> Void) async -> Bool {
-        let waiting = Waiting()
+        let waiting = ResumedOnce<Bool, Never>()
+        let giveUp: @Sendable (Double) -> Void = { delay in
+            Task { try? await Task.sleep(for: .seconds(delay)); waiting.resume(with: .success(false)) }
+        }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 waiting.keep(continuation)
-                Task { await work(); waiting.resume(true) }
-                Task { try? await Task.sleep(for: .seconds(seconds)); waiting.resume(false) }
-                if Task.isCancelled { waiting.resumeAfter(cancelled) }
+                Task { await work(); waiting.resume(with: .success(true)) }
+                giveUp(seconds)
+                if Task.isCancelled { giveUp(cancelled) }
             }
         } onCancel: {
-            waiting.resumeAfter(cancelled)
+            giveUp(cancelled)
         }
-    }
-
-    /// A continuation resumed once, by whichever comes first.
-    private final class Waiting: Sendable {
-        private let continuation = Mutex<CheckedContinuation<Bool, Never>?>(nil)
-        func keep(_ waiting: CheckedContinuation<Bool, Never>) { continuation.withLock { $0 = waiting } }
-        func resume(_ finished: Bool) { continuation.withLock { $0.take() }?.resume(returning: finished) }
-        func resumeAfter(_ seconds: Double) { Task { try? await Task.sleep(for: .seconds(seconds)); resume(false) } }
     }
 
     /// Stops accepting; each connection answers the request it is handling,

@@ -12,10 +12,7 @@ extension ControlMessage {
     /// This message in a frame; throws ``WireError/messageTooLarge(type:length:limit:)``
     /// if its JSON does not fit in one frame.
     public func frame(requestID: UInt32, allocator: ByteBufferAllocator = ByteBufferAllocator()) throws(WireError) -> Frame {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        // Encoding our own value types cannot fail.
-        let data = try! encoder.encode(self)
+        let data = WireJSON.encode(self)
         guard data.count <= FrameHeader.maximumPayloadLength else {
             throw .messageTooLarge(type: Self.messageType.description, length: data.count, limit: FrameHeader.maximumPayloadLength)
         }
