@@ -14,6 +14,12 @@ public struct ChunkDigest: Hashable, Sendable, CustomStringConvertible {
         self.storage = storage
     }
 
+    /// The digest in the 32 bytes at `offset` of `raw`, which must hold them.
+    @inlinable
+    init(loading raw: UnsafeRawBufferPointer, at offset: Int) {
+        storage = Digest32(loading: raw, at: offset)
+    }
+
     /// A digest from 64 hexadecimal digits, or nil.
     public init?(hex: String) {
         guard let storage = Digest32(hex: hex) else { return nil }
@@ -38,6 +44,10 @@ public struct ChunkDigest: Hashable, Sendable, CustomStringConvertible {
 
     /// The 32 digest bytes.
     public var bytes: [UInt8] { storage.bytes }
+
+    /// Appends the 32 digest bytes to `out`.
+    @inlinable
+    public func append(to out: inout [UInt8]) { storage.append(to: &out) }
     /// Lowercase hexadecimal, 64 characters.
     public var hex: String { storage.hex }
     public var description: String { hex }

@@ -32,6 +32,16 @@ struct Digest32: Hashable, Sendable {
         (w0, w1, w2, w3) = words
     }
 
+    /// Reads the 32 bytes at `offset` of `raw`, which must hold them.
+    @inlinable
+    init(loading raw: UnsafeRawBufferPointer, at offset: Int) {
+        precondition(offset >= 0 && raw.count - offset >= Self.byteCount, "32 bytes to read")
+        w0 = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        w1 = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self))
+        w2 = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: offset + 16, as: UInt64.self))
+        w3 = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: offset + 24, as: UInt64.self))
+    }
+
     /// Parses 64 hexadecimal digits (either case); nil for anything else.
     init?(hex: String) {
         let utf8 = Array(hex.utf8)
@@ -50,13 +60,16 @@ struct Digest32: Hashable, Sendable {
     /// The 32 bytes, most significant first.
     var bytes: [UInt8] {
         var out = [UInt8]()
-        out.reserveCapacity(32)
-        for word in [w0, w1, w2, w3] {
-            for shift in stride(from: 56, through: 0, by: -8) {
-                out.append(UInt8(truncatingIfNeeded: word >> UInt64(shift)))
-            }
-        }
+        out.reserveCapacity(Self.byteCount)
+        append(to: &out)
         return out
+    }
+
+    /// Appends the 32 bytes, most significant first, without an array of
+    /// their own (a manifest's encoding appends thousands of them).
+    @inlinable
+    func append(to out: inout [UInt8]) {
+        withUnsafeBytes(of: (w0.bigEndian, w1.bigEndian, w2.bigEndian, w3.bigEndian)) { out.append(contentsOf: $0) }
     }
 
     /// Lowercase hexadecimal, 64 characters.

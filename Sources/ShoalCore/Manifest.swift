@@ -67,10 +67,8 @@ public struct Manifest: Hashable, Sendable {
             throw .digestWrongLength(index: whole, length: bytes.count % ChunkDigest.byteCount)
         }
         try Self.validate(fileSize: fileSize, chunkSize: chunkSize, digestCount: UInt64(whole))
-        var digests = [ChunkDigest]()
-        digests.reserveCapacity(whole)
-        for start in stride(from: 0, to: bytes.count, by: ChunkDigest.byteCount) {
-            digests.append(ChunkDigest(bytes: bytes[start..<start + ChunkDigest.byteCount])!)
+        let digests = bytes.withUnsafeBytes { raw in
+            (0..<whole).map { ChunkDigest(loading: raw, at: $0 * ChunkDigest.byteCount) }
         }
         try self.init(fileSize: fileSize, chunkSize: chunkSize, digests: digests)
     }
@@ -79,7 +77,7 @@ public struct Manifest: Hashable, Sendable {
     public var concatenatedDigests: [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(digests.count * ChunkDigest.byteCount)
-        for digest in digests { out += digest.bytes }
+        for digest in digests { digest.append(to: &out) }
         return out
     }
 
@@ -144,7 +142,7 @@ public struct Manifest: Hashable, Sendable {
         appendInteger(fileSize, to: &out)
         appendInteger(chunkSize, to: &out)
         appendInteger(UInt32(digests.count), to: &out)
-        for digest in digests { out += digest.bytes }
+        for digest in digests { digest.append(to: &out) }
         return out
     }
 

@@ -70,9 +70,10 @@ extension Holder {
 extension ManifestPart {
     /// The `manifestPart` reply carrying `slice`.
     public init(_ slice: ManifestSlice) {
-        var digests = Data(capacity: slice.digests.count * ChunkDigest.byteCount)
-        for digest in slice.digests { digests.append(contentsOf: digest.bytes) }
+        var digests = [UInt8]()
+        digests.reserveCapacity(slice.digests.count * ChunkDigest.byteCount)
+        for digest in slice.digests { digest.append(to: &digests) }
         self.init(contentID: slice.contentID, fileSize: slice.fileSize, chunkSize: slice.chunkSize, from: slice.from,
-                  digests: digests.base64EncodedString())
+                  digests: Data(digests).base64EncodedString())
     }
 }
