@@ -82,6 +82,8 @@ public actor Tracker {
     private let requireEncryption: Bool
     /// Counters and timings for `/metrics`.
     let metrics: TrackerMetrics
+    /// The most files one `announce` may list.
+    nonisolated let filesPerAnnounce: Int
 
     public init(
         store: any TrackerStore, configuration: TrackerConfiguration, logger: Logger,
@@ -110,6 +112,7 @@ public actor Tracker {
         self.hasher = PasswordHasher(rounds: configuration.passwordRounds)
         // Several instances on one store give chunk maps versions from one shared sequence.
         self.registry = TrackerRegistry(limits: configuration.limits, versions: store.keepsRegistry ? .shared : .local)
+        self.filesPerAnnounce = configuration.limits.filesPerAnnounce
         self.served = ServedReplies(listPageSize: configuration.limits.listPage, now: now)
         self.requireEncryption = configuration.requireEncryption
         self.metrics = metrics
@@ -143,11 +146,23 @@ public actor Tracker {
     /// Connected peers right now.
     public var connectedCount: Int { registry.connectedCount }
 
+    /// An `announce` parsed (names checked, every manifest checked against
+    /// its content id), or why it cannot be; nil for other messages. Pure and
+    /// off the actor: a connection's task does it before ``handle(_:parsed:connection:host:)``,
+    /// so a burst of announces parses on every core instead of one after
+    /// another on the actor.
+    public nonisolated func parse(_ message: Message) -> Result<Announcement, TrackerError>? {
+        guard case let .announce(request) = message else { return nil }
+        let maximum = filesPerAnnounce
+        return Result { () throws(TrackerError) in try Announcement(request, maximumFiles: maximum) }
+    }
+
     /// Handles one request from `connection` (whose peer is at `host`),
-    /// counted and timed (from here to the reply) for `/metrics`.
-    public func handle(_ message: Message, connection: UInt64, host: String) async -> Outcome {
+    /// counted and timed (from here to the reply) for `/metrics`. `parsed`:
+    /// what ``parse(_:)`` gave for it, if the caller did that first.
+    public func handle(_ message: Message, parsed: Result<Announcement, TrackerError>? = nil, connection: UInt64, host: String) async -> Outcome {
         let started = ContinuousClock.now
-        let outcome = await respond(to: message, connection: connection, host: host)
+        let outcome = await respond(to: message, parsed: parsed, connection: connection, host: host)
         if case .refused = outcome.reply {
             metrics.request(message.type, refused: true, duration: .now - started)
         } else {
@@ -157,7 +172,7 @@ public actor Tracker {
         return outcome
     }
 
-    private func respond(to message: Message, connection: UInt64, host: String) async -> Outcome {
+    private func respond(to message: Message, parsed: Result<Announcement, TrackerError>?, connection: UInt64, host: String) async -> Outcome {
         do {
             switch message {
             case let .register(request):
@@ -176,7 +191,7 @@ public actor Tracker {
                 return Outcome(reply: .message(.loggedOut(LoggedOut())), session: .loggedOut)
             case let .announce(request):
                 let token = try session(request.token, connection)
-                let announcement = try Announcement(request, maximumFiles: registry.limits.filesPerAnnounce)
+                let announcement = try (parsed ?? parse(message))!.get()
                 try await ensureMapVersions(TrackerRegistry.versionsNeeded(for: announcement))
                 let result = try registry.announce(token, announcement, now: now())
                 let count = result.files

@@ -263,7 +263,7 @@ public final class TrackerServer: Sendable, Service {
                         case let .refuse(error):
                             try await outbound.write(try error.reply.frame(requestID: frame.requestID))
                         case .handle:
-                            let outcome = await tracker.handle(message, connection: id, host: connection.remoteHost)
+                            let outcome = await tracker.handle(message, parsed: tracker.parse(message), connection: id, host: connection.remoteHost)
                             switch outcome.session {
                             case let .loggedIn(token):
                                 if let previous = machine.loggedIn(token), previous != token {

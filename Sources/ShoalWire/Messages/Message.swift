@@ -41,9 +41,10 @@ public enum Message: Sendable, Equatable {
         case .loggedIn: self = .loggedIn(try LoggedIn(frame: frame))
         case .logout: self = .logout(try Logout(frame: frame))
         case .loggedOut: self = .loggedOut(try LoggedOut(frame: frame))
-        case .announce: self = .announce(try Announce(frame: frame))
+        // The costliest request to decode, and the two a busy tracker gets most:
+        // fast paths when their JSON is plain (``JSONCursor``).
+        case .announce: self = .announce(try Announce(fastOrOrdinary: frame))
         case .announced: self = .announced(try Announced(frame: frame))
-        // The two requests a busy tracker gets most: a fast path when their JSON is plain (``FlatJSON``).
         case .list: self = .list(try ListFiles(fastOrOrdinary: frame))
         case .fileList: self = .fileList(try FileList(frame: frame))
         case .details: self = .details(try Details(fastOrOrdinary: frame))
