@@ -124,22 +124,10 @@ struct DetailsCache {
         }
     }
 
-    /// `detail`'s JSON (as ``ControlMessage`` encodes it: sorted keys) with an
-    /// empty download id, cut where the id goes.
+    /// `detail`'s JSON with an empty download id, cut where the id goes
+    /// (``FileDetail/encodedAroundDownloadID()``).
     static func part(_ detail: FileDetail, holders: [String]) -> Part {
-        var detail = detail
-        detail.downloadID = ""
-        let bytes = Array(WireJSON.encode(detail))
-        // The keys sorted before it (chunkCount, completeHolders, contentID)
-        // hold numbers and hex: the first match is the key itself.
-        let marker = Array(#""downloadID":""#.utf8)
-        var cut = bytes.count
-        for start in 0...(bytes.count - marker.count) where bytes[start..<start + marker.count].elementsEqual(marker) {
-            cut = start + marker.count
-            break
-        }
-        precondition(cut < bytes.count, "an encoded FileDetail carries its downloadID key")
-        return Part(contentID: detail.contentID, fileSize: detail.size ?? 0, holders: holders,
-                    head: Array(bytes[..<cut]), tail: Array(bytes[cut...]))
+        let (head, tail) = detail.encodedAroundDownloadID()
+        return Part(contentID: detail.contentID, fileSize: detail.size ?? 0, holders: holders, head: head, tail: tail)
     }
 }
