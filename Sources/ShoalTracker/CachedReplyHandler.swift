@@ -13,7 +13,11 @@ import Synchronization
 /// every earlier request of the connection has been answered (the task's
 /// replies pass through this handler on their way out), so an `announce`
 /// followed by a `list` is answered in that order, and the `list` sees the
-/// announce.
+/// announce. A `list` or `details` that comes while an earlier request is
+/// with the task waits here (with every request behind it), and is answered
+/// from the cache once that reply has gone out, rather than queueing on the
+/// task and the actor too: when a swarm starts, every peer's first requests
+/// come right behind its announce.
 ///
 /// The task tells it which session the connection carries (``bind(token:user:)``
 /// after a login, ``unbind()`` after a logout, or when the tracker ends the
@@ -40,10 +44,21 @@ final class CachedReplyHandler: ChannelDuplexHandler, Sendable {
         var gaveUp = false
         /// A reply written here and not flushed yet.
         var unflushed = false
+        /// Requests waiting for the pending ones to be answered, in order.
+        var waiting = CircularBuffer<Frame>()
+    }
+
+    /// What to do with a request as it comes in.
+    private enum Route {
+        case answerHere
+        case wait
+        case handOn
     }
 
     /// Past this many pending requests, the connection is left to its task.
     static let maximumPending = 256
+    /// Past this many waiting requests, they all go to the task.
+    static let maximumWaiting = 64
 
     private let state = Mutex(State())
     private let served: ServedReplies
@@ -68,20 +83,50 @@ final class CachedReplyHandler: ChannelDuplexHandler, Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        switch frame.type {
-        case .list, .details:
+        let cacheable = frame.type == .list || frame.type == .details
+        guard cacheable || Self.isRequest(frame.type) else {
+            context.fireChannelRead(data)
+            return
+        }
+        let route = state.withLock { state -> Route in
+            if state.gaveUp { return .handOn }
+            if !state.waiting.isEmpty || (cacheable && state.pendingCount > 0 && state.session != nil) {
+                guard state.waiting.count < Self.maximumWaiting else { return .handOn }
+                state.waiting.append(frame)
+                return .wait
+            }
+            return cacheable ? .answerHere : .handOn
+        }
+        switch route {
+        case .wait:
+            return
+        case .answerHere:
             if let reply = answer(frame, writable: context.channel.isWritable) {
-                context.write(wrapOutboundOut(.frame(reply)), promise: nil)
-                state.withLock { $0.unflushed = true }
+                send(reply, context: context)
                 return
             }
             handOn(frame)
-        case .register, .login, .logout, .announce, .manifest, .report, .status:
+            context.fireChannelRead(data)
+        case .handOn:
+            // Too many waiting: they go to the task first, in order, then this one.
+            let waiting = state.withLock { state in
+                defer { state.waiting.removeAll() }
+                return Array(state.waiting)
+            }
+            for earlier in waiting {
+                handOn(earlier)
+                context.fireChannelRead(wrapInboundOut(earlier))
+            }
             handOn(frame)
-        default:
-            break
+            context.fireChannelRead(data)
         }
-        context.fireChannelRead(data)
+    }
+
+    private static func isRequest(_ type: MessageType) -> Bool {
+        switch type {
+        case .register, .login, .logout, .announce, .manifest, .report, .status, .list, .details: true
+        default: false
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -94,15 +139,59 @@ final class CachedReplyHandler: ChannelDuplexHandler, Sendable {
     }
 
     /// The task's replies pass here: each one answers a pending request.
+    /// When the last one has, the requests waiting behind them go on.
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        var release = false
         if case let .frame(frame) = unwrapOutboundIn(data) {
-            state.withLock { state in
-                guard let count = state.pending[frame.requestID] else { return }
+            release = state.withLock { state in
+                guard let count = state.pending[frame.requestID] else { return false }
                 if count == 1 { state.pending.removeValue(forKey: frame.requestID) } else { state.pending[frame.requestID] = count - 1 }
                 state.pendingCount -= 1
+                return state.pendingCount == 0 && !state.waiting.isEmpty
             }
         }
         context.write(data, promise: promise)
+        // After this write and the flush that follows it, not from inside it.
+        if release {
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.eventLoop.execute { self.releaseWaiting(context: bound.value) }
+        }
+    }
+
+    /// Answers the waiting requests in order from the cache, until one must
+    /// go to the task: that one and the rest wait for its reply.
+    private func releaseWaiting(context: ChannelHandlerContext) {
+        var wrote = false
+        var handed = false
+        while let frame = state.withLock({ state -> Frame? in
+            state.pendingCount == 0 && !state.gaveUp ? state.waiting.popFirst() : nil
+        }) {
+            if frame.type == .list || frame.type == .details, let reply = answer(frame, writable: context.channel.isWritable) {
+                send(reply, context: context)
+                wrote = true
+            } else {
+                handOn(frame)
+                context.fireChannelRead(wrapInboundOut(frame))
+                handed = true
+            }
+        }
+        if wrote, state.withLock({ state in defer { state.unflushed = false }; return state.unflushed }) { context.flush() }
+        if handed { context.fireChannelReadComplete() }
+    }
+
+    /// Writes a reply from the cache, flushed with the others at the end of
+    /// the read, unless it filled the write buffer: then at once, so the
+    /// next request sees whether the client really is behind (unflushed
+    /// replies count against the buffer's high mark, and one page of the
+    /// list is past it).
+    private func send(_ reply: Frame, context: ChannelHandlerContext) {
+        context.write(wrapOutboundOut(.frame(reply)), promise: nil)
+        if context.channel.isWritable {
+            state.withLock { $0.unflushed = true }
+        } else {
+            state.withLock { $0.unflushed = false }
+            context.flush()
+        }
     }
 
     /// A request goes to the task: it is pending until its reply passes here.

@@ -17,8 +17,67 @@ import Testing
     /// cached, is answered after the announce and shows the announced file.
     @Test func aPipelinedListSeesTheAnnounceBeforeIt() async throws {
         let tracker = try await TestTracker.start()
+        let manifest = sampleManifest(41)
+        let replies = try await pipelined(to: tracker, as: "nora") { token in
+            let file = AnnouncedFile(name: "piped.bin", contentID: manifest.contentID, manifest: ManifestPayload(manifest))
+            return [try Announce(token: token, replace: true, files: [file]).frame(requestID: 5), try ListFiles(token: token).frame(requestID: 6)]
+        }
+        guard replies.count == 2, case .announced = replies[0].message else { throw TestFailure("the announce was not answered first: \(replies)") }
+        guard case let .fileList(list) = replies[1].message else { throw TestFailure("no list after the announce: \(replies)") }
+        #expect(list.files.map(\.name) == ["piped.bin"])
+        await tracker.stopAndRemove()
+    }
+
+    /// Lists and details that wait behind announces (answered from the
+    /// cache once the announce before them is): every reply in request
+    /// order, each showing every announce before it and none after.
+    @Test func requestsWaitingBehindAnnouncesSeeExactlyTheAnnouncesBeforeThem() async throws {
+        let tracker = try await TestTracker.start()
+        let first = sampleManifest(45), second = sampleManifest(46)
+        let replies = try await pipelined(to: tracker, as: "nils") { token in
+            func file(_ name: String, _ manifest: Manifest) -> AnnouncedFile {
+                AnnouncedFile(name: name, contentID: manifest.contentID, manifest: ManifestPayload(manifest))
+            }
+            return [
+                try Announce(token: token, replace: false, files: [file("one.bin", first)]).frame(requestID: 5),
+                try ListFiles(token: token).frame(requestID: 6),
+                try Details(token: token, name: "one.bin").frame(requestID: 7),
+                try ListFiles(token: token).frame(requestID: 8),
+                try Announce(token: token, replace: false, files: [file("two.bin", second)]).frame(requestID: 9),
+                try ListFiles(token: token).frame(requestID: 10),
+                try Details(token: token, name: "two.bin").frame(requestID: 11),
+                try Details(token: token, name: "one.bin").frame(requestID: 12),
+                try ListFiles(token: token).frame(requestID: 13),
+            ]
+        }
+        #expect(replies.map(\.id) == Array(5...13))
+        func names(_ message: Message) -> [String]? {
+            if case let .fileList(list) = message { return list.files.map(\.name) }
+            return nil
+        }
+        func detailed(_ message: Message) -> [ContentID]? {
+            if case let .fileDetails(details) = message { return details.files.map(\.contentID) }
+            return nil
+        }
+        guard replies.count == 9 else { throw TestFailure("\(replies.count) replies to 9 requests") }
+        #expect(names(replies[1].message) == ["one.bin"])
+        #expect(detailed(replies[2].message) == [first.contentID])
+        #expect(names(replies[3].message) == ["one.bin"])
+        #expect(names(replies[5].message) == ["one.bin", "two.bin"])
+        #expect(detailed(replies[6].message) == [second.contentID])
+        #expect(detailed(replies[7].message) == [first.contentID])
+        #expect(names(replies[8].message) == ["one.bin", "two.bin"])
+        await tracker.stopAndRemove()
+    }
+
+    /// Registers `user`, connects on a raw channel, logs in, asks `list`
+    /// twice (the second answered from the cache), then writes the frames
+    /// `requests` makes in one write and returns the replies to them, in the
+    /// order they came, with their request ids.
+    private func pipelined(to tracker: TestTracker, as user: String,
+                           _ requests: @Sendable (String) throws -> [Frame]) async throws -> [(id: UInt32, message: Message)] {
         let setup = try await tracker.connect()
-        try await setup.register("nora", "secret-of-nora")
+        try await setup.register(user, "secret-of-\(user)")
         setup.close()
 
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -28,37 +87,31 @@ import Testing
                     return try Framing.configure(channel)
                 }
             }
-        let manifest = sampleManifest(41)
-        let listed = try await channel.executeThenClose { inbound, outbound in
-            var replies = inbound.makeAsyncIterator()
-            func next() async throws -> Message {
-                guard let frame = try await replies.next() else { throw NetError.connectionClosed(peer: "test tracker") }
-                return try Message(frame: frame)
+        return try await channel.executeThenClose { inbound, outbound in
+            var iterator = inbound.makeAsyncIterator()
+            func next() async throws -> Frame {
+                guard let frame = try await iterator.next() else { throw NetError.connectionClosed(peer: "test tracker") }
+                return frame
             }
             var handshake = HandshakeStateMachine(role: .initiator, localRole: "peer", software: ShoalVersion.software)
             guard case let .send(hello) = handshake.start() else { throw TestFailure("no hello to send") }
             try await outbound.write(try hello.frame(requestID: 1))
-            guard case .established = handshake.receive(try await next()) else { throw TestFailure("the handshake failed") }
-            try await outbound.write(try Login(user: "nora", password: "secret-of-nora", port: 9000).frame(requestID: 2))
-            guard case let .loggedIn(session) = try await next() else { throw TestFailure("login failed") }
-            // The list is cached now (the second one is answered from the cache).
+            guard case .established = handshake.receive(try Message(frame: try await next())) else { throw TestFailure("the handshake failed") }
+            try await outbound.write(try Login(user: user, password: "secret-of-\(user)", port: 9000).frame(requestID: 2))
+            guard case let .loggedIn(session) = try Message(frame: try await next()) else { throw TestFailure("login failed") }
             for id: UInt32 in [3, 4] {
                 try await outbound.write(try ListFiles(token: session.token).frame(requestID: id))
-                guard case let .fileList(empty) = try await next() else { throw TestFailure("no list") }
-                #expect(empty.files.isEmpty)
+                guard case .fileList = try Message(frame: try await next()) else { throw TestFailure("no list") }
             }
-            // Both in one write: the list arrives while the announce is being handled.
-            let file = AnnouncedFile(name: "piped.bin", contentID: manifest.contentID, manifest: ManifestPayload(manifest))
-            try await outbound.write(contentsOf: [
-                .frame(try Announce(token: session.token, replace: true, files: [file]).frame(requestID: 5)),
-                .frame(try ListFiles(token: session.token).frame(requestID: 6)),
-            ])
-            guard case .announced = try await next() else { throw TestFailure("the announce was not answered first") }
-            guard case let .fileList(list) = try await next() else { throw TestFailure("no list after the announce") }
-            return list.files.map(\.name)
+            let frames = try requests(session.token)
+            try await outbound.write(contentsOf: frames.map { OutgoingFrame.frame($0) })
+            var replies: [(id: UInt32, message: Message)] = []
+            for _ in frames {
+                let frame = try await next()
+                replies.append((frame.requestID, try Message(frame: frame)))
+            }
+            return replies
         }
-        #expect(listed == ["piped.bin"])
-        await tracker.stopAndRemove()
     }
 
     /// After a logout, the old token gets nothing from the cache.
