@@ -18,7 +18,7 @@ import ShoalWire
 struct ListCache {
     /// The rows, sorted by ``precedes(_:_:)``.
     private(set) var rows: [ListedFile] = []
-    /// Each row's JSON, as ``WireJSON`` encodes it.
+    /// Each row's JSON (``ListedFile/encodedJSON()``, what ``WireJSON`` encodes).
     private var encoded: [[UInt8]] = []
     /// The names each content is listed under here (rows to drop when a content is touched).
     private var namesOf: [ContentID: [String]] = [:]
@@ -65,10 +65,10 @@ struct ListCache {
             if found {
                 guard rows[index] != row else { continue }
                 rows[index] = row
-                encoded[index] = Array(WireJSON.encode(row))
+                encoded[index] = row.encodedJSON()
             } else {
                 rows.insert(row, at: index)
-                encoded.insert(Array(WireJSON.encode(row)), at: index)
+                encoded.insert(row.encodedJSON(), at: index)
                 namesOf[row.contentID, default: []].append(row.name)
             }
             changed = true

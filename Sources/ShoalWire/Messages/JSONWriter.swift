@@ -5,7 +5,8 @@
 ///
 /// The caller writes the members in the order it wants (the protocol's
 /// messages use sorted keys) and calls ``member(_:)`` before each value;
-/// the writer adds the commas. Strings are escaped as JSON requires;
+/// the writer adds the commas. Strings are escaped as Foundation's encoder
+/// escapes them (`/` too), so a reply reads the same byte for byte;
 /// nothing else is checked, so keys must be plain text.
 struct JSONWriter {
     private(set) var bytes: [UInt8] = []
@@ -70,12 +71,14 @@ struct JSONWriter {
         var text = text
         text.withUTF8 { utf8 in
             var plainFrom = 0
-            for (index, byte) in utf8.enumerated() where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+            for (index, byte) in utf8.enumerated() where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "/") {
                 bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[plainFrom..<index]))
                 plainFrom = index + 1
                 bytes.append(UInt8(ascii: "\\"))
                 switch byte {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"): bytes.append(byte)
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): bytes.append(byte)
+                case 0x08: bytes.append(UInt8(ascii: "b"))
+                case 0x0C: bytes.append(UInt8(ascii: "f"))
                 case 0x0A: bytes.append(UInt8(ascii: "n"))
                 case 0x0D: bytes.append(UInt8(ascii: "r"))
                 case 0x09: bytes.append(UInt8(ascii: "t"))
