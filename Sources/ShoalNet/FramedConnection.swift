@@ -35,12 +35,20 @@ public final class FramedConnection: Sendable {
 
     private struct Pending {
         var continuation: CheckedContinuation<Frame, any Error>
-        var timer: Scheduled<Void>?
+        /// When it times out, and how the timeout is told.
+        var deadline: NIODeadline
+        var operation: String
+        var seconds: Double
     }
 
     private struct State: ~Copyable {
         var nextRequestID: UInt32 = 1
         var waiting: [UInt32: Pending] = [:]
+        /// The one timer that fails requests past their deadline (see
+        /// ``FramedConnection/sweep(generation:)``): when it fires, and which
+        /// scheduling it is (an earlier deadline supersedes it).
+        var sweepAt: NIODeadline?
+        var sweepGeneration = 0
         var closedError: NetError?
         var version = 0
         var handshakeRoundTrip = 0.0
@@ -206,7 +214,6 @@ public final class FramedConnection: Sendable {
             return state.waiting
         }
         for pending in waiting.values {
-            pending.timer?.cancel()
             pending.continuation.resume(throwing: error)
         }
     }
@@ -270,15 +277,27 @@ public final class FramedConnection: Sendable {
         // CancellationError; a reply that comes later is dropped.
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Frame, any Error>) in
-                let closed: NetError? = state.withLock { state in
-                    if let error = state.closedError { return error }
-                    state.waiting[id] = Pending(continuation: continuation)
-                    return nil
+                let deadline = NIODeadline.now() + timeout
+                let registered: Result<Int?, NetError> = state.withLock { state in
+                    if let error = state.closedError { return .failure(error) }
+                    state.waiting[id] = Pending(continuation: continuation, deadline: deadline, operation: operation, seconds: seconds)
+                    // One timer per connection, not one per request: scheduling
+                    // and cancelling a timer from off the event loop wakes it
+                    // twice per request, which at 64 KiB chunks is thousands of
+                    // wake-ups a second for nothing.
+                    guard state.sweepAt.map({ deadline < $0 }) ?? true else { return .success(nil) }
+                    state.sweepAt = deadline
+                    state.sweepGeneration += 1
+                    return .success(state.sweepGeneration)
                 }
-                if let closed {
+                let generation: Int?
+                switch registered {
+                case let .failure(closed):
                     sent?()
                     continuation.resume(throwing: closed)
                     return
+                case let .success(scheduled):
+                    generation = scheduled
                 }
                 // Cancelled before the request was registered: the handler found nothing to fail.
                 if Task.isCancelled {
@@ -286,30 +305,22 @@ public final class FramedConnection: Sendable {
                     fail(id, with: CancellationError())
                     return
                 }
-                let timer = channel.eventLoop.scheduleTask(in: timeout) { [self] in
-                    _ = fail(id, with: NetError.timedOut(operation: operation, seconds: seconds))
-                }
-                let answered = state.withLock { state in
-                    guard state.waiting[id] != nil else { return true }
-                    state.waiting[id]?.timer = timer
-                    return false
-                }
-                if answered { timer.cancel() }
-                Task {
-                    do {
-                        try await outbound.write(frame)
-                        sent?()
-                    } catch {
-                        sent?()
-                        fail(id, with: NetError.connectionClosed(peer: remote))
-                    }
+                if let generation { scheduleSweep(at: deadline, generation: generation) }
+                // Straight into the channel, not through the async writer in a
+                // task of its own: a request is a few dozen bytes, and a task
+                // per request cost more than the request. Writes reach the
+                // event loop in the order they are made, so a cancel made
+                // later always follows its request.
+                let remote = remote
+                channel.writeAndFlush(OutgoingFrame.frame(frame)).whenComplete { [self] result in
+                    sent?()
+                    if case .failure = result { fail(id, with: NetError.connectionClosed(peer: remote)) }
                 }
             }
         } onCancel: {
             // Still awaited, so sent or about to be: withdraw it on the wire too.
             if fail(id, with: CancellationError()), let cancel {
-                let frame = cancel(id)
-                Task { [outbound] in try? await outbound.write(.frame(frame)) }
+                channel.writeAndFlush(OutgoingFrame.frame(cancel(id)), promise: nil)
             }
         }
     }
@@ -318,9 +329,40 @@ public final class FramedConnection: Sendable {
     @discardableResult
     private func fail(_ id: UInt32, with error: any Error) -> Bool {
         let pending = state.withLock { $0.waiting.removeValue(forKey: id) }
-        pending?.timer?.cancel()
         pending?.continuation.resume(throwing: error)
         return pending != nil
+    }
+
+    private func scheduleSweep(at deadline: NIODeadline, generation: Int) {
+        channel.eventLoop.scheduleTask(deadline: deadline) { [self] in sweep(generation: generation) }
+    }
+
+    /// Fails the requests past their deadline, and schedules the next sweep
+    /// for the earliest deadline left, unless a later scheduling superseded
+    /// this one.
+    private func sweep(generation: Int) {
+        let now = NIODeadline.now()
+        let (expired, next): ([Pending], (NIODeadline, Int)?) = state.withLock { state in
+            guard state.sweepGeneration == generation else { return ([], nil) }
+            var expired: [Pending] = []
+            var earliest: NIODeadline?
+            for (id, pending) in state.waiting {
+                if pending.deadline <= now {
+                    expired.append(pending)
+                    state.waiting.removeValue(forKey: id)
+                } else if earliest.map({ pending.deadline < $0 }) ?? true {
+                    earliest = pending.deadline
+                }
+            }
+            state.sweepAt = earliest
+            guard let earliest else { return (expired, nil) }
+            state.sweepGeneration += 1
+            return (expired, (earliest, state.sweepGeneration))
+        }
+        for pending in expired {
+            pending.continuation.resume(throwing: NetError.timedOut(operation: pending.operation, seconds: pending.seconds))
+        }
+        if let (deadline, generation) = next { scheduleSweep(at: deadline, generation: generation) }
     }
 
     private func handshake(role: String, timeout: TimeAmount, sent: (@Sendable () -> Void)? = nil) async throws {
@@ -360,7 +402,6 @@ public final class FramedConnection: Sendable {
                 }
                 let pending = state.withLock { $0.waiting.removeValue(forKey: frame.requestID) }
                 if let pending {
-                    pending.timer?.cancel()
                     pending.continuation.resume(returning: frame)
                 } else if frame.type == .error, frame.requestID == 0, let refusal = try? ErrorReply(frame: frame) {
                     // An error about no request in particular: the other side is about to
