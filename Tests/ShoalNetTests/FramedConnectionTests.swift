@@ -127,9 +127,9 @@ struct FramedConnectionTests {
                 }
             }
         }
-        let (replies, reply) = AsyncStream.makeStream(of: (nonce: UInt64, result: Result<Frame, any Error>).self)
+        let (replies, reply) = AsyncStream.makeStream(of: (nonce: UInt32, result: Result<Frame, any Error>).self)
         let connection = try await FramedConnection.connect(host: "127.0.0.1", port: server.port, role: "peer")
-        func send(_ nonce: UInt64, timeout: TimeAmount) -> UInt32 {
+        func send(_ nonce: UInt32, timeout: TimeAmount) -> UInt32 {
             connection.send(timeout: timeout, { id throws(WireError) in try CheckActive(nonce: nonce).frame(requestID: id) }) { result in
                 reply.yield((nonce, result))
             }
