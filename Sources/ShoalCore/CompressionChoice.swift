@@ -144,8 +144,9 @@ public struct CompressionChoice: Sendable {
 
     /// A chunk of `bytes` completed at `now` (it came `compressed` or not),
     /// with `inFlight` requests still out over all holders, when the process
-    /// has used `cpuSeconds` of CPU in all.
-    public mutating func completed(bytes: Int, compressed: Bool, inFlight: Int, now: Double, cpuSeconds: Double) {
+    /// has used `cpuSeconds` of CPU in all (read only while probing: it is a
+    /// system call, and completions come thousands of times a second).
+    public mutating func completed(bytes: Int, compressed: Bool, inFlight: Int, now: Double, cpuSeconds readCPU: @autoclosure () -> Double) {
         guard mode == .auto else { return }
         switch phase {
         case .waiting:
@@ -155,6 +156,7 @@ public struct CompressionChoice: Sendable {
             if window.skip > 0 {
                 window.skip -= 1
             } else {
+                let cpuSeconds = readCPU()
                 if window.first == nil {
                     window.first = now
                     window.cpuFirst = cpuSeconds

@@ -33,14 +33,36 @@ public final class FramedConnection: Sendable {
     private let outbound: NIOAsyncChannelOutboundWriter<OutgoingFrame>
     private let state = Mutex(State())
 
+    /// Who gets a request's reply: a task awaiting it (``requestFrame(timeout:cancel:_:)``),
+    /// or a handler called with it (``send(timeout:_:reply:)``).
+    private enum Waiter {
+        case task(CheckedContinuation<Frame, any Error>)
+        case handler(@Sendable (Result<Frame, any Error>) -> Void)
+
+        func resume(_ result: Result<Frame, any Error>) {
+            switch self {
+            case let .task(continuation): continuation.resume(with: result)
+            case let .handler(handler): handler(result)
+            }
+        }
+    }
+
     private struct Pending {
-        var continuation: CheckedContinuation<Frame, any Error>
-        var timer: Scheduled<Void>?
+        var waiter: Waiter
+        /// When it times out, and how the timeout is told.
+        var deadline: NIODeadline
+        var operation: String
+        var seconds: Double
     }
 
     private struct State: ~Copyable {
         var nextRequestID: UInt32 = 1
         var waiting: [UInt32: Pending] = [:]
+        /// The one timer that fails requests past their deadline (see
+        /// ``FramedConnection/sweep(generation:)``): when it fires, and which
+        /// scheduling it is (an earlier deadline supersedes it).
+        var sweepAt: NIODeadline?
+        var sweepGeneration = 0
         var closedError: NetError?
         var version = 0
         var handshakeRoundTrip = 0.0
@@ -206,8 +228,7 @@ public final class FramedConnection: Sendable {
             return state.waiting
         }
         for pending in waiting.values {
-            pending.timer?.cancel()
-            pending.continuation.resume(throwing: error)
+            pending.waiter.resume(.failure(error))
         }
     }
 
@@ -270,15 +291,15 @@ public final class FramedConnection: Sendable {
         // CancellationError; a reply that comes later is dropped.
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Frame, any Error>) in
-                let closed: NetError? = state.withLock { state in
-                    if let error = state.closedError { return error }
-                    state.waiting[id] = Pending(continuation: continuation)
-                    return nil
-                }
-                if let closed {
+                let deadline = NIODeadline.now() + timeout
+                let generation: Int?
+                switch register(id, .task(continuation), deadline: deadline, operation: operation, seconds: seconds) {
+                case let .failure(closed):
                     sent?()
                     continuation.resume(throwing: closed)
                     return
+                case let .success(scheduled):
+                    generation = scheduled
                 }
                 // Cancelled before the request was registered: the handler found nothing to fail.
                 if Task.isCancelled {
@@ -286,31 +307,95 @@ public final class FramedConnection: Sendable {
                     fail(id, with: CancellationError())
                     return
                 }
-                let timer = channel.eventLoop.scheduleTask(in: timeout) { [self] in
-                    _ = fail(id, with: NetError.timedOut(operation: operation, seconds: seconds))
-                }
-                let answered = state.withLock { state in
-                    guard state.waiting[id] != nil else { return true }
-                    state.waiting[id]?.timer = timer
-                    return false
-                }
-                if answered { timer.cancel() }
-                Task {
-                    do {
-                        try await outbound.write(frame)
-                        sent?()
-                    } catch {
-                        sent?()
-                        fail(id, with: NetError.connectionClosed(peer: remote))
-                    }
+                if let generation { scheduleSweep(at: deadline, generation: generation) }
+                // Straight into the channel, not through the async writer in a
+                // task of its own: a request is a few dozen bytes, and a task
+                // per request cost more than the request. Writes reach the
+                // event loop in the order they are made, so a cancel made
+                // later always follows its request.
+                let remote = remote
+                channel.writeAndFlush(OutgoingFrame.frame(frame)).whenComplete { [self] result in
+                    sent?()
+                    if case .failure = result { fail(id, with: NetError.connectionClosed(peer: remote)) }
                 }
             }
         } onCancel: {
             // Still awaited, so sent or about to be: withdraw it on the wire too.
             if fail(id, with: CancellationError()), let cancel {
-                let frame = cancel(id)
-                Task { [outbound] in try? await outbound.write(.frame(frame)) }
+                channel.writeAndFlush(OutgoingFrame.frame(cancel(id)), promise: nil)
             }
+        }
+    }
+
+    /// Sends the frame `build` makes for a fresh request id without waiting
+    /// for its reply: `reply` is called once, with the reply frame as it
+    /// came or the error the request failed with (timed out, connection
+    /// closed, unknown to the other side), unless ``withdraw(_:cancel:)``
+    /// withdraws the request first. It is called on the task that reads the
+    /// connection (a reply, the connection's end), on its event loop (a
+    /// timeout), or before this returns (the connection had closed), so it
+    /// should hand slow work on, or be worth holding the next reply back for.
+    ///
+    /// No task per request: a downloader asking for thousands of small chunks
+    /// a second spent more on creating, scheduling and resuming tasks than on
+    /// the requests.
+    ///
+    /// - Returns: the request's id, for ``withdraw(_:cancel:)``.
+    @discardableResult
+    public func send(timeout: TimeAmount = .seconds(30), _ build: (UInt32) throws(WireError) -> Frame,
+                     reply: @escaping @Sendable (Result<Frame, any Error>) -> Void) -> UInt32 {
+        let id = state.withLock { state in
+            let id = state.nextRequestID
+            state.nextRequestID = state.nextRequestID >= 0x7FFF_FFFF ? 1 : state.nextRequestID + 1
+            return id
+        }
+        let frame: Frame
+        do {
+            frame = try build(id)
+        } catch {
+            reply(.failure(NetError.wire(error)))
+            return id
+        }
+        let deadline = NIODeadline.now() + timeout
+        switch register(id, .handler(reply), deadline: deadline, operation: frame.type.description, seconds: Double(timeout.nanoseconds) / 1e9) {
+        case let .failure(closed):
+            reply(.failure(closed))
+            return id
+        case let .success(generation):
+            if let generation { scheduleSweep(at: deadline, generation: generation) }
+        }
+        let remote = remote
+        channel.writeAndFlush(OutgoingFrame.frame(frame)).whenFailure { [self] _ in
+            fail(id, with: NetError.connectionClosed(peer: remote))
+        }
+        return id
+    }
+
+    /// Withdraws request `id` (made with ``send(timeout:_:reply:)``) if its
+    /// reply has not come: its handler will not be called, and `cancel` (a
+    /// `chunkCancel`) tells the other side. Whether it was still awaited.
+    @discardableResult
+    public func withdraw(_ id: UInt32, cancel: @autoclosure () -> Frame?) -> Bool {
+        guard state.withLock({ $0.waiting.removeValue(forKey: id) }) != nil else { return false }
+        if let frame = cancel() { channel.writeAndFlush(OutgoingFrame.frame(frame), promise: nil) }
+        return true
+    }
+
+    /// Registers request `id` as awaited until `deadline`, unless the
+    /// connection has ended (the error it ended with); the sweep to schedule,
+    /// if this deadline is the earliest.
+    private func register(_ id: UInt32, _ waiter: Waiter, deadline: NIODeadline, operation: String, seconds: Double) -> Result<Int?, NetError> {
+        state.withLock { state in
+            if let error = state.closedError { return .failure(error) }
+            state.waiting[id] = Pending(waiter: waiter, deadline: deadline, operation: operation, seconds: seconds)
+            // One timer per connection, not one per request: scheduling
+            // and cancelling a timer from off the event loop wakes it
+            // twice per request, which at 64 KiB chunks is thousands of
+            // wake-ups a second for nothing.
+            guard state.sweepAt.map({ deadline < $0 }) ?? true else { return .success(nil) }
+            state.sweepAt = deadline
+            state.sweepGeneration += 1
+            return .success(state.sweepGeneration)
         }
     }
 
@@ -318,9 +403,40 @@ public final class FramedConnection: Sendable {
     @discardableResult
     private func fail(_ id: UInt32, with error: any Error) -> Bool {
         let pending = state.withLock { $0.waiting.removeValue(forKey: id) }
-        pending?.timer?.cancel()
-        pending?.continuation.resume(throwing: error)
+        pending?.waiter.resume(.failure(error))
         return pending != nil
+    }
+
+    private func scheduleSweep(at deadline: NIODeadline, generation: Int) {
+        channel.eventLoop.scheduleTask(deadline: deadline) { [self] in sweep(generation: generation) }
+    }
+
+    /// Fails the requests past their deadline, and schedules the next sweep
+    /// for the earliest deadline left, unless a later scheduling superseded
+    /// this one.
+    private func sweep(generation: Int) {
+        let now = NIODeadline.now()
+        let (expired, next): ([Pending], (NIODeadline, Int)?) = state.withLock { state in
+            guard state.sweepGeneration == generation else { return ([], nil) }
+            var expired: [Pending] = []
+            var earliest: NIODeadline?
+            for (id, pending) in state.waiting {
+                if pending.deadline <= now {
+                    expired.append(pending)
+                    state.waiting.removeValue(forKey: id)
+                } else if earliest.map({ pending.deadline < $0 }) ?? true {
+                    earliest = pending.deadline
+                }
+            }
+            state.sweepAt = earliest
+            guard let earliest else { return (expired, nil) }
+            state.sweepGeneration += 1
+            return (expired, (earliest, state.sweepGeneration))
+        }
+        for pending in expired {
+            pending.waiter.resume(.failure(NetError.timedOut(operation: pending.operation, seconds: pending.seconds)))
+        }
+        if let (deadline, generation) = next { scheduleSweep(at: deadline, generation: generation) }
     }
 
     private func handshake(role: String, timeout: TimeAmount, sent: (@Sendable () -> Void)? = nil) async throws {
@@ -360,8 +476,7 @@ public final class FramedConnection: Sendable {
                 }
                 let pending = state.withLock { $0.waiting.removeValue(forKey: frame.requestID) }
                 if let pending {
-                    pending.timer?.cancel()
-                    pending.continuation.resume(returning: frame)
+                    pending.waiter.resume(.success(frame))
                 } else if frame.type == .error, frame.requestID == 0, let refusal = try? ErrorReply(frame: frame) {
                     // An error about no request in particular: the other side is about to
                     // close, and this says why. Requests still waiting fail with it.

@@ -50,12 +50,17 @@ public final class FramedServer: Sendable {
     ///
     /// - Parameters:
     ///   - security: in clear, or TLS (a client that speaks in clear is told so and closed).
+    ///   - writeBuffer: how many bytes each connection may have queued for
+    ///     the socket before its writer waits (NIO's default: 64 KiB, which a
+    ///     single chunk of a peer fills, so the writer would stop and start
+    ///     again for every chunk).
     ///   - setup: called once per accepted connection.
     public static func bind(
         host: String, port: Int,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         maximumConnections: Int = 1024,
         security: ServerSecurity = .plain,
+        writeBuffer: ChannelOptions.Types.WriteBufferWaterMark = .init(low: 32 * 1024, high: 64 * 1024),
         setup: @escaping @Sendable () -> ConnectionSetup = { ConnectionSetup() }
     ) async throws -> FramedServer {
         let listener: NIOAsyncChannel<NIOAsyncChannel<Frame, OutgoingFrame>, Never>
@@ -64,6 +69,7 @@ public final class FramedServer: Sendable {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .serverChannelOption(.backlog, value: 1024)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.writeBufferWaterMark, value: writeBuffer)
                 .bind(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let setup = setup()

@@ -7,9 +7,10 @@ import ShoalWire
 
 /// The event loop of one download, over a ``DownloadPlan``.
 ///
-/// Everything slow happens in tasks of its own that report back as events:
-/// connecting to a holder and timing it, fetching a chunk (``ChunkFetch``),
-/// asking the tracker for holders. The loop takes one event at a time, hands
+/// Everything slow happens elsewhere and reports back as events: connecting
+/// to a holder and timing it, and asking the tracker for holders, in tasks of
+/// their own; a chunk (``ChunkFetch``) is verified and written by the task
+/// that reads its holder's connection. The loop takes one event at a time, hands
 /// it to its handler, which feeds the plan, then performs what the plan says:
 /// the requests to make, the requests to cancel (a copy lost the race, a
 /// holder was dropped), the holders to drop for silence. A clock task wakes
@@ -28,6 +29,8 @@ final class DownloadLoop {
         /// tracker lists for it, or it serves in clear and this download encrypts.
         case refused(ShoalWire.Holder, reason: String)
         case chunk(DownloadPlan.Request, ChunkFetch.Outcome)
+        /// A request's share of the download budget is there: it may be sent (see ``Fetch/pacing(_:serial:)``).
+        case paced(DownloadPlan.Request, serial: Int, acquired: Int)
         case holders([ShoalWire.Holder]?, downloadID: String?)
         /// This machine's inflate-and-verify rate, measured in the background (``InflateCalibration``).
         case calibrated(Double)
@@ -41,6 +44,16 @@ final class DownloadLoop {
         var port: Int
         var connection: FramedConnection
         var roundTrip: Double
+    }
+
+    /// A request the plan made, in flight.
+    enum Fetch {
+        /// Sent on its holder's connection as this request id.
+        case sent(UInt32)
+        /// Waiting in a task of its own for its share of the download budget
+        /// (only with `--max-download`); `serial` tells it from a later
+        /// request for the same chunk of the same holder.
+        case pacing(Task<Void, Never>, serial: Int)
     }
 
     /// How the loop ended, when it did not complete the file.
@@ -76,7 +89,8 @@ final class DownloadLoop {
     private let epoch: ContinuousClock.Instant
     private let events: AsyncStream<Event>
     private let post: AsyncStream<Event>.Continuation
-    private var fetches: [DownloadPlan.Request: Task<Void, Never>] = [:]
+    private var fetches: [DownloadPlan.Request: Fetch] = [:]
+    private var nextSerial = 0
     private var ticker: Task<Void, Never>?
     /// Holders connected or being connected to, by user name.
     private var knownUsers = Set<String>()
@@ -144,6 +158,7 @@ final class DownloadLoop {
             case let .unreachable(holder, reason): onUnreachable(holder, reason: reason)
             case let .refused(holder, reason): onRefused(holder, reason: reason)
             case let .chunk(request, outcome): onChunk(request, outcome)
+            case let .paced(request, serial, acquired): onPaced(request, serial: serial, acquired: acquired)
             case let .holders(fresh, id):
                 if let id { downloadID = id }
                 onHolders(fresh)
@@ -199,7 +214,7 @@ final class DownloadLoop {
             compression.completed(bytes: manifest.length(ofChunk: request.chunk), compressed: compressed, inFlight: fetches.count, now: now,
                                   cpuSeconds: ProcessInfoLite.cpuSeconds)
             guard case let .accepted(cancel) = outcome else { return }
-            for loser in cancel { fetches.removeValue(forKey: loser)?.cancel() }
+            for loser in cancel { withdraw(loser) }
             fetchedChunks += 1
             fetchedBytes += UInt64(manifest.length(ofChunk: request.chunk))
             newlyHeld.append(request.chunk)
@@ -216,9 +231,17 @@ final class DownloadLoop {
             }
         case let .storage(error):
             ending = .storage(error)
-        case .cancelled:
-            break
         }
+    }
+
+    /// A request's budget is there: send it, unless it was cancelled meanwhile
+    /// (then the budget goes back).
+    private func onPaced(_ request: DownloadPlan.Request, serial: Int, acquired: Int) {
+        guard case let .pacing(_, current) = fetches[request], current == serial, let link = links[request.peer] else {
+            configuration.downloadLimit?.refund(acquired)
+            return
+        }
+        send(request, on: link, acquired: acquired)
     }
 
     private func onHolders(_ fresh: [ShoalWire.Holder]?) {
@@ -241,6 +264,12 @@ final class DownloadLoop {
 
     private func onTick() {
         let t = now
+        do throws(StorageError) {
+            try partial.recordMap()
+        } catch {
+            ending = .storage(error)
+            return
+        }
         for (peer, silence) in plan.overdue(now: t) {
             let reason = String(format: "sent nothing for %.1f s while it owed %d chunk%@", silence,
                                 plan.peers[peer]?.inFlight.count ?? 0, plan.peers[peer]?.inFlight.count == 1 ? "" : "s")
@@ -290,24 +319,50 @@ final class DownloadLoop {
         for request in plan.nextRequests(now: now, share: share) {
             guard let link = links[request.peer] else { continue }
             logger.trace("\(String(format: "%.3f", now)) ask \(link.user) for chunk \(request.chunk)\(finish)")
-            let stored = compression.asksStored
-            let (manifest, partial, post, limit) = (manifest, partial, post, configuration.downloadLimit)
-            let timeout = TimeAmount.seconds(Int64(configuration.requestTimeout))
-            fetches[request] = Task {
-                let outcome = await ChunkFetch.run(chunk: request.chunk, connection: link.connection, manifest: manifest,
-                                                   partial: partial, stored: stored, timeout: timeout, limit: limit)
-                post.yield(.chunk(request, outcome))
+            guard let limit = configuration.downloadLimit else {
+                send(request, on: link, acquired: 0)
+                continue
             }
+            // The request goes once its wire bytes are in the budget.
+            let acquired = ChunkFetch.expectedWireBytes(chunk: request.chunk, manifest: manifest)
+            let (post, serial) = (post, nextSerial)
+            nextSerial += 1
+            fetches[request] = .pacing(Task {
+                do { try await limit.acquire(acquired) } catch { return }
+                post.yield(.paced(request, serial: serial, acquired: acquired))
+            }, serial: serial)
+        }
+    }
+
+    /// Sends `request` on its holder's connection; the reply comes back as a `.chunk` event.
+    private func send(_ request: DownloadPlan.Request, on link: Link, acquired: Int) {
+        let post = post
+        let id = ChunkFetch.start(chunk: request.chunk, connection: link.connection, manifest: manifest, partial: partial,
+                                  stored: compression.asksStored, timeout: .seconds(Int64(configuration.requestTimeout)),
+                                  limit: configuration.downloadLimit, acquired: acquired) { outcome in
+            post.yield(.chunk(request, outcome))
+        }
+        fetches[request] = .sent(id)
+    }
+
+    /// Cancels a request in flight: withdrawn on the wire (a `chunkCancel`),
+    /// or its wait for the budget ended.
+    private func withdraw(_ request: DownloadPlan.Request) {
+        switch fetches.removeValue(forKey: request) {
+        case let .sent(id):
+            guard let link = links[request.peer] else { return }
+            ChunkFetch.withdraw(chunk: request.chunk, requestID: id, connection: link.connection, contentID: manifest.contentID)
+        case let .pacing(task, _):
+            task.cancel()
+        case nil:
+            break
         }
     }
 
     /// Drops a holder: its requests are cancelled and its connection closed.
     private func drop(_ peer: Int, reason: String) {
-        for request in plan.drop(peer: peer, reason: reason) { fetches.removeValue(forKey: request)?.cancel() }
-        for (request, task) in fetches where request.peer == peer {
-            task.cancel()
-            fetches.removeValue(forKey: request)
-        }
+        for request in plan.drop(peer: peer, reason: reason) { withdraw(request) }
+        for request in fetches.keys where request.peer == peer { withdraw(request) }
         guard let link = links[peer] else { return }
         logger.notice("dropping holder \(link.user) for this download: \(reason)")
         link.connection.close()
@@ -416,8 +471,8 @@ final class DownloadLoop {
 
     /// Cancels whatever still runs and closes every holder's connection.
     private func shutDown() {
-        for task in fetches.values { task.cancel() }
-        fetches = [:]
+        for request in Array(fetches.keys) { withdraw(request) }
+        try? partial.recordMap()
         ticker?.cancel()
         post.finish()
         for link in links.values { link.connection.close() }

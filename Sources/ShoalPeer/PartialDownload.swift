@@ -7,8 +7,9 @@ import Synchronization
 
 /// A download in progress, on disk, resumable: the chunks verified so far
 /// written at their offsets in `.shoal/partial/<content id>.part`, and a map
-/// of which they are in `<content id>.have` (one bit per chunk, flipped after
-/// the chunk's bytes are written). The manifest sits beside them, so a
+/// of which they are in `<content id>.have` (one bit per chunk, set after
+/// the chunk's bytes are written, and written out by ``recordMap()``, which a
+/// download calls every few dozen milliseconds). The manifest sits beside them, so a
 /// restarted download knows what it is fetching without asking anyone.
 ///
 /// On reopening, every chunk the map claims is hashed again from disk (a
@@ -31,7 +32,13 @@ public final class PartialDownload: @unchecked Sendable {
     private let manifestPath: String
     private let fd: Int32
     private let haveFD: Int32
-    private let map: Mutex<ChunkMap>
+    private let map: Mutex<Recorded>
+
+    /// The chunk map, and the bytes of it not yet written to the `.have` file.
+    private struct Recorded {
+        var map: ChunkMap
+        var unwritten: Range<Int>?
+    }
     /// One writer at a time: concurrent buffered writes to one file contend on
     /// the inode's lock in the kernel, where the waiter spins and burns a core.
     /// A plain pthread mutex: Swift's `Mutex` is a priority-inheriting futex on
@@ -83,7 +90,7 @@ public final class PartialDownload: @unchecked Sendable {
                 if ok { verified.insert(index) }
             }
         }
-        self.map = Mutex(verified)
+        self.map = Mutex(Recorded(map: verified))
         // Rewrite the map as verified, and keep the manifest beside it.
         let bytes = verified.bytes
         _ = bytes.withUnsafeBytes { pwrite(haveFD, $0.baseAddress, $0.count, 0) }
@@ -111,12 +118,13 @@ public final class PartialDownload: @unchecked Sendable {
     }
 
     deinit {
+        try? recordMap()
         close(fd)
         close(haveFD)
     }
 
     /// The chunks verified and written.
-    public var have: ChunkMap { map.withLock { $0 } }
+    public var have: ChunkMap { map.withLock { $0.map } }
 
     /// Writes verified chunk `index` and records it. The bytes must already be verified.
     public func write(chunk index: Int, bytes: UnsafeRawBufferPointer) throws(StorageError) {
@@ -134,16 +142,29 @@ public final class PartialDownload: @unchecked Sendable {
             return nil
         }
         if let failure { throw failure }
-        // Flip the chunk's bit: one byte, written after the data, under the
-        // map's lock so two chunks of one byte cannot write it out of order.
-        let written: Bool = map.withLock { map in
-            map.insert(index)
-            var value = map.byte(at: index / 8)
-            return pwrite(haveFD, &value, 1, off_t(index / 8)) == 1
+        // The chunk's bit, set after its data is written; it reaches the
+        // file with the next ``recordMap()``. A write of one byte per chunk
+        // cost a system call per chunk, thousands a second at small chunks.
+        map.withLock { state in
+            state.map.insert(index)
+            let byte = index / 8
+            state.unwritten = state.unwritten.map { min($0.lowerBound, byte)..<max($0.upperBound, byte + 1) } ?? byte..<(byte + 1)
         }
-        if !written {
-            throw .writeFailed(path: havePath, offset: UInt64(index / 8), errno: errno)
+    }
+
+    /// Writes the chunk map's changes since the last call to the `.have`
+    /// file. A chunk whose bit has not reached the file yet when the process
+    /// dies is fetched again, never trusted unverified.
+    public func recordMap() throws(StorageError) {
+        // Under the map's lock, so that two calls cannot write their bytes out of order.
+        let failed: (offset: Int, errno: Int32)? = map.withLock { state in
+            guard let range = state.unwritten else { return nil }
+            state.unwritten = nil
+            let bytes = state.map.bytes
+            let n = bytes.withUnsafeBytes { pwrite(haveFD, $0.baseAddress! + range.lowerBound, range.count, off_t(range.lowerBound)) }
+            return n == range.count ? nil : (range.lowerBound, errno)
         }
+        if let failed { throw .writeFailed(path: havePath, offset: UInt64(failed.offset), errno: failed.errno) }
     }
 
     /// A reader of the verified chunks (for serving them to others).

@@ -43,7 +43,11 @@ public final class PeerServer: Sendable, Service {
             .tls($0, plainRefusal: "this peer serves its chunks over TLS only (it runs with --encrypt); update this downloader, which should have used TLS from the holder's key fingerprint")
         } ?? .plain
         func bind(_ host: String) async throws -> FramedServer {
-            try await FramedServer.bind(host: host, port: port, maximumConnections: 256, security: security) {
+            // Chunk replies queue up to 512 KiB per connection (not NIO's 64
+            // KiB, which one 64 KiB chunk fills): the answering task then
+            // waits for the socket once every few small chunks, not after each.
+            try await FramedServer.bind(host: host, port: port, maximumConnections: 256, security: security,
+                                        writeBuffer: .init(low: 256 * 1024, high: 512 * 1024)) {
                 FramedServer.ConnectionSetup(
                     limit: { _ in 64 * 1024 },
                     handlers: [LivenessHandler(probeAfter: .seconds(30), timeout: .seconds(10))])
@@ -150,14 +154,29 @@ public final class PeerServer: Sendable, Service {
                         if queue.isDraining { channel.close(mode: .output, promise: nil) }
                     }
                     let compressor = ChunkCompressor(policy: compression, memo: library.memo)
-                    while let frame = await queue.next() {
-                        var reply = Self.answer(frame, library: library, compressor: compressor, files: files, allocator: allocator)
-                        // TLS takes bytes, not file regions: read the chunk here, off the event loop.
-                        if encrypted, case let .fileBacked(backed) = reply { reply = Self.inMemory(backed, allocator: allocator) }
-                        // Chunks wait for the upload budget; refusals and liveness answers do not.
-                        if let uploadLimit, reply.type == .chunkData { do { try await uploadLimit.acquire(reply.wireBytes) } catch { return } }
+                    var replies: [OutgoingFrame] = []
+                    replies.reserveCapacity(Self.batch)
+                    while let first = await queue.next() {
+                        // What else is queued already goes out with it, in one
+                        // hop to the event loop and one flush: with small
+                        // chunks a hop per reply costs more than the reply.
+                        var frame: Frame? = first
+                        replies.removeAll(keepingCapacity: true)
+                        while let next = frame {
+                            var reply = Self.answer(next, library: library, compressor: compressor, files: files, allocator: allocator)
+                            // TLS takes bytes, not file regions: read the chunk here, off the event loop.
+                            if encrypted, case let .fileBacked(backed) = reply { reply = Self.inMemory(backed, allocator: allocator) }
+                            // Chunks wait for the upload budget; refusals and liveness answers do not.
+                            if let uploadLimit, reply.type == .chunkData { do { try await uploadLimit.acquire(reply.wireBytes) } catch { return } }
+                            replies.append(reply)
+                            frame = replies.count < Self.batch && uploadLimit == nil ? queue.nextQueued() : nil
+                        }
                         do {
-                            try await outbound.write(reply)
+                            if replies.count == 1 {
+                                try await outbound.write(replies[0])
+                            } else {
+                                try await outbound.write(contentsOf: replies)
+                            }
                         } catch {
                             // The connection is gone: stop reading too.
                             channel.close(promise: nil)
@@ -195,6 +214,11 @@ public final class PeerServer: Sendable, Service {
         channel.close(promise: nil)
         try? await channel.closeFuture.get()
     }
+
+    /// Replies written together at most: those already queued when the
+    /// answering task takes the first (a batch is one hop to the event loop
+    /// and one flush).
+    static let batch = 8
 
     /// A file-backed frame with its file bytes read into memory (for a TLS link).
     private static func inMemory(_ backed: FileBackedFrame, allocator: ByteBufferAllocator) -> OutgoingFrame {

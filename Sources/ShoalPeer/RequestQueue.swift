@@ -95,6 +95,24 @@ final class RequestQueue: Sendable {
         }
     }
 
+    /// The next frame if one is queued already; nil otherwise (without waiting).
+    func nextQueued() -> Frame? {
+        let (frame, producer): (Frame?, CheckedContinuation<Void, Never>?) = state.withLock { state in
+            guard state.head < state.frames.count else { return (nil, nil) }
+            let frame = state.frames[state.head]
+            state.head += 1
+            if state.head > 64 && state.head * 2 > state.frames.count {
+                state.frames.removeFirst(state.head)
+                state.head = 0
+            }
+            let producer = state.count < limit ? state.producer : nil
+            if producer != nil { state.producer = nil }
+            return (frame, producer)
+        }
+        producer?.resume()
+        return frame
+    }
+
     /// No more frames will come: the consumer drains what is queued, then gets nil.
     func finish() {
         finish(draining: false)

@@ -104,4 +104,65 @@ struct FramedConnectionTests {
         server.shutdown()
         await task.value
     }
+
+    /// A request sent with a handler (no task waits for it): the reply
+    /// reaches the handler; a withdrawn request puts its cancel frame on the
+    /// wire and its handler is never called; an unanswered one times out
+    /// through its handler.
+    @Test func aHandlerGetsTheReplyAndAWithdrawnRequestIsCancelledOnTheWire() async throws {
+        let (seen, saw) = AsyncStream.makeStream(of: Frame.self)
+        let server = try await FramedServer.bind(host: "127.0.0.1", port: 0)
+        let task = Task {
+            await server.run { connection in
+                try? await connection.channel.executeThenClose { inbound, outbound in
+                    var iterator = inbound.makeAsyncIterator()
+                    _ = try await FramedServer.acceptHandshake(&iterator, outbound: outbound, localRole: "peer")
+                    while let frame = try await iterator.next() {
+                        saw.yield(frame)
+                        // Only nonce 1 is answered.
+                        if frame.type == .checkActive, let probe = try? CheckActive(frame: frame), probe.nonce == 1 {
+                            try await outbound.write(.frame(try Active(nonce: 1).frame(requestID: frame.requestID)))
+                        }
+                    }
+                }
+            }
+        }
+        let (replies, reply) = AsyncStream.makeStream(of: (nonce: UInt32, result: Result<Frame, any Error>).self)
+        let connection = try await FramedConnection.connect(host: "127.0.0.1", port: server.port, role: "peer")
+        func send(_ nonce: UInt32, timeout: TimeAmount) -> UInt32 {
+            connection.send(timeout: timeout, { id throws(WireError) in try CheckActive(nonce: nonce).frame(requestID: id) }) { result in
+                reply.yield((nonce, result))
+            }
+        }
+        var received = replies.makeAsyncIterator()
+        var observed = seen.makeAsyncIterator()
+        _ = send(1, timeout: .seconds(3600))
+        let first = await received.next()
+        #expect(first?.nonce == 1)
+        #expect(try first.map { try Active(frame: $0.result.get()).nonce } == 1)
+        #expect(await observed.next()?.type == .checkActive)
+
+        let withdrawn = send(2, timeout: .seconds(3600))
+        let asked = await observed.next()
+        #expect(asked?.requestID == withdrawn)
+        let cancel = Frame(type: .chunkCancel, requestID: withdrawn, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 36)))
+        #expect(connection.withdraw(withdrawn, cancel: cancel))
+        #expect(!connection.withdraw(withdrawn, cancel: cancel), "withdrawn twice")
+        let told = await observed.next()
+        #expect(told?.type == .chunkCancel && told?.requestID == withdrawn)
+
+        // The next call of a handler is this timeout: the withdrawn request's handler was never called.
+        _ = send(3, timeout: .milliseconds(200))
+        let late = await received.next()
+        #expect(late?.nonce == 3)
+        if case let .failure(error)? = late?.result {
+            #expect(error as? NetError == .timedOut(operation: "checkActive", seconds: 0.2))
+        } else {
+            Issue.record("expected a timeout, got \(String(describing: late?.result))")
+        }
+        connection.close()
+        await connection.closed()
+        server.shutdown()
+        await task.value
+    }
 }
