@@ -273,11 +273,7 @@ public final class FramedConnection: Sendable {
     private func requestFrame(requestID fixed: UInt32?, timeout: TimeAmount, cancel: (@Sendable (UInt32) -> Frame)? = nil,
                               sent: (@Sendable () -> Void)? = nil,
                               _ build: (UInt32) throws(WireError) -> Frame) async throws -> Frame {
-        let id: UInt32 = fixed ?? state.withLock { state in
-            let id = state.nextRequestID
-            state.nextRequestID = state.nextRequestID >= 0x7FFF_FFFF ? 1 : state.nextRequestID + 1
-            return id
-        }
+        let id = fixed ?? takeRequestID()
         let frame: Frame
         do {
             frame = try build(id)
@@ -344,11 +340,7 @@ public final class FramedConnection: Sendable {
     @discardableResult
     public func send(timeout: TimeAmount = .seconds(30), _ build: (UInt32) throws(WireError) -> Frame,
                      reply: @escaping @Sendable (Result<Frame, any Error>) -> Void) -> UInt32 {
-        let id = state.withLock { state in
-            let id = state.nextRequestID
-            state.nextRequestID = state.nextRequestID >= 0x7FFF_FFFF ? 1 : state.nextRequestID + 1
-            return id
-        }
+        let id = takeRequestID()
         let frame: Frame
         do {
             frame = try build(id)
@@ -379,6 +371,15 @@ public final class FramedConnection: Sendable {
         guard state.withLock({ $0.waiting.removeValue(forKey: id) }) != nil else { return false }
         if let frame = cancel() { channel.writeAndFlush(OutgoingFrame.frame(frame), promise: nil) }
         return true
+    }
+
+    /// The next request id (1 to 2^31 - 1, then 1 again).
+    private func takeRequestID() -> UInt32 {
+        state.withLock { state in
+            let id = state.nextRequestID
+            state.nextRequestID = state.nextRequestID >= 0x7FFF_FFFF ? 1 : state.nextRequestID + 1
+            return id
+        }
     }
 
     /// Registers request `id` as awaited until `deadline`, unless the

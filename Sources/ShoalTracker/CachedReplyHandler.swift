@@ -83,7 +83,7 @@ final class CachedReplyHandler: ChannelDuplexHandler, Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        let cacheable = frame.type == .list || frame.type == .details
+        let cacheable = Self.isCacheable(frame.type)
         guard cacheable || Self.isRequest(frame.type) else {
             context.fireChannelRead(data)
             return
@@ -105,22 +105,20 @@ final class CachedReplyHandler: ChannelDuplexHandler, Sendable {
                 send(reply, context: context)
                 return
             }
-            handOn(frame)
-            context.fireChannelRead(data)
+            handOn(frame, context: context)
         case .handOn:
             // Too many waiting: they go to the task first, in order, then this one.
             let waiting = state.withLock { state in
                 defer { state.waiting.removeAll() }
                 return Array(state.waiting)
             }
-            for earlier in waiting {
-                handOn(earlier)
-                context.fireChannelRead(wrapInboundOut(earlier))
-            }
-            handOn(frame)
-            context.fireChannelRead(data)
+            for earlier in waiting { handOn(earlier, context: context) }
+            handOn(frame, context: context)
         }
     }
+
+    /// The requests answered here when their reply is cached.
+    private static func isCacheable(_ type: MessageType) -> Bool { type == .list || type == .details }
 
     private static func isRequest(_ type: MessageType) -> Bool {
         switch type {
@@ -166,12 +164,11 @@ final class CachedReplyHandler: ChannelDuplexHandler, Sendable {
         while let frame = state.withLock({ state -> Frame? in
             state.pendingCount == 0 && !state.gaveUp ? state.waiting.popFirst() : nil
         }) {
-            if frame.type == .list || frame.type == .details, let reply = answer(frame, writable: context.channel.isWritable) {
+            if Self.isCacheable(frame.type), let reply = answer(frame, writable: context.channel.isWritable) {
                 send(reply, context: context)
                 wrote = true
             } else {
-                handOn(frame)
-                context.fireChannelRead(wrapInboundOut(frame))
+                handOn(frame, context: context)
                 handed = true
             }
         }
@@ -194,8 +191,8 @@ final class CachedReplyHandler: ChannelDuplexHandler, Sendable {
         }
     }
 
-    /// A request goes to the task: it is pending until its reply passes here.
-    private func handOn(_ frame: Frame) {
+    /// A request goes on to the task: it is pending until its reply passes here.
+    private func handOn(_ frame: Frame, context: ChannelHandlerContext) {
         state.withLock { state in
             guard !state.gaveUp else { return }
             guard state.pendingCount < Self.maximumPending else {
@@ -205,6 +202,7 @@ final class CachedReplyHandler: ChannelDuplexHandler, Sendable {
             state.pending[frame.requestID, default: 0] += 1
             state.pendingCount += 1
         }
+        context.fireChannelRead(wrapInboundOut(frame))
     }
 
     /// The reply to `frame` from the cache, or nil when the task must answer it.
