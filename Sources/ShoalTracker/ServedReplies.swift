@@ -85,10 +85,14 @@ final class ServedReplies: Sendable {
         return try entry.payload(downloadIDs: ids)
     }
 
-    /// Keeps `entry` as the reply to `key`, made from the registry as it is now
-    /// (on the actor, with every change published).
-    func storeDetails(_ entry: DetailsCache.Entry, for key: DetailsCache.Key) {
-        state.withLock { $0.details.store(entry, for: key) }
+    /// Keeps `entry` as the reply to `key`, made from the registry at
+    /// `generation`, unless a change has been published since (it may
+    /// have touched what the entry shows; the next miss makes it anew).
+    func storeDetails(_ entry: DetailsCache.Entry, for key: DetailsCache.Key, madeAt generation: UInt64) {
+        state.withLock { state in
+            guard state.generation == generation else { return }
+            state.details.store(entry, for: key)
+        }
     }
 
     // MARK: grants

@@ -30,6 +30,8 @@ public actor Tracker {
         case message(Message)
         /// A reply already encoded (the cached file list), as a payload of this type.
         case encoded(MessageType, ByteBuffer)
+        /// A `fileDetails` reply taken from the registry, to be encoded off the actor (``DetailsDraft/payload()``).
+        case details(DetailsDraft)
         case refused(TrackerError)
     }
 
@@ -372,23 +374,14 @@ public actor Tracker {
         if cacheable, let payload = try served.details(key, asker: asker, extending: request.downloadID, now: now()) {
             return .encoded(.fileDetails, payload)
         }
-        let details = FileDetails(try registry.details(token, name: request.name, contentID: request.contentID,
-                                                       withManifest: request.withoutManifest != true, holdersAfter: request.holdersAfter,
-                                                       knownMaps: request.knownMaps))
-        // Encoded once, with a gap for each download id: kept for the next
+        let view = try registry.details(token, name: request.name, contentID: request.contentID,
+                                        withManifest: request.withoutManifest != true, holdersAfter: request.holdersAfter,
+                                        knownMaps: request.knownMaps)
+        // Encoded by the connection's task, off the actor: kept for the next
         // asker when it may be, and this reply is made from it either way.
-        let entry = DetailsCache.Entry(parts: details.files.map { DetailsCache.part($0, holders: $0.holders.map(\.user)) },
-                                       moreContents: details.moreContents,
-                                       holderUsers: details.files.reduce(into: Set<String>()) { $0.formUnion(registry.holderUsers(of: $1.contentID)) })
-        if cacheable && !entry.holderUsers.contains(asker) {
-            served.storeDetails(entry, for: key)
-        }
-        let t = now()
-        let ids = entry.parts.map { part in
-            served.issue(account: asker, contentID: part.contentID, fileSize: part.fileSize, holders: part.holders,
-                         extending: request.downloadID, now: t)
-        }
-        return .encoded(.fileDetails, try entry.payload(downloadIDs: ids))
+        return .details(DetailsDraft(view: view, key: key, cacheable: cacheable,
+                                     holderUsers: view.contents.reduce(into: Set<String>()) { $0.formUnion(registry.holderUsers(of: $1.contentID)) },
+                                     asker: asker, extending: request.downloadID, generation: registry.generation, served: served))
     }
 
     /// A report is taken only with the evidence that the reporter was sent

@@ -310,6 +310,12 @@ public final class TrackerServer: Sendable, Service {
             }
         case let .encoded(type, payload):
             return Frame(type: type, requestID: requestID, payload: payload)
+        case let .details(draft):
+            do throws(TrackerError) {
+                return Frame(type: .fileDetails, requestID: requestID, payload: try draft.payload())
+            } catch {
+                return try error.reply.frame(requestID: requestID)
+            }
         case let .refused(error):
             return try error.reply.frame(requestID: requestID)
         }

@@ -211,6 +211,22 @@ struct TestFailure: Error, CustomStringConvertible {
         #expect(cache.count == 0 && cache.byteCount == 0)
     }
 
+    /// A reply encoded off the actor is kept only if no change was
+    /// published after the registry's view it shows was taken: that change
+    /// may have touched it, and its invalidation has already run.
+    @Test func anEntryMadeBeforeAChangeIsNotKept() throws {
+        let served = ServedReplies(listPageSize: 128, now: { 0 })
+        let byX = try key(x), byY = try key(y)
+        served.publish(7, touched: TrackerRegistry.Touched(), listRows: [])
+        served.storeDetails(entry([x]), for: byX, madeAt: 7)
+        #expect(try served.details(byX, asker: "someone", extending: nil) != nil, "made at the current generation: kept")
+        served.publish(8, touched: TrackerRegistry.Touched(contents: [y]), listRows: [])
+        served.storeDetails(entry([y]), for: byY, madeAt: 7)
+        #expect(try served.details(byY, asker: "someone", extending: nil) == nil, "made before generation 8 touched y: not kept")
+        #expect(try served.details(byX, asker: "someone", extending: nil) != nil, "x was not touched")
+        #expect(try served.details(byX, asker: "h", extending: nil) == nil, "a holder of x gets a reply of its own")
+    }
+
     @Test func theCacheIsBounded() throws {
         var cache = DetailsCache()
         cache.maximumBytes = 10_000
