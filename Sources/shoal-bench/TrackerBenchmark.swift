@@ -160,6 +160,7 @@ struct TrackerBenchmark: AsyncParsableCommand {
         }
         try await EventLoopFuture.andAllSucceed(load.map { $0.prepare(announcing: instances == 1, rounds: rounds) }, on: loop).get()
         let cpuBefore = (trackers: trackers.map { Self.cpuSeconds(pid: $0.pid) }, bench: Self.cpuSeconds(pid: getpid()))
+        let machineBefore = MachineTime.now()
         let phase2 = ContinuousClock.now
         if let rate {
             // Client i's requests are due every clients/rate seconds, the clients evenly staggered.
@@ -186,6 +187,7 @@ struct TrackerBenchmark: AsyncParsableCommand {
         let trackerCPUs = zip(trackers, cpuBefore.trackers).map { Self.cpuSeconds(pid: $0.pid) - $1 }
         let trackerCPU = trackerCPUs.reduce(0, +)
         let benchCPU = Self.cpuSeconds(pid: getpid()) - cpuBefore.bench
+        let machine = MachineTime.now().since(machineBefore)
         let peaks = trackers.map { Self.memory(pid: $0.pid) }
         let peak = peaks[0]
         if instances > 1 { byInstance = [:] }
@@ -263,7 +265,10 @@ struct TrackerBenchmark: AsyncParsableCommand {
         say(String(format: "phase 1 (register + login): %d requests in %.1f s = %.0f req/s", total1, phase1Seconds, Double(total1) / phase1Seconds))
         say(String(format: "phase 2 (%@): %d requests in %.2f s = %.0f req/s", instances > 1 ? "list, details" : "announce, list, details", total2, phase2Seconds, Double(total2) / phase2Seconds)
             + (rate.map { ", offered \($0) req/s on a fixed schedule (open loop; latency from when each request was due)" } ?? ", each client waiting for each reply (closed loop)"))
-        say(String(format: "phase 2 CPU: tracker %.2f s, clients %.2f s (2 cores shared by both)", trackerCPU, benchCPU))
+        say(String(format: "phase 2 CPU: tracker %.2f s, clients %.2f s (%d cores shared by both)", trackerCPU, benchCPU, machine.cores))
+        // Time the hypervisor gave to other guests while this one wanted to run:
+        // on a shared host it, not the tracker, can set the tail.
+        say(String(format: "phase 2 machine: %.0f %% busy, %.1f %% stolen by the host (of %d cores' time)", machine.busyPercent, machine.stealPercent, machine.cores))
         say("tracker peak memory (VmHWM) after phase 2: \(peak.peak / 1024) MiB; resident then: \(peak.resident / 1024) MiB")
         if let storm {
             let total3 = count(["list (logins)", "details (logins)"])
