@@ -87,8 +87,8 @@ final class DownloadLoop {
 
     private let clock = ContinuousClock()
     private let epoch: ContinuousClock.Instant
-    private let events: AsyncStream<Event>
-    private let post: AsyncStream<Event>.Continuation
+    /// Where events come in; the loop takes all that came meanwhile at once.
+    private let events = EventInbox<Event>()
     private var fetches: [DownloadPlan.Request: Fetch] = [:]
     private var nextSerial = 0
     private var ticker: Task<Void, Never>?
@@ -131,7 +131,6 @@ final class DownloadLoop {
         self.plan = DownloadPlan(manifest: manifest, have: partial.have, configuration: configuration.plan)
         self.compression = CompressionChoice(mode: configuration.compression, awaitingCalibration: configuration.compression == .auto)
         self.epoch = clock.now
-        (events, post) = AsyncStream.makeStream(of: Event.self)
     }
 
     private var now: Double { (clock.now - epoch).seconds }
@@ -141,36 +140,46 @@ final class DownloadLoop {
         defer { shutDown() }
         if plan.isComplete { return .complete }
         admit(initial)
-        let post = self.post
+        let events = self.events
         if compression.awaitingCalibration {
-            Task { post.yield(.calibrated(await InflateCalibration.measured())) }
+            Task { events.post(.calibrated(await InflateCalibration.measured())) }
         }
         let interval = configuration.tickInterval
         ticker = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(interval))
-                post.yield(.tick)
+                events.post(.tick)
             }
         }
-        for await event in events {
-            switch event {
-            case let .connected(holder, connection, roundTrip): onConnected(holder, connection, roundTrip: roundTrip)
-            case let .unreachable(holder, reason): onUnreachable(holder, reason: reason)
-            case let .refused(holder, reason): onRefused(holder, reason: reason)
-            case let .chunk(request, outcome): onChunk(request, outcome)
-            case let .paced(request, serial, acquired): onPaced(request, serial: serial, acquired: acquired)
-            case let .holders(fresh, id):
-                if let id { downloadID = id }
-                onHolders(fresh)
-            case let .calibrated(capacity): compression.calibrated(capacity)
-            case .tick: onTick()
+        // Every event that came meanwhile first, then the requests once:
+        // with small chunks, several arrive while the loop works, and their
+        // requests then leave together.
+        while true {
+            let batch = await events.next()
+            // Empty only when the task running the loop is cancelled.
+            if batch.isEmpty { return .cancelled }
+            for event in batch {
+                handle(event)
+                if let ending { return ending }
+                if plan.isComplete { return .complete }
             }
-            if let ending { return ending }
-            if plan.isComplete { return .complete }
             pump()
         }
-        // The stream ends only when the task running the loop is cancelled.
-        return .cancelled
+    }
+
+    private func handle(_ event: Event) {
+        switch event {
+        case let .connected(holder, connection, roundTrip): onConnected(holder, connection, roundTrip: roundTrip)
+        case let .unreachable(holder, reason): onUnreachable(holder, reason: reason)
+        case let .refused(holder, reason): onRefused(holder, reason: reason)
+        case let .chunk(request, outcome): onChunk(request, outcome)
+        case let .paced(request, serial, acquired): onPaced(request, serial: serial, acquired: acquired)
+        case let .holders(fresh, id):
+            if let id { downloadID = id }
+            onHolders(fresh)
+        case let .calibrated(capacity): compression.calibrated(capacity)
+        case .tick: onTick()
+        }
     }
 
     // MARK: Handlers
@@ -325,22 +334,22 @@ final class DownloadLoop {
             }
             // The request goes once its wire bytes are in the budget.
             let acquired = ChunkFetch.expectedWireBytes(chunk: request.chunk, manifest: manifest)
-            let (post, serial) = (post, nextSerial)
+            let (events, serial) = (events, nextSerial)
             nextSerial += 1
             fetches[request] = .pacing(Task {
                 do { try await limit.acquire(acquired) } catch { return }
-                post.yield(.paced(request, serial: serial, acquired: acquired))
+                events.post(.paced(request, serial: serial, acquired: acquired))
             }, serial: serial)
         }
     }
 
     /// Sends `request` on its holder's connection; the reply comes back as a `.chunk` event.
     private func send(_ request: DownloadPlan.Request, on link: Link, acquired: Int) {
-        let post = post
+        let events = events
         let id = ChunkFetch.start(chunk: request.chunk, connection: link.connection, manifest: manifest, partial: partial,
                                   stored: compression.asksStored, timeout: .seconds(Int64(configuration.requestTimeout)),
                                   limit: configuration.downloadLimit, acquired: acquired) { outcome in
-            post.yield(.chunk(request, outcome))
+            events.post(.chunk(request, outcome))
         }
         fetches[request] = .sent(id)
     }
@@ -378,7 +387,7 @@ final class DownloadLoop {
     /// that cannot be reached.
     private func admit(_ candidates: [ShoalWire.Holder]) {
         let chunkFrame = Int(manifest.chunkSize) + 4096
-        let post = self.post
+        let events = self.events
         let timeout = configuration.connectTimeout
         let receiveStatistics = configuration.receiveStatistics
         let t = now
@@ -391,7 +400,7 @@ final class DownloadLoop {
             case let .success(chosen):
                 security = chosen
             case let .failure(refusal):
-                post.yield(.refused(holder, reason: refusal.reason))
+                events.post(.refused(holder, reason: refusal.reason))
                 continue
             }
             Task {
@@ -405,20 +414,20 @@ final class DownloadLoop {
                                                                     statistics: receiveStatistics ?? FrameStatistics(), pipelined: true)
                 } catch let error as NetError {
                     if case .fingerprintMismatch = error {
-                        post.yield(.refused(holder, reason: "\(error)"))
+                        events.post(.refused(holder, reason: "\(error)"))
                     } else {
-                        post.yield(.unreachable(holder, reason: "\(error)"))
+                        events.post(.unreachable(holder, reason: "\(error)"))
                     }
                     return
                 } catch {
-                    post.yield(.unreachable(holder, reason: "\(error)"))
+                    events.post(.unreachable(holder, reason: "\(error)"))
                     return
                 }
                 // The TCP handshake's round trip times the holder (as a
                 // checkActive would, two round trips later).
                 let rtt = connection.connectRoundTrip > 0 ? connection.connectRoundTrip : (ContinuousClock.now - start).seconds
                 // A loop that ended meanwhile will not close it: close it here.
-                if case .terminated = post.yield(.connected(holder, connection, roundTrip: rtt)) { connection.close() }
+                if !events.post(.connected(holder, connection, roundTrip: rtt)) { connection.close() }
             }
         }
     }
@@ -440,10 +449,10 @@ final class DownloadLoop {
         for (id, link) in links where plan.peers[id]?.isActive == true && plan.peers[id]?.available != nil {
             if let version = mapVersions[link.user] { known[link.user] = version }
         }
-        let (session, contentID, post, id, knownMaps) = (session, manifest.contentID, post, downloadID, known)
+        let (session, contentID, events, id, knownMaps) = (session, manifest.contentID, events, downloadID, known)
         Task {
             let detail = try? await session.details(contentID: contentID, withManifest: false, downloadID: id, knownMaps: knownMaps).first
-            post.yield(.holders(detail?.holders, downloadID: detail?.downloadID))
+            events.post(.holders(detail?.holders, downloadID: detail?.downloadID))
         }
     }
 
@@ -474,7 +483,7 @@ final class DownloadLoop {
         for request in Array(fetches.keys) { withdraw(request) }
         try? partial.recordMap()
         ticker?.cancel()
-        post.finish()
+        events.finish()
         for link in links.values { link.connection.close() }
         if !newlyHeld.isEmpty {
             let (session, name, contentID, batch, announced) = (session, name.value, manifest.contentID, newlyHeld, announced)

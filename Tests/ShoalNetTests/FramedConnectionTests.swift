@@ -166,3 +166,61 @@ struct FramedConnectionTests {
         await task.value
     }
 }
+
+extension FramedConnectionTests {
+    /// Requests and cancels made back to back (they leave in batches, one
+    /// hand-over to the event loop and one flush for all made meanwhile)
+    /// reach the other side in the order they were made, each cancel behind
+    /// its request, and every reply not withdrawn reaches its handler.
+    @Test func backToBackRequestsKeepTheirOrder() async throws {
+        let (seen, saw) = AsyncStream.makeStream(of: Frame.self)
+        let server = try await FramedServer.bind(host: "127.0.0.1", port: 0)
+        let task = Task {
+            await server.run { connection in
+                try? await connection.channel.executeThenClose { inbound, outbound in
+                    var iterator = inbound.makeAsyncIterator()
+                    _ = try await FramedServer.acceptHandshake(&iterator, outbound: outbound, localRole: "peer")
+                    while let frame = try await iterator.next() {
+                        saw.yield(frame)
+                        if frame.type == .checkActive, let probe = try? CheckActive(frame: frame) {
+                            try await outbound.write(.frame(try Active(nonce: probe.nonce).frame(requestID: frame.requestID)))
+                        }
+                    }
+                }
+            }
+        }
+        let connection = try await FramedConnection.connect(host: "127.0.0.1", port: server.port, role: "peer", pipelined: true)
+        let (replies, reply) = AsyncStream.makeStream(of: UInt32.self)
+        let count = 300
+        var ids: [UInt32] = []
+        var withdrawn: Set<UInt32> = []
+        for nonce in 0..<UInt32(count) {
+            let id = connection.send(timeout: .seconds(3600), { id throws(WireError) in try CheckActive(nonce: nonce).frame(requestID: id) }) { result in
+                if let frame = try? result.get(), let active = try? Active(frame: frame) { reply.yield(active.nonce) }
+            }
+            ids.append(id)
+            // Every third is withdrawn at once, before its reply can come.
+            if nonce % 3 == 2 {
+                let cancel = Frame(type: .chunkCancel, requestID: id, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 36)))
+                if connection.withdraw(id, cancel: cancel) { withdrawn.insert(id) }
+            }
+        }
+        var observed = seen.makeAsyncIterator()
+        var order: [Frame] = []
+        while order.count < count + withdrawn.count, let frame = await observed.next() { order.append(frame) }
+        #expect(order.filter { $0.type == .checkActive }.map(\.requestID) == ids)
+        for id in withdrawn {
+            let request = order.firstIndex { $0.type == .checkActive && $0.requestID == id }
+            let cancel = order.firstIndex { $0.type == .chunkCancel && $0.requestID == id }
+            #expect(request != nil && cancel != nil && request! < cancel!, "the cancel of \(id) follows its request")
+        }
+        var answered: Set<UInt32> = []
+        var iterator = replies.makeAsyncIterator()
+        while answered.count < count - withdrawn.count, let nonce = await iterator.next() { answered.insert(nonce) }
+        #expect(answered.count == count - withdrawn.count)
+        connection.close()
+        await connection.closed()
+        server.shutdown()
+        await task.value
+    }
+}
