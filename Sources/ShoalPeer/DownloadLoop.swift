@@ -484,6 +484,8 @@ final class DownloadLoop {
         try? partial.recordMap()
         ticker?.cancel()
         events.finish()
+        // A holder connected after the last batch was taken: its connection is ours to close too.
+        for case let .connected(_, connection, _) in events.takeRemaining() { connection.close() }
         for link in links.values { link.connection.close() }
         if !newlyHeld.isEmpty {
             let (session, name, contentID, batch, announced) = (session, name.value, manifest.contentID, newlyHeld, announced)

@@ -57,6 +57,16 @@ final class EventInbox<Event: Sendable>: Sendable {
         }
     }
 
+    /// The events posted and not taken yet, taken now without waiting (by
+    /// a consumer that stops: what they hold, an open connection, is its
+    /// to release).
+    func takeRemaining() -> [Event] {
+        state.withLock { state in
+            defer { state.queued = [] }
+            return state.queued
+        }
+    }
+
     /// No more events: later posts are refused, and a waiting consumer gets an empty batch.
     func finish() {
         let consumer = state.withLock { state -> CheckedContinuation<[Event], Never>? in

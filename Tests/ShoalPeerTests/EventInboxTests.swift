@@ -33,6 +33,15 @@ struct EventInboxTests {
         other.finish()
         #expect(await other.next() == [7])
         #expect(await other.next() == [])
+
+        // A consumer that stops takes what is left without waiting.
+        let stopping = EventInbox<Int>()
+        stopping.post(8)
+        stopping.post(9)
+        stopping.finish()
+        #expect(stopping.takeRemaining() == [8, 9])
+        #expect(stopping.takeRemaining() == [])
+        #expect(await stopping.next() == [])
     }
 
     /// Cancelling the consumer's task ends its wait with an empty batch and
