@@ -68,7 +68,7 @@ public final class FramedConnection: Sendable {
         var handshakeRoundTrip = 0.0
         var connectRoundTrip = 0.0
         /// Frames made since the event loop last took them (see
-        /// ``FramedConnection/enqueue(_:sent:)``); not empty exactly while a
+        /// ``FramedConnection/enqueue(_:written:)``); not empty exactly while a
         /// hand-over to the event loop is scheduled.
         var outbox: [Outgoing] = []
     }

@@ -110,23 +110,8 @@ struct FramedConnectionTests {
     /// wire and its handler is never called; an unanswered one times out
     /// through its handler.
     @Test func aHandlerGetsTheReplyAndAWithdrawnRequestIsCancelledOnTheWire() async throws {
-        let (seen, saw) = AsyncStream.makeStream(of: Frame.self)
-        let server = try await FramedServer.bind(host: "127.0.0.1", port: 0)
-        let task = Task {
-            await server.run { connection in
-                try? await connection.channel.executeThenClose { inbound, outbound in
-                    var iterator = inbound.makeAsyncIterator()
-                    _ = try await FramedServer.acceptHandshake(&iterator, outbound: outbound, localRole: "peer")
-                    while let frame = try await iterator.next() {
-                        saw.yield(frame)
-                        // Only nonce 1 is answered.
-                        if frame.type == .checkActive, let probe = try? CheckActive(frame: frame), probe.nonce == 1 {
-                            try await outbound.write(.frame(try Active(nonce: 1).frame(requestID: frame.requestID)))
-                        }
-                    }
-                }
-            }
-        }
+        // Only nonce 1 is answered.
+        let (server, task, seen) = try await recordingServer { $0 == 1 }
         let (replies, reply) = AsyncStream.makeStream(of: (nonce: UInt32, result: Result<Frame, any Error>).self)
         let connection = try await FramedConnection.connect(host: "127.0.0.1", port: server.port, role: "peer")
         func send(_ nonce: UInt32, timeout: TimeAmount) -> UInt32 {
@@ -168,11 +153,10 @@ struct FramedConnectionTests {
 }
 
 extension FramedConnectionTests {
-    /// Requests and cancels made back to back (they leave in batches, one
-    /// hand-over to the event loop and one flush for all made meanwhile)
-    /// reach the other side in the order they were made, each cancel behind
-    /// its request, and every reply not withdrawn reaches its handler.
-    @Test func backToBackRequestsKeepTheirOrder() async throws {
+    /// A peer on loopback that passes on every frame it gets after the
+    /// handshake, and answers each `checkActive` whose nonce `answers` takes.
+    private func recordingServer(answering answers: @escaping @Sendable (UInt32) -> Bool) async throws
+        -> (FramedServer, Task<Void, Never>, AsyncStream<Frame>) {
         let (seen, saw) = AsyncStream.makeStream(of: Frame.self)
         let server = try await FramedServer.bind(host: "127.0.0.1", port: 0)
         let task = Task {
@@ -182,13 +166,22 @@ extension FramedConnectionTests {
                     _ = try await FramedServer.acceptHandshake(&iterator, outbound: outbound, localRole: "peer")
                     while let frame = try await iterator.next() {
                         saw.yield(frame)
-                        if frame.type == .checkActive, let probe = try? CheckActive(frame: frame) {
+                        if frame.type == .checkActive, let probe = try? CheckActive(frame: frame), answers(probe.nonce) {
                             try await outbound.write(.frame(try Active(nonce: probe.nonce).frame(requestID: frame.requestID)))
                         }
                     }
                 }
             }
         }
+        return (server, task, seen)
+    }
+
+    /// Requests and cancels made back to back (they leave in batches, one
+    /// hand-over to the event loop and one flush for all made meanwhile)
+    /// reach the other side in the order they were made, each cancel behind
+    /// its request, and every reply not withdrawn reaches its handler.
+    @Test func backToBackRequestsKeepTheirOrder() async throws {
+        let (server, task, seen) = try await recordingServer { _ in true }
         let connection = try await FramedConnection.connect(host: "127.0.0.1", port: server.port, role: "peer", pipelined: true)
         let (replies, reply) = AsyncStream.makeStream(of: UInt32.self)
         let count = 300
