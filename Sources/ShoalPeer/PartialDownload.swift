@@ -129,19 +129,8 @@ public final class PartialDownload: @unchecked Sendable {
     /// Writes verified chunk `index` and records it. The bytes must already be verified.
     public func write(chunk index: Int, bytes: UnsafeRawBufferPointer) throws(StorageError) {
         let offset = manifest.offset(ofChunk: index)
-        let failure: StorageError? = writing.withLock {
-            var written = 0
-            while written < bytes.count {
-                let n = pwrite(fd, bytes.baseAddress! + written, bytes.count - written, off_t(offset) + off_t(written))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return .writeFailed(path: dataPath, offset: offset + UInt64(written), errno: errno)
-                }
-                written += n
-            }
-            return nil
-        }
-        if let failure { throw failure }
+        let failure = writing.withLock { PositionalWrite.all(bytes, to: fd, at: offset) }
+        if let failure { throw .writeFailed(path: dataPath, offset: offset + UInt64(failure.written), errno: failure.errno) }
         // The chunk's bit, set after its data is written; it reaches the
         // file with the next ``recordMap()``. A write of one byte per chunk
         // cost a system call per chunk, thousands a second at small chunks.

@@ -135,8 +135,10 @@ final class PreparedChunks: @unchecked Sendable {
                     }
                     encoded.clear()
                     if case let .compressed(size) = compressor.encode(UnsafeRawBufferPointer(chunk), key: nil, into: &encoded) {
-                        let written = encoded.withUnsafeReadableBytes { pwrite(out, $0.baseAddress, size, off_t(manifest.offset(ofChunk: index))) }
-                        guard written == size else { throw StorageError.cannotWrite(path: temporary, errno: errno) }
+                        let failed = encoded.withUnsafeReadableBytes {
+                            PositionalWrite.all(UnsafeRawBufferPointer(rebasing: $0[0..<size]), to: out, at: manifest.offset(ofChunk: index))
+                        }
+                        if let failed { throw StorageError.cannotWrite(path: temporary, errno: failed.errno) }
                         slots.base[index] = UInt32(size)
                     }
                 } catch {
