@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import Foundation
+import ShoalCore
 import ShoalLab
 import ShoalSamples
 
@@ -41,6 +42,10 @@ struct LinksBenchmark: AsyncParsableCommand {
     @Option(help: "Work folder (default: a temporary one, removed afterwards).") var workDir: String?
     @Option(name: .customLong("delayer-source"), help: "link-delayer.c (default: the one in this checkout).") var delayerSource: String?
     @Option(name: .customLong("check-seconds"), help: "Seconds of iperf3 per link check (0 skips the checks).") var checkSeconds = 3
+    @Option(name: .customLong("max-download"), help: "Run shoal get with this --max-download (e.g. 20MB/s) and report the rate achieved against it.")
+    var maxDownload: String?
+    @Option(name: .customLong("max-upload"), help: "Run each seeder with this --max-upload and report what each served against it.")
+    var maxUpload: String?
     @Option(name: .customLong("get-log"), help: "Write each shoal get's trace log (every request and chunk, stamped to the microsecond, framed by the process's start and end) to PREFIX-FILE-TIME.log.") var getLog: String?
 
     struct Scenario {
@@ -62,6 +67,13 @@ struct LinksBenchmark: AsyncParsableCommand {
     ]
 
     static let seeders = ["seeder1", "seeder2", "seeder3", "seeder4"]
+
+    func validate() throws {
+        for (option, value) in [("--max-download", maxDownload), ("--max-upload", maxUpload)] {
+            guard let value else { continue }
+            do { _ = try TransferRate(parsing: value) } catch { throw ValidationError("\(option): \(error)") }
+        }
+    }
 
     func run() async throws {
         let chosen = try scenarios.split(separator: ",").map { name in
@@ -181,6 +193,8 @@ struct LinksBenchmark: AsyncParsableCommand {
         let rxBytes: Double
         let chunks: [String: Int]
         let insideSeconds: Double
+        /// What `shoal get` counted on the wire (frames, compressed where they were), for the rate limit.
+        let wireBytes: Double
         let delayerCPU: Double
         /// What the downloader's interface received, by sender, and what the lab dropped of it after counting it.
         let received: NetworkLab.ReceiveCounters
@@ -222,7 +236,8 @@ struct LinksBenchmark: AsyncParsableCommand {
         defer { for seeder in seeders { seeder.stop() } }
         for seeder in Self.seeders {
             let process = try LabProcess(try lab.prefix(for: seeder) + [binary, "seed", "--user", seeder, "--dir", root + "/\(seeder)-\(kind)",
-                                                                        "--tracker", trackerAddress, "--log-level", "warning"])
+                                                                        "--tracker", trackerAddress, "--log-level", "warning"]
+                                                                        + (maxUpload.map { ["--max-upload", $0] } ?? []))
             seeders.append(process)
             // The first start hashes the file and prepares its chunks; later ones load that.
             guard let ready = process.firstLine(timeout: 600), ready.hasPrefix("serving on") else {
@@ -241,7 +256,8 @@ struct LinksBenchmark: AsyncParsableCommand {
         let start = Date()
         let get = try LabCommand.runAllowingFailure(try lab.prefix(for: "downloader") + [binary, "get", name, "--user", "downloader",
                                                      "--dir", folder, "--tracker", trackerAddress, "--json",
-                                                     "--log-level", getLog == nil ? "warning" : "trace"], timeout: 1800)
+                                                     "--log-level", getLog == nil ? "warning" : "trace"]
+                                                     + (maxDownload.map { ["--max-download", $0] } ?? []), timeout: 1800)
         let end = Date()
         let seconds = end.timeIntervalSince(start)
         if let getLog {
@@ -276,6 +292,7 @@ struct LinksBenchmark: AsyncParsableCommand {
         let size = (json["size"] as? Double) ?? Double(json["size"] as? Int ?? 0)
         return RunResult(seconds: seconds, bytes: size, rxBytes: Double(rxAfter - rxBefore), chunks: chunks,
                          insideSeconds: json["seconds"] as? Double ?? 0,
+                         wireBytes: (json["wireBytes"] as? Double) ?? Double(json["wireBytes"] as? Int ?? 0),
                          delayerCPU: cpuAfter.reduce(0.0) { $0 + $1.value - (cpuBefore[$1.key] ?? 0) },
                          received: received, served: served, tcp: tcp)
     }
@@ -291,7 +308,24 @@ struct LinksBenchmark: AsyncParsableCommand {
         if scenario.good.count < scenario.links.count {
             text += String(format: "   good links: %3.0f %% of %3.0f Mbit/s", r.mbps / (scenario.goodMbit / 8) * 100, scenario.goodMbit)
         }
+        text += limits(r)
         return text + "\n" + breakdown(r)
+    }
+
+    /// With rate limits: the download's rate on the wire (while it ran)
+    /// against `--max-download`, and what each seeder served against `--max-upload`.
+    func limits(_ r: RunResult) -> String {
+        var text = ""
+        if let limit = maxDownload.flatMap({ try? TransferRate(parsing: $0) }), r.insideSeconds > 0 {
+            let achieved = r.wireBytes / r.insideSeconds
+            text += String(format: "   max-download %@: %.3f MB/s on the wire, %.1f %% of it", "\(limit)" as NSString, achieved / 1e6,
+                           achieved / limit.bytesPerSecond * 100)
+        }
+        if let limit = maxUpload.flatMap({ try? TransferRate(parsing: $0) }), r.insideSeconds > 0 {
+            let each = Self.seeders.map { String(format: "%.3f", (r.served[$0] ?? 0) / r.insideSeconds / 1e6) }.joined(separator: "/")
+            text += String(format: "   max-upload %@ each: served %@ MB/s", "\(limit)" as NSString, each as NSString)
+        }
+        return text
     }
 
     /// Where the received bytes came from: per seeder, what its address
