@@ -207,7 +207,7 @@ struct TrackerBenchmark: AsyncParsableCommand {
             let stop = StopFlag()
             let cpu = Self.cpuSeconds(pid: tracker.pid)
             let phase3 = ContinuousClock.now
-            let (_, logins) = try await withThrowingTaskGroup(of: [Double].self) { group in
+            let logins = try await withThrowingTaskGroup(of: [Double].self) { group in
                 for s in 0..<stormClients {
                     group.addTask {
                         var times: [Double] = []
@@ -222,9 +222,15 @@ struct TrackerBenchmark: AsyncParsableCommand {
                         return times
                     }
                 }
-                let rounds = try await EventLoopFuture.andAllSucceed(load.map { $0.run() }, on: loop).get()
+                do {
+                    try await EventLoopFuture.andAllSucceed(load.map { $0.run() }, on: loop).get()
+                } catch {
+                    // The storm's tasks stop only on the flag: set it before leaving, or the group waits for ever.
+                    stop.set()
+                    throw error
+                }
                 stop.set()
-                return (rounds, try await group.reduce(into: []) { $0 += $1 })
+                return try await group.reduce(into: []) { $0 += $1 }
             }
             let seconds = (ContinuousClock.now - phase3).seconds
             storm = (seconds, logins.sorted(), Self.cpuSeconds(pid: tracker.pid) - cpu)
