@@ -175,7 +175,7 @@ public actor TrackerSession: Service {
         var after: ListCursor?
         repeat {
             let cursor = after
-            guard case let .fileList(reply) = try await request(timeout: .seconds(30), { .list(ListFiles(token: $0, after: cursor)) }) else {
+            guard case let .fileList(reply) = try await request(timeout: .seconds(30), { .list(ListFiles(token: $0, after: cursor, compact: true)) }) else {
                 throw NetError.unexpectedReply(expected: "fileList", received: "another message")
             }
             rows += reply.files

@@ -214,7 +214,7 @@ final class CachedReplyHandler: ChannelDuplexHandler, Sendable {
         let reply: Frame
         switch try? Message(frame: frame) {
         case let .list(request):
-            guard request.token == session.token, let page = try? served.listPage(after: request.after) else { return nil }
+            guard request.token == session.token, let page = try? served.listPage(after: request.after, compact: request.compact == true) else { return nil }
             reply = Frame(type: .fileList, requestID: frame.requestID, payload: page)
         case let .details(request):
             guard request.token == session.token, request.knownMaps == nil else { return nil }

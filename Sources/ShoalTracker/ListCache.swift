@@ -18,12 +18,12 @@ import ShoalWire
 struct ListCache {
     /// The rows, sorted by ``precedes(_:_:)``.
     private(set) var rows: [ListedFile] = []
-    /// Each row's JSON (``ListedFile/encodedJSON()``, what ``WireJSON`` encodes).
-    private var encoded: [[UInt8]] = []
+    /// Each row's JSON, both ways ``FileList`` encodes it.
+    private var encoded: [EncodedRow] = []
     /// The names each content is listed under here (rows to drop when a content is touched).
     private var namesOf: [ContentID: [String]] = [:]
-    /// Encoded pages by their first row's index, of `pageSize` rows at most.
-    private var pages: [Int: ByteBuffer] = [:]
+    /// Encoded pages by their first row's index and encoding, of `pageSize` rows at most.
+    private var pages: [PageKey: ByteBuffer] = [:]
     private var pageSize = 0
     /// Bytes in `pages`.
     private var pageBytes = 0
@@ -65,10 +65,10 @@ struct ListCache {
             if found {
                 guard rows[index] != row else { continue }
                 rows[index] = row
-                encoded[index] = row.encodedJSON()
+                encoded[index] = EncodedRow(row)
             } else {
                 rows.insert(row, at: index)
-                encoded.insert(row.encodedJSON(), at: index)
+                encoded.insert(EncodedRow(row), at: index)
                 namesOf[row.contentID, default: []].append(row.name)
             }
             changed = true
@@ -89,6 +89,23 @@ struct ListCache {
         }
     }
 
+    /// A row's JSON as an object (``ListedFile/encodedJSON()``) and as an
+    /// array (``ListedFile/encodedCompactJSON()``), what ``WireJSON`` encodes.
+    private struct EncodedRow {
+        var object: [UInt8]
+        var array: [UInt8]
+        init(_ row: ListedFile) {
+            object = row.encodedJSON()
+            array = row.encodedCompactJSON()
+        }
+        func bytes(compact: Bool) -> [UInt8] { compact ? array : object }
+    }
+
+    private struct PageKey: Hashable {
+        var start: Int
+        var compact: Bool
+    }
+
     /// A name (its bytes: the list compares names byte by byte) and a content.
     private struct Pair: Hashable {
         var name: [UInt8]
@@ -100,27 +117,40 @@ struct ListCache {
     }
 
     /// The page after `after` (at most `pageSize` rows), encoded once until
-    /// the rows change.
-    mutating func page(after: ListCursor?, pageSize: Int) throws(TrackerError) -> ByteBuffer {
+    /// the rows change; its rows as arrays when `compact` (see ``FileList``).
+    mutating func page(after: ListCursor?, pageSize: Int, compact: Bool = false) throws(TrackerError) -> ByteBuffer {
         if pageSize != self.pageSize {
             pages = [:]
             pageBytes = 0
             self.pageSize = pageSize
         }
         let start = Self.firstRow(after: after, in: rows)
-        if let page = pages[start] { return page }
+        let key = PageKey(start: start, compact: compact)
+        if let page = pages[key] { return page }
         let end = min(rows.count, start + pageSize)
         var page = ByteBuffer()
-        page.reserveCapacity(encoded[start..<end].reduce(64 + 2 * FileName.maximumLength) { $0 + $1.count + 1 })
-        page.writeStaticString(#"{"files":["#)
+        page.reserveCapacity(encoded[start..<end].reduce(64 + 2 * FileName.maximumLength) { $0 + $1.bytes(compact: compact).count + 1 })
+        // Keys sorted, as every sender writes them: "files" < "next" < "rows".
+        let next = end < rows.count ? WireJSON.encode(ListCursor(name: rows[end - 1].name, contentID: rows[end - 1].contentID)) : nil
+        if compact {
+            page.writeInteger(UInt8(ascii: "{"))
+            if let next {
+                page.writeStaticString(#""next":"#)
+                page.writeBytes(next)
+                page.writeInteger(UInt8(ascii: ","))
+            }
+            page.writeStaticString(#""rows":["#)
+        } else {
+            page.writeStaticString(#"{"files":["#)
+        }
         for index in start..<end {
             if index > start { page.writeInteger(UInt8(ascii: ",")) }
-            page.writeBytes(encoded[index])
+            page.writeBytes(encoded[index].bytes(compact: compact))
         }
         page.writeInteger(UInt8(ascii: "]"))
-        if end < rows.count {
+        if !compact, let next {
             page.writeStaticString(#","next":"#)
-            page.writeBytes(WireJSON.encode(ListCursor(name: rows[end - 1].name, contentID: rows[end - 1].contentID)))
+            page.writeBytes(next)
         }
         page.writeInteger(UInt8(ascii: "}"))
         guard page.readableBytes <= FrameHeader.maximumPayloadLength else {
@@ -128,7 +158,7 @@ struct ListCache {
         }
         // Bounded: past `maximumBytes`, pages are built but not kept until the next change.
         if pageBytes + page.readableBytes <= Self.maximumBytes {
-            pages[start] = page
+            pages[key] = page
             pageBytes += page.readableBytes
         }
         return page

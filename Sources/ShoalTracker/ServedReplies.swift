@@ -51,11 +51,11 @@ final class ServedReplies: Sendable {
 
     // MARK: list
 
-    /// The page after `after`, as the registry was last published.
-    func listPage(after: ListCursor?) throws(TrackerError) -> ByteBuffer {
+    /// The page after `after`, as the registry was last published; its rows as arrays when `compact`.
+    func listPage(after: ListCursor?, compact: Bool = false) throws(TrackerError) -> ByteBuffer {
         let listPageSize = self.listPageSize
         return try state.withLock { (state) throws(TrackerError) -> ByteBuffer in
-            try state.lists.page(after: after, pageSize: listPageSize)
+            try state.lists.page(after: after, pageSize: listPageSize, compact: compact)
         }
     }
 

@@ -204,7 +204,7 @@ public actor Tracker {
                 return Outcome(reply: .message(.announced(Announced(files: count))), session: .none)
             case let .list(request):
                 _ = try session(request.token, connection)
-                return Outcome(reply: try fileList(after: request.after), session: .none)
+                return Outcome(reply: try fileList(after: request.after, compact: request.compact == true), session: .none)
             case let .details(request):
                 return Outcome(reply: try details(request, connection: connection), session: .none)
             case let .manifest(request):
@@ -433,8 +433,8 @@ public actor Tracker {
     /// A page of the file list: rows after `after`, at most ``TrackerRegistry/Limits/listPage``.
     /// The rows are kept sorted and current by each change (``ListCache``),
     /// and each page is encoded once until a row changes.
-    private func fileList(after: ListCursor?) throws(TrackerError) -> Reply {
-        .encoded(.fileList, try served.listPage(after: after))
+    private func fileList(after: ListCursor?, compact: Bool) throws(TrackerError) -> Reply {
+        .encoded(.fileList, try served.listPage(after: after, compact: compact))
     }
 
     /// Every row of the file list, sorted.

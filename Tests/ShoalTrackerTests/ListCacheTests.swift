@@ -55,11 +55,13 @@ struct ListCacheTests {
                 var after: ListCursor?
                 var start = 0
                 repeat {
-                    let page = try cache.page(after: after, pageSize: pageSize)
                     let end = min(expected.count, start + pageSize)
                     let next = end < expected.count ? ListCursor(name: expected[end - 1].name, contentID: expected[end - 1].contentID) : nil
-                    let encoded = try FileList(files: Array(expected[start..<end]), next: next).frame(requestID: 0).payload
-                    try #require(page == encoded, "seed \(seed), step \(step), page size \(pageSize) from row \(start)")
+                    for compact in [false, true] {
+                        let page = try cache.page(after: after, pageSize: pageSize, compact: compact)
+                        let encoded = try FileList(files: Array(expected[start..<end]), next: next, compact: compact).frame(requestID: 0).payload
+                        try #require(page == encoded, "seed \(seed), step \(step), page size \(pageSize) from row \(start), compact \(compact)")
+                    }
                     after = next
                     start = end
                 } while after != nil

@@ -25,6 +25,10 @@ struct ControlMessageTests {
         .announced(Announced(files: 2)),
         .list(ListFiles(token: "t")),
         .list(ListFiles(token: "t", after: ListCursor(name: "a b.txt", contentID: id))),
+        .list(ListFiles(token: "t", compact: true)),
+        .fileList(FileList(files: [ListedFile(name: "a \"b\".txt", contentID: id, size: 5, holders: 1, partialHolders: 0),
+                                   ListedFile(name: "καλημέρα", contentID: id, size: UInt64.max, holders: 0, partialHolders: 7)],
+                           next: ListCursor(name: "καλημέρα", contentID: id), compact: true)),
         .fileList(FileList(files: [ListedFile(name: "a b.txt", contentID: id, size: 5, holders: 1, partialHolders: 0)])),
         .fileList(FileList(files: [ListedFile(name: "a b.txt", contentID: id, size: 5, holders: 1, partialHolders: 0)],
                            next: ListCursor(name: "a b.txt", contentID: id))),
@@ -115,5 +119,23 @@ struct ControlMessageTests {
         let wrongType = Frame(type: .login, requestID: 1, payload: ByteBuffer(string: #"{"user": 5, "password": "x", "port": 1}"#))
         #expect(throws: WireError.malformedPayload(type: "login", reason: "field 'user' has the wrong type")) { try Message(frame: wrongType) }
         #expect(throws: WireError.self) { try Login(frame: try CheckActive(nonce: 1).frame(requestID: 1)) }
+    }
+
+    /// A `fileList` reads with its rows as objects (what trackers before
+    /// `compact` send) or as arrays; elements past the five known are left
+    /// for later versions, and a short or mistyped row is a clear error.
+    @Test func fileListRowsTakeBothShapes() throws {
+        let hex = Self.id.hex
+        func list(_ json: String) throws -> FileList {
+            try FileList(frame: Frame(type: .fileList, requestID: 1, payload: ByteBuffer(string: json)))
+        }
+        let row = ListedFile(name: "a", contentID: Self.id, size: 9, holders: 2, partialHolders: 1)
+        let objects = try list(#"{"files":[{"contentID":"\#(hex)","holders":2,"name":"a","partialHolders":1,"size":9}]}"#)
+        #expect(objects.files == [row] && !objects.compact)
+        let arrays = try list(#"{"rows":[["a","\#(hex)",9,2,1,"later",{"x":1}]],"next":{"name":"a","contentID":"\#(hex)"}}"#)
+        #expect(arrays.files == [row] && arrays.compact && arrays.next == ListCursor(name: "a", contentID: Self.id))
+        #expect(throws: WireError.self) { try list(#"{"rows":[["a","\#(hex)",9,2]]}"#) }
+        #expect(throws: WireError.self) { try list(#"{"rows":[["a","\#(hex)","9",2,1]]}"#) }
+        #expect(throws: WireError.self) { try list(#"{"rows":[{"name":"a"}]}"#) }
     }
 }

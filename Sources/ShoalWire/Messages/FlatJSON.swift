@@ -98,8 +98,10 @@ extension ListFiles {
     /// The fast path (``FlatJSON``): a `list` without a cursor.
     init?(flatFrame frame: Frame) {
         guard let value: ListFiles = FlatJSON.decode(frame, { members in
-            guard let token = members.take(required: "token"), members.takeAbsent("after") else { return nil }
-            return ListFiles(token: token)
+            guard let token = members.take(required: "token"),
+                  case let .some(compact) = members.take(optionalBool: "compact"),
+                  members.takeAbsent("after") else { return nil }
+            return ListFiles(token: token, compact: compact)
         }) else { return nil }
         self = value
     }

@@ -19,4 +19,18 @@ extension ListedFile {
         json.endObject()
         return json.bytes
     }
+
+    /// This row as an array, byte for byte what ``FileList`` encodes when
+    /// `compact`: `[name, contentID, size, holders, partialHolders]`.
+    public func encodedCompactJSON() -> [UInt8] {
+        var json = JSONWriter(capacity: 96 + name.utf8.count)
+        json.beginArray()
+        json.string(name)
+        json.plainString(contentID.hex.utf8)
+        json.integer(size)
+        json.integer(holders)
+        json.integer(partialHolders)
+        json.endArray()
+        return json.bytes
+    }
 }
