@@ -65,8 +65,12 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     /// Paced requests answered: when each was due, its kind and latency (ms).
     private var timeline: [(due: NIODeadline, kind: Kind, milliseconds: Double)] = []
 
-    init(index: Int, fileCount: Int, manifest: Manifest, loop: any EventLoop) {
+    /// Ask for `list` rows as arrays (``ListFiles/compact``), as `shoal` does.
+    private let compactList: Bool
+
+    init(index: Int, fileCount: Int, manifest: Manifest, compactList: Bool, loop: any EventLoop) {
         self.index = index
+        self.compactList = compactList
         self.user = "bench\(index)"
         self.password = "pw-\(index)"
         self.servePort = 20_000 + index % 40_000
@@ -78,8 +82,9 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
 
     /// Connects to `address`, sets up framing (and TLS), and plays the script
     /// up to the login; ``ready`` completes then (or fails).
-    static func connect(index: Int, to address: TrackerAddress, fileCount: Int, manifest: Manifest, loop: any EventLoop) -> LoadClient {
-        let client = LoadClient(index: index, fileCount: fileCount, manifest: manifest, loop: loop)
+    static func connect(index: Int, to address: TrackerAddress, fileCount: Int, manifest: Manifest, compactList: Bool,
+                        loop: any EventLoop) -> LoadClient {
+        let client = LoadClient(index: index, fileCount: fileCount, manifest: manifest, compactList: compactList, loop: loop)
         let remote = Framing.describe(host: address.host, port: address.port)
         client.started = .now()
         ClientBootstrap(group: loop)
@@ -180,7 +185,7 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
         case .login:
             guard case let .loggedIn(session) = try Message(frame: reply) else { throw Failure(description: "\(user): login failed") }
             token = session.token
-            listFrame = try ListFiles(token: token).frame(requestID: 0)
+            listFrame = try ListFiles(token: token, compact: compactList ? true : nil).frame(requestID: 0)
             readyDone = true
             ready.succeed()
         case .announce, .list, .details:
