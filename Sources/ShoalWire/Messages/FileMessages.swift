@@ -52,7 +52,7 @@ public struct ListFiles: ControlMessage {
     public static let messageType = MessageType.list
     public var token: String
     public var after: ListCursor?
-    /// `true`: the rows come as arrays (``FileList/compact``), about 40 %
+    /// `true`: the rows come as arrays (``FileList/compact``), about a third
     /// fewer bytes than objects. A tracker that predates it ignores it and
     /// answers with objects, which ``FileList`` reads as well.
     public var compact: Bool?
