@@ -383,13 +383,17 @@ final class ConnectionTable: Sendable {
         if let closing { Self.closeAfterWrites(closing) }
     }
 
-    /// Closes every idle connection now, and each busy one once it has answered; how many were busy.
+    /// Closes every idle connection now, and each busy one once it has
+    /// answered; how many were busy. An idle connection may still have its
+    /// last reply on the way out (written by its task, not yet sent): it is
+    /// closed after its writes too, never with a plain close, which would
+    /// drop them.
     func drain() -> Int {
         let (idle, busy) = state.withLock { state in
             state.draining = true
             return (state.channels.filter { !state.busy.contains($0.key) }.map(\.value), state.busy.count)
         }
-        for channel in idle { channel.close(promise: nil) }
+        for channel in idle { Self.closeAfterWrites(channel) }
         return busy
     }
 
