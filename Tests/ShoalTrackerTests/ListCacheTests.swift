@@ -14,7 +14,8 @@ import Testing
 struct ListCacheTests {
     /// Names that sort by their bytes, not as Swift compares strings:
     /// precomposed and decomposed "é" are two files.
-    static let names = ["a.bin", "b.bin", "\u{e9}.txt", "e\u{301}.txt", "z", "Zeta", "log 2026.txt", "a.bin2"]
+    /// A quote must be escaped in both row forms as Foundation escapes it.
+    static let names = ["a.bin", "b.bin", "\u{e9}.txt", "e\u{301}.txt", "z", "Zeta", "log 2026.txt", "a.bin2", "say \"hi\".txt"]
 
     @Test(arguments: [1, 2, 3, 4] as [UInt64])
     func randomChangesKeepTheRowsAFullRebuildMakes(seed: UInt64) throws {

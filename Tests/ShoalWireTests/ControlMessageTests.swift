@@ -132,6 +132,8 @@ struct ControlMessageTests {
         let row = ListedFile(name: "a", contentID: Self.id, size: 9, holders: 2, partialHolders: 1)
         let objects = try list(#"{"files":[{"contentID":"\#(hex)","holders":2,"name":"a","partialHolders":1,"size":9}]}"#)
         #expect(objects.files == [row] && !objects.compact)
+        let nullRows = try list(#"{"files":[{"contentID":"\#(hex)","holders":2,"name":"a","partialHolders":1,"size":9}],"rows":null}"#)
+        #expect(nullRows.files == [row] && !nullRows.compact, "a null field counts as absent")
         let arrays = try list(#"{"rows":[["a","\#(hex)",9,2,1,"later",{"x":1}]],"next":{"name":"a","contentID":"\#(hex)"}}"#)
         #expect(arrays.files == [row] && arrays.compact && arrays.next == ListCursor(name: "a", contentID: Self.id))
         #expect(throws: WireError.self) { try list(#"{"rows":[["a","\#(hex)",9,2]]}"#) }

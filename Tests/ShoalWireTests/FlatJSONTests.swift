@@ -24,6 +24,9 @@ struct FlatJSONTests {
             #"{"token":"κ"}"#, #"{"token":"t","extra":1}"#, #"{"token":"t","extra":"x"}"#, #"{"token":"a","token":"b"}"#,
             #"{"token":null}"#, #"{"token":true}"#, #"{}"#, #"{"token":"t",}"#, #"{"token":"t"} x"#, #"{"token":"t""#,
             #"["token"]"#, "", #"{"token":"t","after":false}"#, #"{"token":"\#u{7F}"}"#, "{\"token\":\"a\u{01}\"}",
+            #"{"token":"t","compact":true}"#, #"{"compact":false,"token":"t"}"#, #"{"token":"t","compact":null}"#,
+            #"{"token":"t","compact":"yes"}"#, #"{"token":"t","compact":1}"#, #"{"token":"t","compact":false,"compact":true}"#,
+            #"{"token":"t","compact":tru}"#,
         ]
         let details = [
             #"{"token":"t","name":"file-1.bin"}"#, #"{"token":"t","name":"f","withoutManifest":true,"holdersAfter":"bob","downloadID":"d"}"#,
@@ -41,7 +44,7 @@ struct FlatJSONTests {
     /// every kind, random spacing and order): the same answer as Foundation's.
     @Test func randomObjectsAgreeWithFoundation() throws {
         var generator = SeededGenerator(seed: 11)
-        let keys = ["token", "name", "after", "withoutManifest", "holdersAfter", "downloadID", "contentID", "knownMaps", "other"]
+        let keys = ["token", "name", "after", "withoutManifest", "holdersAfter", "downloadID", "contentID", "knownMaps", "compact", "other"]
         let values = [#""t""#, #""file-3.bin""#, #""""#, "true", "false", "null", "7", #""a\"b""#, #""é""#, "{}", "[]", #""\#(Self.id)""#]
         let spaces = ["", " ", "\n", "\t "]
         for _ in 0..<2000 {

@@ -102,7 +102,8 @@ public struct FileList: ControlMessage {
     public static let messageType = MessageType.fileList
     public var files: [ListedFile]
     public var next: ListCursor?
-    /// Encode the rows as arrays under `rows` (not itself on the wire).
+    /// Encode the rows as arrays under `rows` (not itself on the wire). Part
+    /// of `==`: the same rows read from the two forms compare unequal.
     public var compact: Bool
     public init(files: [ListedFile], next: ListCursor? = nil, compact: Bool = false) {
         self.files = files
@@ -117,7 +118,8 @@ public struct FileList: ControlMessage {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         next = try container.decodeIfPresent(ListCursor.self, forKey: .next)
-        if container.contains(.rows) {
+        // `"rows": null` counts as absent, as every optional field (PROTOCOL.md 5.1).
+        if container.contains(.rows), try !container.decodeNil(forKey: .rows) {
             var rows = try container.nestedUnkeyedContainer(forKey: .rows)
             var files: [ListedFile] = []
             while !rows.isAtEnd {
