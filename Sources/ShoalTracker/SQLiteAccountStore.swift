@@ -107,9 +107,14 @@ public final class SQLiteAccountStore: Sendable {
         do {
             try queue.write { db in
                 try db.execute(
-                    sql: "INSERT INTO account (user, password_hash, count_downloads, count_failures, bytes_served, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    // The time from SQLite itself: a Foundation ISO8601DateFormatter is made
+                    // through ICU each time, a tenth of a registration's CPU at low hash costs.
+                    sql: """
+                        INSERT INTO account (user, password_hash, count_downloads, count_failures, bytes_served, created_at)
+                        VALUES (?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+                        """,
                     arguments: [account.user, account.passwordHash, max(0, account.countDownloads), max(0, account.countFailures),
-                                Int64(clamping: account.bytesServed), ISO8601DateFormatter().string(from: Date())])
+                                Int64(clamping: account.bytesServed)])
             }
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {
             throw .nameTaken(account.user)
