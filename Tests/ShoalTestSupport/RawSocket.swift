@@ -20,7 +20,12 @@ public final class RawSocket: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard result == 0 else {
+            // Every property is set, so throwing runs deinit, which closes
+            // `fd` unless it is -1. Closed here and again there, the second
+            // close hit whatever had reused the number meanwhile: another
+            // test's NIO socket (a crash in NIO's selector, connections lost).
             Glibc.close(fd)
+            fd = -1
             throw POSIXError(.ECONNREFUSED)
         }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
