@@ -242,7 +242,11 @@ public final class TrackerServer: Sendable, Service {
                     liveness?.activate(on: channel.eventLoop)
                     while let frame = try await iterator.next() {
                         // Draining: no new request is taken; one being handled is answered first.
-                        guard connections.begin(id) else { break }
+                        // What comes after is read and dropped, not left unread: closing a socket
+                        // with unread bytes sends a reset, and the client's kernel then drops the
+                        // replies it had received and not read yet. The drain closes the
+                        // connection (``ConnectionTable/drain()``), which ends this loop.
+                        guard connections.begin(id) else { continue }
                         defer { connections.end(id) }
                         // A client that does not read its replies waits here, holding nothing new.
                         await replies?.waitUntilWritable()
