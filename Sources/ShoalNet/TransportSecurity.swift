@@ -228,7 +228,9 @@ final class PlainClientRefuser: ChannelInboundHandler, RemovableChannelHandler {
         refused = true
         var out = context.channel.allocator.buffer(capacity: 256)
         if let frame = try? ErrorReply(code: .badRequest, message: message).frame(requestID: 0) { frame.write(to: &out) }
-        context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in context.close(promise: nil) }
+        // Completes on this event loop: the context may be used there.
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in bound.value.close(promise: nil) }
     }
 }
 

@@ -406,7 +406,7 @@ public final class PostgresTrackerStore: TrackerStore {
     // holding, A finds a holder and keeps the content.
 
     public func sessionClosed(_ token: SessionToken) async throws(TrackerError) {
-        try await run(.sessionClosed) {
+        _ = try await run(.sessionClosed) {
             try await retrying { _ in
                 try await Self.drain(client.query("""
                     WITH dropped AS (DELETE FROM holding WHERE token = \(token.value) RETURNING content_id),

@@ -570,7 +570,8 @@ public actor Tracker {
         let id = nextWrite
         let task = Task<Void, any Error> {
             for earlier in previous { _ = await earlier.result }
-            defer { Task { await self.writeFinished(token, contents, id) } }
+            // The task runs on this actor: the bookkeeping is done in step.
+            defer { self.writeFinished(token, contents, id) }
             try await write(store)
         }
         writes[token] = (id, task)

@@ -18,14 +18,13 @@ struct TimedLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?,
-             source: String, file: String, function: String, line: UInt) {
+    func log(event: LogEvent) {
         var time = timespec()
         clock_gettime(CLOCK_REALTIME, &time)
-        let merged = metadata.merging(extra ?? [:]) { _, new in new }
+        let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
         let fields = merged.isEmpty ? "" : " " + merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         let stamp = "\(time.tv_sec).\(String(repeating: "0", count: 6 - String(time.tv_nsec / 1000).count))\(time.tv_nsec / 1000)"
-        let text = "\(stamp) \(level) \(label):\(fields) \(message)\n"
+        let text = "\(stamp) \(event.level) \(label):\(fields) \(event.message)\n"
         // One write per line, so lines of several threads do not interleave.
         _ = text.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
     }

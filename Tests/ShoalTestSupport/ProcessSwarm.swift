@@ -57,7 +57,7 @@ public final class ProcessSwarm: @unchecked Sendable {
     public func folder(_ user: String, files: [String: [UInt8]] = [:]) throws -> String {
         let path = root.file(user)
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        for (name, bytes) in files { FileManager.default.createFile(atPath: path + "/" + name, contents: Data(bytes)) }
+        for (name, bytes) in files { try Data(bytes).write(to: URL(fileURLWithPath: path + "/" + name)) }
         return path
     }
 
