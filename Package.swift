@@ -135,7 +135,8 @@ let package = Package(
         .testTarget(name: "ShoalCoreTests", dependencies: ["ShoalCore", "ShoalTestSupport"]),
         .testTarget(
             name: "ShoalNetTests",
-            dependencies: ["ShoalNet", "ShoalWire", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["ShoalNet", "ShoalWire", .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
         .testTarget(
             name: "ShoalWireTests",

@@ -12,6 +12,14 @@ import Synchronization
 /// Sits after the frame codec, so it writes ``OutgoingFrame``s. Any inbound frame
 /// counts as a sign of life, the `active` answer included; the handler lets
 /// every frame through unchanged.
+///
+/// Given `answered`, the types of request the server answers once each, it
+/// sends no probe while such a request has not been answered yet: the peer
+/// is waiting on the server, and its silence says nothing (a tracker hashing
+/// a burst of registrations took longer than the probe interval to answer,
+/// and dropped the peers waiting for those answers whenever they were slow
+/// to answer the probe). Quiet time then counts from the reply. It waits so
+/// for at most ``longestWait``, in case a request goes unanswered.
 public final class LivenessHandler: ChannelDuplexHandler, @unchecked Sendable {
     // All state is touched on the channel's event loop only.
     public typealias InboundIn = Frame
@@ -23,6 +31,9 @@ public final class LivenessHandler: ChannelDuplexHandler, @unchecked Sendable {
     private let timeout: TimeAmount
     private let onDrop: @Sendable (SocketAddress?) -> Void
     private let droppedFlag = Atomic<Bool>(false)
+    private let answered: (@Sendable (MessageType) -> Bool)?
+    /// Requests read and not answered yet (counted when `answered` is given).
+    private var owed = 0
     private var timer: Scheduled<Void>?
     /// When the last frame arrived. A read only notes the time: the timer,
     /// when it fires, sees whether the connection has really been quiet for
@@ -40,9 +51,12 @@ public final class LivenessHandler: ChannelDuplexHandler, @unchecked Sendable {
     ///   - probeAfter: how long a connection may stay quiet before it is probed.
     ///   - timeout: how long the probe may go unanswered before the connection is closed.
     ///   - onDrop: called (on the event loop) when a connection is dropped for silence.
-    public init(probeAfter: TimeAmount, timeout: TimeAmount, onDrop: @escaping @Sendable (SocketAddress?) -> Void = { _ in }) {
+    ///   - answered: which inbound frame types the server answers with exactly one frame (nil: no such promise).
+    public init(probeAfter: TimeAmount, timeout: TimeAmount, answered: (@Sendable (MessageType) -> Bool)? = nil,
+                onDrop: @escaping @Sendable (SocketAddress?) -> Void = { _ in }) {
         self.probeAfter = probeAfter
         self.timeout = timeout
+        self.answered = answered
         self.onDrop = onDrop
     }
 
@@ -59,7 +73,7 @@ public final class LivenessHandler: ChannelDuplexHandler, @unchecked Sendable {
         eventLoop.execute { [self] in
             guard !active, let context, context.channel.isActive else { return }
             active = true
-            lastRead = .now()
+            lastRead = eventLoop.now
             arm(context, after: probeAfter)
         }
     }
@@ -77,8 +91,9 @@ public final class LivenessHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if let answered, answered(unwrapInboundIn(data).type) { owed += 1 }
         if active {
-            lastRead = .now()
+            lastRead = context.eventLoop.now
             if probing {
                 // The answer (or any frame) came: quiet time counts from now.
                 probing = false
@@ -86,6 +101,18 @@ public final class LivenessHandler: ChannelDuplexHandler, @unchecked Sendable {
             }
         }
         context.fireChannelRead(data)
+    }
+
+    /// The longest the server's own work holds back the probes.
+    public static let longestWait = TimeAmount.minutes(10)
+
+    /// A reply going out settles one request; quiet time counts from it.
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if answered != nil, owed > 0, unwrapOutboundIn(data).type != .checkActive {
+            owed -= 1
+            lastRead = context.eventLoop.now
+        }
+        context.write(data, promise: promise)
     }
 
     private func arm(_ context: ChannelHandlerContext, after delay: TimeAmount) {
@@ -98,11 +125,16 @@ public final class LivenessHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     private func fire(_ context: ChannelHandlerContext) {
+        if !probing, owed > 0, context.eventLoop.now < lastRead + Self.longestWait {
+            // The peer is waiting on us.
+            arm(context, after: probeAfter)
+            return
+        }
         if !probing {
             let quietUntil = lastRead + probeAfter
-            if quietUntil > .now() {
+            if quietUntil > context.eventLoop.now {
                 // Something arrived since the timer was set: wait out the rest.
-                arm(context, after: quietUntil - .now())
+                arm(context, after: quietUntil - context.eventLoop.now)
                 return
             }
         }

@@ -98,7 +98,8 @@ public final class TrackerServer: Sendable, Service {
             ) {
                 let gate = FrameLimitGate()
                 let replies = ReplyGate()
-                let liveness = LivenessHandler(probeAfter: probeAfter, timeout: probeTimeout) { address in
+                // Every frame a peer sends is answered once, except `active` (its answer to a probe).
+                let liveness = LivenessHandler(probeAfter: probeAfter, timeout: probeTimeout, answered: { $0 != .active }) { address in
                     logger.info("liveness: \(Framing.describe(address)) did not answer CheckActive within \(configuration.probeTimeout) s; dropping it")
                 }
                 // Last, nearest the connection's task: what it answers from the cache never reaches the task.

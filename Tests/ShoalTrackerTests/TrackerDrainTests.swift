@@ -166,7 +166,7 @@ struct TrackerDrainTests {
         #expect(status2["registered"] as? Int == 2 + registered.count, "\(status2)")
         // On a failure, what the tracker logged about those users and its drain, for whoever looks into it.
         let cut = outcomes.filter { $0.error != nil }.map(\.user)
-        let told = log.split(separator: "\n").filter { line in line.contains("draining") || line.contains("stopped") || cut.contains { line.contains($0) } }
+        let told = log.split(separator: "\n").filter { line in line.contains("draining") || line.contains("stopped") || line.contains("liveness") || cut.contains { line.contains($0) } }
         #expect(refused.isEmpty, "every request was taken before the signal, so each is answered: \(refused)\ntracker: \(told.joined(separator: "\n"))")
         let after = DownloadWatch.counters("countDownloads", in: status2, ofUsersStartingWith: "seeder")
         #expect(after == before, "counters \(before) before the stop, \(after) after")
