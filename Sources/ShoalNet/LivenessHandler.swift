@@ -108,7 +108,8 @@ public final class LivenessHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     /// A reply going out settles one request; quiet time counts from it.
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if answered != nil, owed > 0, unwrapOutboundIn(data).type != .checkActive {
+        // `owed` only counts when `answered` is given.
+        if owed > 0, unwrapOutboundIn(data).type != .checkActive {
             owed -= 1
             lastRead = context.eventLoop.now
         }
@@ -125,23 +126,23 @@ public final class LivenessHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     private func fire(_ context: ChannelHandlerContext) {
-        if !probing, owed > 0, context.eventLoop.now < lastRead + Self.longestWait {
+        if probing {
+            // The probe went unanswered.
+            droppedFlag.store(true, ordering: .relaxed)
+            onDrop(context.channel.remoteAddress)
+            context.close(promise: nil)
+            return
+        }
+        let now = context.eventLoop.now
+        if owed > 0, now < lastRead + Self.longestWait {
             // The peer is waiting on us.
             arm(context, after: probeAfter)
             return
         }
-        if !probing {
-            let quietUntil = lastRead + probeAfter
-            if quietUntil > context.eventLoop.now {
-                // Something arrived since the timer was set: wait out the rest.
-                arm(context, after: quietUntil - context.eventLoop.now)
-                return
-            }
-        }
-        if probing {
-            droppedFlag.store(true, ordering: .relaxed)
-            onDrop(context.channel.remoteAddress)
-            context.close(promise: nil)
+        let quietUntil = lastRead + probeAfter
+        if quietUntil > now {
+            // Something arrived since the timer was set: wait out the rest.
+            arm(context, after: quietUntil - now)
             return
         }
         probing = true

@@ -26,24 +26,14 @@ struct EndToEndBenchmark: AsyncParsableCommand {
     @Option(help: "Work folder (default: a temporary one, removed afterwards).") var workDir: String?
     @Option(help: "Runs of each measurement; the best is kept, every run is listed.") var runs = 3
     @Option(name: .customLong("chunk-size"), help: "Seeders share in chunks of this many KiB (default: the size rule).") var chunkSizeKiB: Int?
-    @Option(name: .customLong("max-download"), help: "Run shoal get with this --max-download (e.g. 50MB/s) and report the rate achieved against it.")
-    var maxDownload: String?
-    @Option(name: .customLong("max-upload"), help: "Run each seeder with this --max-upload and report the rate achieved against their sum.")
-    var maxUpload: String?
+    @OptionGroup var limits: RateLimitOptions
     @Flag(help: "Run the seeders and shoal get with --encrypt: chunks over TLS, each seeder with its own key.")
     var encrypt = false
 
-    func validate() throws {
-        for (option, value) in [("--max-download", maxDownload), ("--max-upload", maxUpload)] {
-            guard let value else { continue }
-            do { _ = try TransferRate(parsing: value) } catch { throw ValidationError("\(option): \(error)") }
-        }
-    }
-
     /// The rate the download may reach under the limits asked for, in bytes per second; nil: unlimited.
     var limitedRate: Double? {
-        let download = maxDownload.flatMap { try? TransferRate(parsing: $0) }?.bytesPerSecond
-        let upload = maxUpload.flatMap { try? TransferRate(parsing: $0) }.map { $0.bytesPerSecond * Double(seeders) }
+        let download = limits.download?.bytesPerSecond
+        let upload = limits.upload.map { $0.bytesPerSecond * Double(seeders) }
         return [download, upload].compactMap { $0 }.min()
     }
 
@@ -140,8 +130,8 @@ struct EndToEndBenchmark: AsyncParsableCommand {
     /// Runs `shoal get` under the rate limits asked for and prints the rate each run achieved against the limit.
     func measureLimit(file: (label: String, name: String, mib: Int), source: String, root: String, binary: String, size: Double, rate: Double,
                       rows: inout [String]) async throws {
-        let seederOptions = maxUpload.map { ["--max-upload", $0] } ?? []
-        let getOptions = maxDownload.map { ["--max-download", $0] } ?? []
+        let seederOptions = limits.seedArguments
+        let getOptions = limits.getArguments
         let swarm = try await Swarm.start(binary: binary, root: root + "/swarm-\(file.label)", file: source, name: file.name, seeders: seeders,
                                           seederOptions: seederOptions)
         do {

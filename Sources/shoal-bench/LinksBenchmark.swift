@@ -42,10 +42,7 @@ struct LinksBenchmark: AsyncParsableCommand {
     @Option(help: "Work folder (default: a temporary one, removed afterwards).") var workDir: String?
     @Option(name: .customLong("delayer-source"), help: "link-delayer.c (default: the one in this checkout).") var delayerSource: String?
     @Option(name: .customLong("check-seconds"), help: "Seconds of iperf3 per link check (0 skips the checks).") var checkSeconds = 3
-    @Option(name: .customLong("max-download"), help: "Run shoal get with this --max-download (e.g. 20MB/s) and report the rate achieved against it.")
-    var maxDownload: String?
-    @Option(name: .customLong("max-upload"), help: "Run each seeder with this --max-upload and report what each served against it.")
-    var maxUpload: String?
+    @OptionGroup var limits: RateLimitOptions
     @Option(name: .customLong("get-log"), help: "Write each shoal get's trace log (every request and chunk, stamped to the microsecond, framed by the process's start and end) to PREFIX-FILE-TIME.log.") var getLog: String?
 
     struct Scenario {
@@ -67,13 +64,6 @@ struct LinksBenchmark: AsyncParsableCommand {
     ]
 
     static let seeders = ["seeder1", "seeder2", "seeder3", "seeder4"]
-
-    func validate() throws {
-        for (option, value) in [("--max-download", maxDownload), ("--max-upload", maxUpload)] {
-            guard let value else { continue }
-            do { _ = try TransferRate(parsing: value) } catch { throw ValidationError("\(option): \(error)") }
-        }
-    }
 
     func run() async throws {
         let chosen = try scenarios.split(separator: ",").map { name in
@@ -237,7 +227,7 @@ struct LinksBenchmark: AsyncParsableCommand {
         for seeder in Self.seeders {
             let process = try LabProcess(try lab.prefix(for: seeder) + [binary, "seed", "--user", seeder, "--dir", root + "/\(seeder)-\(kind)",
                                                                         "--tracker", trackerAddress, "--log-level", "warning"]
-                                                                        + (maxUpload.map { ["--max-upload", $0] } ?? []))
+                                                                        + limits.seedArguments)
             seeders.append(process)
             // The first start hashes the file and prepares its chunks; later ones load that.
             guard let ready = process.firstLine(timeout: 600), ready.hasPrefix("serving on") else {
@@ -257,7 +247,7 @@ struct LinksBenchmark: AsyncParsableCommand {
         let get = try LabCommand.runAllowingFailure(try lab.prefix(for: "downloader") + [binary, "get", name, "--user", "downloader",
                                                      "--dir", folder, "--tracker", trackerAddress, "--json",
                                                      "--log-level", getLog == nil ? "warning" : "trace"]
-                                                     + (maxDownload.map { ["--max-download", $0] } ?? []), timeout: 1800)
+                                                     + limits.getArguments, timeout: 1800)
         let end = Date()
         let seconds = end.timeIntervalSince(start)
         if let getLog {
@@ -316,12 +306,12 @@ struct LinksBenchmark: AsyncParsableCommand {
     /// against `--max-download`, and what each seeder served against `--max-upload`.
     func limits(_ r: RunResult) -> String {
         var text = ""
-        if let limit = maxDownload.flatMap({ try? TransferRate(parsing: $0) }), r.insideSeconds > 0 {
+        if let limit = limits.download, r.insideSeconds > 0 {
             let achieved = r.wireBytes / r.insideSeconds
             text += String(format: "   max-download %@: %.3f MB/s on the wire, %.1f %% of it", "\(limit)" as NSString, achieved / 1e6,
                            achieved / limit.bytesPerSecond * 100)
         }
-        if let limit = maxUpload.flatMap({ try? TransferRate(parsing: $0) }), r.insideSeconds > 0 {
+        if let limit = limits.upload, r.insideSeconds > 0 {
             let each = Self.seeders.map { String(format: "%.3f", (r.served[$0] ?? 0) / r.insideSeconds / 1e6) }.joined(separator: "/")
             // File bytes: the limit counts frames on the wire, 52 bytes more per chunk where chunks travel stored.
             text += String(format: "   max-upload %@ each: served %@ MB/s of file", "\(limit)" as NSString, each as NSString)
