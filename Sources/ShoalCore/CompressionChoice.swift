@@ -152,7 +152,7 @@ public struct CompressionChoice: Sendable {
         case .waiting:
             // A chunk before any holder was timed: measure compressed first, as over far links.
             phase = .probing(window: Window(stored: false, skip: Self.warmUpChunks - 1), other: nil)
-        case var .probing(window, other):
+        case .probing(var window, let other):
             if window.skip > 0 {
                 window.skip -= 1
             } else {

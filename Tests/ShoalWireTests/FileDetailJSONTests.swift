@@ -26,6 +26,28 @@ struct FileDetailJSONTests {
         }
     }
 
+    /// The tracker writes `announced` by hand too: Foundation's bytes, and they read back.
+    @Test func announcedIsFoundationsBytes() throws {
+        for files in [0, 1, 9, 10, 12_345, Int.max] {
+            let frame = try Announced(files: files).frame(requestID: 7)
+            #expect(Array(frame.payload.readableBytesView) == Array(WireJSON.encode(Announced(files: files))))
+            #expect(try Announced(frame: frame) == Announced(files: files))
+        }
+    }
+
+    /// Base64 (digests, chunk maps) goes out unescaped, `/` included, and reads back the same.
+    @Test func base64IsWrittenAsItIs() throws {
+        let digests = Data((0..<64 * 32).map { UInt8(truncatingIfNeeded: $0 &* 131) }).base64EncodedString()
+        #expect(digests.contains("/"))
+        let detail = FileDetail(name: "a.bin", contentID: ContentID(bytes: Array(repeating: 7, count: 32))!,
+                                manifest: ManifestPayload(fileSize: 64 * 262_144, chunkSize: 262_144, digests: digests), holders: [],
+                                moreHolders: nil, size: 64 * 262_144, chunkCount: 64, completeHolders: 0, partialHolders: 0,
+                                firstSharedBy: nil, since: nil, downloadID: "")
+        let (head, tail) = detail.encodedAroundDownloadID()
+        #expect(String(decoding: head + tail, as: UTF8.self).contains(digests))
+        #expect(try JSONDecoder().decode(FileDetail.self, from: Data(head + tail)) == detail)
+    }
+
     @Test func readsBackAsTheSameEntry() throws {
         var generator = SeededGenerator(seed: 21)
         func maybe<T>(_ value: @autoclosure () -> T) -> T? { Bool.random(using: &generator) ? value() : nil }

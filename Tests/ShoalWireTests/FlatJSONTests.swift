@@ -144,6 +144,27 @@ struct FlatJSONTests {
         return Announce(token: "token-\(index)", replace: Bool.random(using: &generator), files: files)
     }
 
+    /// Long strings are read 32 bytes at a time: whatever falls where in a
+    /// block or across two (`\/` split between them, a quote, a lone or
+    /// doubled backslash, a control or non-ASCII byte), the string reads as
+    /// Foundation reads it, or the fast path gives up.
+    @Test func longStringsAgreeWithFoundation() throws {
+        var generator = SeededGenerator(seed: 12)
+        let plain = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+=".utf8)
+        let odd: [[UInt8]] = [Array(#"\/"#.utf8), Array(#"\/"#.utf8), Array(#"\/"#.utf8), Array(#"\\"#.utf8), Array(#"\""#.utf8),
+                              [UInt8(ascii: "\\")], [UInt8(ascii: "\"")], [0x01], [0xC3, 0xA9], Array(#"\u0041"#.utf8), [UInt8(ascii: "/")]]
+        for _ in 0..<3000 {
+            var body: [UInt8] = (0..<Int.random(in: 0...140, using: &generator)).map { _ in plain.randomElement(using: &generator)! }
+            for _ in 0..<Int.random(in: 0...3, using: &generator) {
+                body.insert(contentsOf: odd.randomElement(using: &generator)!, at: Int.random(in: 0...body.count, using: &generator))
+            }
+            let digests = String(decoding: body, as: UTF8.self)
+            let text = #"{"token":"t","replace":true,"files":[{"name":"a.bin","contentID":"\#(Self.id)","manifest":{"fileSize":1,"chunkSize":262144,"digests":""#
+                + digests + #""}}]}"#
+            try expectSame(.announce, text, as: Announce.self)
+        }
+    }
+
     private func expectSame<M: ControlMessage>(_ type: MessageType, _ text: String, as: M.Type) throws {
         let frame = Frame(type: type, requestID: 1, payload: ByteBuffer(string: text))
         let expected = try? JSONDecoder().decode(M.self, from: Data(text.utf8))

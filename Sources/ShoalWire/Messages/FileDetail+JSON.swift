@@ -37,7 +37,7 @@ extension FileDetail {
             json.member("chunkSize")
             json.integer(manifest.chunkSize)
             json.member("digests")
-            json.string(manifest.digests)
+            json.base64(manifest.digests)
             json.member("fileSize")
             json.integer(manifest.fileSize)
             json.endObject()
@@ -72,7 +72,7 @@ extension Holder {
         json.integer(bytesServed)
         if let chunks {
             json.member("chunks")
-            json.string(chunks)
+            json.base64(chunks)
         }
         json.member("countDownloads")
         json.integer(countDownloads)

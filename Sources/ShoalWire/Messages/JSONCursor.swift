@@ -53,6 +53,14 @@ struct JSONCursor {
         guard take(UInt8(ascii: "\"")) else { return nil }
         let start = index
         var slashes = 0
+        // Long strings (base64 of digests) 32 bytes at a time, branch-free
+        // within a block, while a block holds nothing but plain bytes and `\/`.
+        while index + 33 <= bytes.count {
+            let (plain, escapes) = Self.plainBlock(bytes, at: index)
+            guard plain else { break }
+            slashes += escapes
+            index += 32
+        }
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
@@ -79,6 +87,24 @@ struct JSONCursor {
             index += 1
         }
         return nil
+    }
+
+    /// Whether the 32 bytes at `start` are printable ASCII but for `"`,
+    /// with each backslash opening a `\/` (the byte after the block may be
+    /// the last `/`), and how many backslashes.
+    @inline(__always)
+    private static func plainBlock(_ bytes: UnsafeRawBufferPointer, at start: Int) -> (Bool, Int) {
+        @inline(__always) func bit(_ condition: Bool) -> UInt8 { condition ? 1 : 0 }
+        var special: UInt8 = 0
+        var backslashes: UInt8 = 0
+        var escapes: UInt8 = 0
+        for k in start..<start + 32 {
+            let byte = bytes[k]
+            special |= bit(byte == UInt8(ascii: "\"")) | bit(byte < 0x20) | bit(byte >= 0x80)
+            backslashes &+= bit(byte == UInt8(ascii: "\\"))
+            escapes &+= bit(byte == UInt8(ascii: "\\")) & bit(bytes[k + 1] == UInt8(ascii: "/"))
+        }
+        return (special == 0 && backslashes == escapes, Int(escapes))
     }
 
     /// An unsigned integer of at most 15 digits.
