@@ -42,6 +42,8 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     let manifest: Manifest
     let ready: EventLoopPromise<Void>
     let loop: any EventLoop
+    /// When each client's paced `announce` was answered, shared by the clients of one run.
+    let announces: AnnounceLog
 
     private var context: ChannelHandlerContext?
     private var handshake = HandshakeStateMachine(role: .initiator, localRole: "peer", software: ShoalVersion.software)
@@ -50,8 +52,10 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     private var waiting: (kind: Kind, id: UInt32, reply: MessageType, sent: NIODeadline)?
     private var started = NIODeadline.now()
     private var nextID: UInt32 = 1
-    /// The requests left in the current run, in order.
+    /// The requests left in the current run, in order, with the client
+    /// whose file a `details` asks about.
     private var script: [(Kind, Frame)] = []
+    private var detailsOf: [Int?] = []
     private var next = 0
     private var done: EventLoopPromise<Void>?
     private var listFrame: Frame?
@@ -61,15 +65,16 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     /// Paced runs (``runPaced(start:period:)``): when the next request is due,
     /// the time between two, and the requests sent and not answered yet.
     private var pacing: (nextDue: NIODeadline, period: TimeAmount)?
-    private var inFlight: [UInt32: (kind: Kind, reply: MessageType, due: NIODeadline)] = [:]
+    private var inFlight: [UInt32: (kind: Kind, reply: MessageType, due: NIODeadline, sent: NIODeadline, detailsOf: Int?)] = [:]
     /// Paced requests answered: when each was due, its kind and latency (ms).
     private var timeline: [(due: NIODeadline, kind: Kind, milliseconds: Double)] = []
 
     /// Ask for `list` rows as arrays (``ListFiles/compact``), as `shoal` does.
     private let compactList: Bool
 
-    init(index: Int, fileCount: Int, manifest: Manifest, compactList: Bool, loop: any EventLoop) {
+    init(index: Int, fileCount: Int, manifest: Manifest, compactList: Bool, announces: AnnounceLog, loop: any EventLoop) {
         self.index = index
+        self.announces = announces
         self.compactList = compactList
         self.user = "bench\(index)"
         self.password = "pw-\(index)"
@@ -83,8 +88,8 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     /// Connects to `address`, sets up framing (and TLS), and plays the script
     /// up to the login; ``ready`` completes then (or fails).
     static func connect(index: Int, to address: TrackerAddress, fileCount: Int, manifest: Manifest, compactList: Bool,
-                        loop: any EventLoop) -> LoadClient {
-        let client = LoadClient(index: index, fileCount: fileCount, manifest: manifest, compactList: compactList, loop: loop)
+                        announces: AnnounceLog, loop: any EventLoop) -> LoadClient {
+        let client = LoadClient(index: index, fileCount: fileCount, manifest: manifest, compactList: compactList, announces: announces, loop: loop)
         let remote = Framing.describe(host: address.host, port: address.port)
         client.started = .now()
         ClientBootstrap(group: loop)
@@ -139,7 +144,8 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
             let latency = Double((NIODeadline.now() - sent.due).nanoseconds) / 1e6
             samples[sent.kind.rawValue].append(latency)
             timeline.append((sent.due, sent.kind, latency))
-            guard frame.type == sent.reply else {
+            if sent.kind == .announce && frame.type == sent.reply { announces.answered(index, at: .now()) }
+            guard frame.type == sent.reply || announces.raced(sent.detailsOf, sent: sent.sent, reply: frame) else {
                 let reason = (try? ErrorReply(frame: frame)).map { "\($0.code): \($0.message)" } ?? "a \(frame.type)"
                 fail(Failure(description: "\(user): \(sent.kind.name) answered with \(reason)"))
                 return
@@ -200,14 +206,17 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     func prepare(announcing: Bool, rounds: Int) -> EventLoopFuture<Void> {
         loop.submit { [self] in
             script = []
+            detailsOf = []
             if announcing {
                 let file = AnnouncedFile(name: "file-\(index).bin", contentID: manifest.contentID, manifest: ManifestPayload(manifest))
                 script.append((.announce, try Announce(token: token, replace: true, files: [file]).frame(requestID: 0)))
+                detailsOf.append(nil)
             }
             for round in 0..<rounds {
                 script.append((.list, listFrame!))
                 let other = (index + round + 1) % fileCount
                 script.append((.details, try Details(token: token, name: "file-\(other).bin").frame(requestID: 0)))
+                detailsOf += [nil, other]
             }
         }
     }
@@ -254,7 +263,7 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
             case .list: .fileList
             default: .fileDetails
             }
-            inFlight[id] = (kind, reply, pace.nextDue)
+            inFlight[id] = (kind, reply, pace.nextDue, now, detailsOf[next - 1])
             context.write(wrapOutboundOut(.frame(Frame(type: frame.type, requestID: id, payload: frame.payload))), promise: nil)
             wrote = true
             pace.nextDue = pace.nextDue + pace.period
@@ -368,5 +377,35 @@ struct SkimmingFrameDecoder: NIOSingleStepByteToMessageDecoder {
 
     mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> Frame? {
         try decode(buffer: &buffer)
+    }
+}
+
+/// When each client's paced `announce` was answered, so that a `details`
+/// sent before the file it asks about was announced, and answered
+/// `not_found`, is told apart from a real error: the tracker may well not
+/// have taken that announce yet (the protocol orders the requests of one
+/// connection, not those of different ones). Confined to the clients' event loop.
+final class AnnounceLog: @unchecked Sendable {
+    private var answeredAt: [Int: NIODeadline] = [:]
+    /// `details` answered `not_found` because they were sent before their file's announce was answered.
+    private(set) var racing = 0
+
+    func answered(_ client: Int, at time: NIODeadline) {
+        answeredAt[client] = time
+    }
+
+    /// Whether `reply` to a `details` about client `target`'s file, sent at
+    /// `sent`, is a `not_found` the protocol allows (that announce had not
+    /// been answered when the details went out); counts it if so.
+    func raced(_ target: Int?, sent: NIODeadline, reply: Frame) -> Bool {
+        guard let target, reply.type == .error, (try? ErrorReply(frame: reply))?.code == .notFound else { return false }
+        if let announced = answeredAt[target], announced <= sent { return false }
+        racing += 1
+        return true
+    }
+
+    /// The count so far (on the clients' loop).
+    func racingCount(on loop: any EventLoop) -> EventLoopFuture<Int> {
+        loop.submit { self.racing }
     }
 }
