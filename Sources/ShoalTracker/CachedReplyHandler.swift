@@ -32,7 +32,6 @@ final class CachedReplyHandler: ChannelDuplexHandler, Sendable {
     private struct Session {
         var token: String
         var user: String
-        var connection: UInt64
     }
 
     private struct State {
@@ -61,28 +60,20 @@ final class CachedReplyHandler: ChannelDuplexHandler, Sendable {
     /// Past this many waiting requests, they all go to the task.
     static let maximumWaiting = 64
 
-    /// An `announce` frame larger than this goes to the task: a big one
-    /// (thousands of files, or manifests of huge files) would hold up every
-    /// other connection of the event loop while it is decoded and checked.
-    static let largestAnnounceHere = 64 * 1024
-
     private let state = Mutex(State())
-    private let tracker: Tracker
     private let served: ServedReplies
     private let metrics: TrackerMetrics
     private let draining: @Sendable () -> Bool
 
-    init(tracker: Tracker, metrics: TrackerMetrics, draining: @escaping @Sendable () -> Bool) {
-        self.tracker = tracker
-        self.served = tracker.served
+    init(served: ServedReplies, metrics: TrackerMetrics, draining: @escaping @Sendable () -> Bool) {
+        self.served = served
         self.metrics = metrics
         self.draining = draining
     }
 
-    /// The connection (`connection`, as the tracker numbers them) carries
-    /// the session `token` of `user` from now on.
-    func bind(token: String, user: String, connection: UInt64) {
-        state.withLock { $0.session = Session(token: token, user: user, connection: connection) }
+    /// The connection carries the session `token` of `user` from now on.
+    func bind(token: String, user: String) {
+        state.withLock { $0.session = Session(token: token, user: user) }
     }
 
     /// The connection carries no session any more.
@@ -126,8 +117,8 @@ final class CachedReplyHandler: ChannelDuplexHandler, Sendable {
         }
     }
 
-    /// The requests that may be answered here (``answer(_:writable:)`` says whether one is).
-    private static func isCacheable(_ type: MessageType) -> Bool { type == .list || type == .details || type == .announce }
+    /// The requests answered here when their reply is cached.
+    private static func isCacheable(_ type: MessageType) -> Bool { type == .list || type == .details }
 
     private static func isRequest(_ type: MessageType) -> Bool {
         switch type {
@@ -214,13 +205,9 @@ final class CachedReplyHandler: ChannelDuplexHandler, Sendable {
         context.fireChannelRead(wrapInboundOut(frame))
     }
 
-    /// The reply to `frame`, or nil when the task must answer it: `list`
-    /// from the cache, `details` from the cache or else from the registry
-    /// (``Tracker/details(_:connection:)``), a small `announce` when the
-    /// tracker can take it without the actor (``Tracker/announceHere(_:connection:)``).
+    /// The reply to `frame` from the cache, or nil when the task must answer it.
     private func answer(_ frame: Frame, writable: Bool) -> Frame? {
         guard writable else { return nil }
-        if frame.type == .announce && frame.payload.readableBytes > Self.largestAnnounceHere { return nil }
         let session = state.withLock { state in state.pendingCount == 0 && !state.gaveUp ? state.session : nil }
         guard let session, !draining() else { return nil }
         let started = ContinuousClock.now
@@ -230,33 +217,14 @@ final class CachedReplyHandler: ChannelDuplexHandler, Sendable {
             guard request.token == session.token, let page = try? served.listPage(after: request.after, compact: request.compact == true) else { return nil }
             reply = Frame(type: .fileList, requestID: frame.requestID, payload: page)
         case let .details(request):
-            guard request.token == session.token else { return nil }
+            guard request.token == session.token, request.knownMaps == nil else { return nil }
             let name = request.name.flatMap { try? FileName($0) }
             // A name that is no file name goes to the task, which refuses it.
             guard request.name == nil || name != nil else { return nil }
-            if request.knownMaps == nil {
-                let key = DetailsCache.Key(name: name, contentID: request.contentID, withManifest: request.withoutManifest != true,
-                                           holdersAfter: request.holdersAfter)
-                if let payload = try? served.details(key, asker: session.user, extending: request.downloadID) {
-                    reply = Frame(type: .fileDetails, requestID: frame.requestID, payload: payload)
-                    break
-                }
-            }
-            // Not cached: built from the registry here (or refused), timed as the actor times it.
-            let outcome: Tracker.Reply
-            do throws(TrackerError) {
-                outcome = try tracker.details(request, connection: session.connection)
-            } catch {
-                outcome = .refused(error)
-            }
-            guard let built = try? TrackerServer.replyFrame(outcome, requestID: frame.requestID) else { return nil }
-            metrics.request(frame.type, refused: built.type == .error, duration: .now - started)
-            return built
-        case let .announce(request):
-            guard request.token == session.token,
-                  let taken = tracker.announceHere(request, connection: session.connection),
-                  let built = try? TrackerServer.replyFrame(taken, requestID: frame.requestID) else { return nil }
-            return built
+            let key = DetailsCache.Key(name: name, contentID: request.contentID, withManifest: request.withoutManifest != true,
+                                       holdersAfter: request.holdersAfter)
+            guard let payload = try? served.details(key, asker: session.user, extending: request.downloadID) else { return nil }
+            reply = Frame(type: .fileDetails, requestID: frame.requestID, payload: payload)
         default:
             return nil
         }

@@ -8,49 +8,39 @@ extension Tracker {
     /// Tops up the registry's chunk-map versions from the shared sequence so
     /// that an announce needing `count` of them runs without waiting on the database.
     func ensureMapVersions(_ count: Int) async throws(TrackerError) {
-        guard registry.read({ $0.versions.isShared }) else { return }
+        guard registry.versions.isShared else { return }
         // A few tries: a sequence that went backwards (a database restored
         // from a backup) supplies only versions already used, never enough.
-        for _ in 0..<3 {
-            let available = registry.read { $0.versions.available }
-            guard available < count else { break }
-            let supplied = try await store.mapVersions(atLeast: count - available)
-            registry.mutate { $0.supplyVersions(supplied) }
+        for _ in 0..<3 where registry.versions.available < count {
+            registry.supplyVersions(try await store.mapVersions(atLeast: count - registry.versions.available))
         }
-        guard registry.read({ $0.versions.available }) >= count else {
+        guard registry.versions.available >= count else {
             throw .storage("the shared chunk-map version sequence (map_version) gives only versions already used; was the database restored from an older backup? Restart every tracker instance on it")
         }
     }
 
     /// The sessions this instance holds (whose leases it renews).
-    func ownSessionTokens() -> [SessionToken] { registry.read { $0.localTokens } }
+    func ownSessionTokens() -> [SessionToken] { registry.localTokens }
 
     /// Which of `ids` the registry has no manifest of (to be read from the store).
-    func unknownContents(_ ids: [ContentID]) -> Set<ContentID> { registry.read { $0.unknownContents(ids) } }
+    func unknownContents(_ ids: [ContentID]) -> Set<ContentID> { registry.unknownContents(ids) }
 
     /// Applies other instances' sessions as just read from the store:
     /// `asked` are the tokens that were read, and those missing from
     /// `remotes` have ended. Sessions of this instance are left alone.
     func applyRemote(_ remotes: [TrackerRegistry.RemoteSession], asked: [SessionToken], manifests: [ContentID: StoredContent]) {
         let found = Set(remotes.map(\.session.token))
-        let instance = self.instance
-        let (connected, files) = registry.mutate { registry in
-            for token in asked where !found.contains(token) { registry.dropRemote(token) }
-            for remote in remotes where remote.session.instance != instance { registry.mirror(remote, manifests: manifests) }
-            return (registry.connectedCount, registry.contentCount)
-        }
-        metrics.registry(connected: connected, files: files)
+        for token in asked where !found.contains(token) { registry.dropRemote(token) }
+        for remote in remotes where remote.session.instance != instance { registry.mirror(remote, manifests: manifests) }
+        metrics.registry(connected: registry.connectedCount, files: registry.contentCount)
     }
 
     /// Makes the mirrored sessions exactly the other instances' sessions in
     /// `remotes` (a full read of the store); returns how many changed.
     @discardableResult
     func applyAllRemote(_ remotes: [TrackerRegistry.RemoteSession], manifests: [ContentID: StoredContent]) -> Int {
-        let others = remotes.filter { $0.session.instance != instance }
-        let (changes, connected, files) = registry.mutate { registry in
-            (registry.mirrorAll(others, manifests: manifests), registry.connectedCount, registry.contentCount)
-        }
-        metrics.registry(connected: connected, files: files)
+        let changes = registry.mirrorAll(remotes.filter { $0.session.instance != instance }, manifests: manifests)
+        metrics.registry(connected: registry.connectedCount, files: registry.contentCount)
         return changes
     }
 
@@ -62,7 +52,7 @@ extension Tracker {
     func sessionEnded(_ token: SessionToken, by writer: String, expired: Bool) {
         guard let peer = registry.peer(token) else { return }
         if peer.isRemote {
-            registry.mutate { $0.dropRemote(token) }
+            registry.dropRemote(token)
         } else if writer != instance || expired {
             endLocal(token, peer, because: expired ? "expired in the shared store" : "closed by tracker instance \(writer)")
         }
@@ -74,8 +64,7 @@ extension Tracker {
     /// write is even queued: `unstored`): a full read of the store made after
     /// this must show each of them, or it was deleted (``sessionsGone(_:)``).
     func settledLocalSessions() -> Set<SessionToken> {
-        let writing = Set(writes.keys).union(unstored)
-        return registry.read { registry in Set(registry.sessions.lazy.filter { !$0.value.isRemote && !writing.contains($0.key) }.map(\.key)) }
+        Set(registry.sessions.lazy.filter { !$0.value.isRemote && self.writes[$0.key] == nil && !self.unstored.contains($0.key) }.map(\.key))
     }
 
     /// Sessions of this instance that a full read of the store no longer
@@ -91,18 +80,16 @@ extension Tracker {
     }
 
     private func endLocal(_ token: SessionToken, _ peer: TrackerRegistry.Peer, because reason: String) {
-        registry.mutate { _ = $0.logout(token) }
+        registry.logout(token)
         closeConnection(peer.connection)
         logger.notice("session of \(peer.user) \(reason); its connection is closed so it logs in again")
     }
 
     /// Counters read from the store after reports taken on other instances.
     func applyCounters(_ counters: [AccountCounters]) {
-        registry.mutate { registry in
-            for account in counters {
-                registry.setCounters(user: account.user, downloads: account.countDownloads, failures: account.countFailures,
-                                     bytesServed: account.bytesServed)
-            }
+        for account in counters {
+            registry.setCounters(user: account.user, downloads: account.countDownloads, failures: account.countFailures,
+                                 bytesServed: account.bytesServed)
         }
     }
 }

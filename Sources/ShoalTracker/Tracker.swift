@@ -60,9 +60,12 @@ public actor Tracker {
     /// Every change is published to ``served`` (the generation, what
     /// `details` may show differently, and the list's rows it touched), so
     /// the event loops never answer from a cache older than the registry.
-    /// Behind a lock, not the actor: the event loops take small announces
-    /// and build `details` replies from it too (``LockedRegistry``).
-    nonisolated let registry: LockedRegistry
+    var registry: TrackerRegistry {
+        didSet {
+            let touched = registry.takeTouched()
+            served.publish(registry.generation, touched: touched, listRows: touched.isEmpty ? [] : registry.listRows(touching: touched))
+        }
+    }
     private var throttle: LoginThrottle
     private var registrations: RegistrationThrottle
     private let reputation: ReputationRule
@@ -110,10 +113,9 @@ public actor Tracker {
         self.operatorToken = operatorToken
         self.hasher = PasswordHasher(rounds: configuration.passwordRounds)
         // Several instances on one store give chunk maps versions from one shared sequence.
-        let served = ServedReplies(listPageSize: configuration.limits.listPage, now: now)
-        self.registry = LockedRegistry(TrackerRegistry(limits: configuration.limits, versions: store.keepsRegistry ? .shared : .local), served: served)
+        self.registry = TrackerRegistry(limits: configuration.limits, versions: store.keepsRegistry ? .shared : .local)
         self.filesPerAnnounce = configuration.limits.filesPerAnnounce
-        self.served = served
+        self.served = ServedReplies(listPageSize: configuration.limits.listPage, now: now)
         self.requireEncryption = configuration.requireEncryption
         self.metrics = metrics
         self.logger = logger
@@ -168,8 +170,7 @@ public actor Tracker {
         } else {
             metrics.request(message.type, refused: false, duration: .now - started)
         }
-        let (connected, files) = registry.read { ($0.connectedCount, $0.contentCount) }
-        metrics.registry(connected: connected, files: files)
+        metrics.registry(connected: registry.connectedCount, files: registry.contentCount)
         return outcome
     }
 
@@ -184,20 +185,23 @@ public actor Tracker {
                 return Outcome(reply: .message(.loggedIn(reply)), session: .loggedIn(token))
             case let .logout(request):
                 let token = try session(request.token, connection)
-                let peer = registry.mutate { $0.logout(token) }
+                let peer = registry.logout(token)
                 if let peer { logger.info("logout: \(peer.user) (\(registry.connectedCount) connected)") }
                 if store.keepsRegistry {
                     try await persist(token, touching: peer?.holdings.keys ?? [:].keys) { store in try await store.sessionClosed(token) }
                 }
                 return Outcome(reply: .message(.loggedOut(LoggedOut())), session: .loggedOut)
             case let .announce(request):
-                _ = try session(request.token, connection)
+                let token = try session(request.token, connection)
                 let announcement = try (parsed ?? parse(message))!.get()
                 try await ensureMapVersions(TrackerRegistry.versionsNeeded(for: announcement))
-                let taken = try take(announcement, request, connection: connection)
-                if store.keepsRegistry { try await stored(taken.result, of: taken.token) }
-                logAnnounce(taken, request)
-                return Outcome(reply: .message(.announced(Announced(files: taken.result.files))), session: .none)
+                let result = try registry.announce(token, announcement, now: now())
+                let count = result.files
+                if store.keepsRegistry { try await stored(result, of: token) }
+                let user = registry.peer(token)?.user ?? "?"
+                let partial = registry.peer(token)?.holdings.values.filter { !$0.isComplete }.count ?? 0
+                logger.info("announce: \(user) shares \(count) file\(count == 1 ? "" : "s") (\(partial) partial) after \(request.replace ? "a full" : "an incremental") announce of \(request.files.count)")
+                return Outcome(reply: .message(.announced(Announced(files: count))), session: .none)
             case let .list(request):
                 _ = try session(request.token, connection)
                 return Outcome(reply: try fileList(after: request.after, compact: request.compact == true), session: .none)
@@ -205,7 +209,7 @@ public actor Tracker {
                 return Outcome(reply: try details(request, connection: connection), session: .none)
             case let .manifest(request):
                 let token = try session(request.token, connection)
-                let slice = try registry.read { (registry) throws(TrackerError) in try registry.manifestPart(token, contentID: request.contentID, from: request.from) }
+                let slice = try registry.manifestPart(token, contentID: request.contentID, from: request.from)
                 return Outcome(reply: .message(.manifestPart(ManifestPart(slice))), session: .none)
             case let .report(request):
                 return Outcome(reply: .message(.reported(try await report(request, connection: connection))), session: .none)
@@ -221,73 +225,13 @@ public actor Tracker {
         }
     }
 
-    /// An `announce` answered where it was read, on the connection's event
-    /// loop (``CachedReplyHandler``): when the store does not keep the
-    /// registry (SQLite), taking it is a change of the registry and nothing
-    /// to wait for, so it needs neither the connection's task nor the actor.
-    /// Timed and counted for `/metrics` as ``handle(_:parsed:connection:host:)`` does.
-    /// nil: the task must take it, through the actor, which orders each
-    /// session's writes to a store that keeps the registry (PostgreSQL).
-    nonisolated func announceHere(_ request: Announce, connection: UInt64) -> Reply? {
-        guard !store.keepsRegistry else { return nil }
-        let started = ContinuousClock.now
-        let reply: Reply
-        do throws(TrackerError) {
-            let taken = try take(try Announcement(request, maximumFiles: filesPerAnnounce), request, connection: connection)
-            logAnnounce(taken, request)
-            metrics.registry(connected: taken.connected, files: taken.files)
-            reply = .message(.announced(Announced(files: taken.result.files)))
-        } catch {
-            reply = .refused(error)
-        }
-        if case .refused = reply {
-            metrics.request(.announce, refused: true, duration: .now - started)
-        } else {
-            metrics.request(.announce, refused: false, duration: .now - started)
-        }
-        return reply
-    }
-
-    /// What an announce changed, and what its log line and `/metrics` tell.
-    struct TakenAnnounce: Sendable {
-        var token: SessionToken
-        var result: TrackerRegistry.AnnounceResult
-        var user: String
-        var partial: Int
-        var connected: Int
-        var files: Int
-    }
-
-    /// Takes `announcement` into the registry, for the session it names if
-    /// that is open on `connection`: the check and the change in one step.
-    private nonisolated func take(_ announcement: Announcement, _ request: Announce, connection: UInt64) throws(TrackerError) -> TakenAnnounce {
-        let now = now()
-        return try registry.mutate { (registry) throws(TrackerError) -> TakenAnnounce in
-            let (token, _) = try Self.session(request.token, connection, in: registry)
-            let result = try registry.announce(token, announcement, now: now)
-            let peer = registry.peer(token)
-            return TakenAnnounce(token: token, result: result, user: peer?.user ?? "?",
-                                 partial: peer?.holdings.values.count(where: { !$0.isComplete }) ?? 0,
-                                 connected: registry.connectedCount, files: registry.contentCount)
-        }
-    }
-
-    private nonisolated func logAnnounce(_ taken: TakenAnnounce, _ request: Announce) {
-        let count = taken.result.files
-        logger.info("announce: \(taken.user) shares \(count) file\(count == 1 ? "" : "s") (\(taken.partial) partial) after \(request.replace ? "a full" : "an incremental") announce of \(request.files.count)")
-    }
-
     /// The connection carrying `token` closed: the session ends, its holdings go.
     public func connectionClosed(_ token: SessionToken, connection: UInt64, reason: String) {
-        let ended = registry.mutate { registry -> (peer: TrackerRegistry.Peer, connected: Int, files: Int)? in
-            guard let peer = registry.peer(token), peer.connection == connection else { return nil }
-            registry.logout(token)
-            return (peer, registry.connectedCount, registry.contentCount)
-        }
-        guard let (peer, connected, files) = ended else { return }
-        metrics.registry(connected: connected, files: files)
+        guard let peer = registry.peer(token), peer.connection == connection else { return }
+        registry.logout(token)
+        metrics.registry(connected: registry.connectedCount, files: registry.contentCount)
         if store.keepsRegistry { enqueueWrite(token, touching: peer.holdings.keys) { store in try await store.sessionClosed(token) } }
-        logger.info("disconnect: \(peer.user) \(reason); its \(peer.holdings.count) file\(peer.holdings.count == 1 ? "" : "s") withdrawn (\(connected) connected)")
+        logger.info("disconnect: \(peer.user) \(reason); its \(peer.holdings.count) file\(peer.holdings.count == 1 ? "" : "s") withdrawn (\(registry.connectedCount) connected)")
     }
 
     // MARK: - Requests
@@ -353,11 +297,8 @@ public actor Tracker {
         let peer = TrackerRegistry.Peer(
             user: account.user, host: served, port: request.port, connection: connection,
             countDownloads: account.countDownloads, countFailures: account.countFailures, bytesServed: account.bytesServed)
-        let replaced = try registry.mutate { (registry) throws(TrackerError) in
-            let replaced = try registry.login(token: token, peer: peer)
-            registry.setKeyFingerprint(token, keyFingerprint)
-            return replaced
-        }
+        let replaced = try registry.login(token: token, peer: peer)
+        registry.setKeyFingerprint(token, keyFingerprint)
         if let (_, replaced) = replaced {
             logger.info("login: \(account.user) logged in again; the previous session (\(replaced.host):\(replaced.port)) is closed")
             // Another instance's session is closed there, when it reads that this one replaced it.
@@ -374,7 +315,7 @@ public actor Tracker {
                 }
                 try await persist(token, touching: []) { store in try await store.sessionOpened(stored) }
             } catch {
-                registry.mutate { _ = $0.logout(token) }
+                registry.logout(token)
                 throw error
             }
         }
@@ -423,33 +364,24 @@ public actor Tracker {
     /// Served from ``DetailsCache`` when nothing the reply shows has changed
     /// since the same request was answered to an asker holding none of the
     /// contents; the download ids are issued afresh either way.
-    ///
-    /// Off the actor: the connection's event loop asks it directly
-    /// (``CachedReplyHandler``), the actor only for a connection's task. A
-    /// miss comes back as a draft, encoded by the caller
-    /// (``DetailsDraft/payload()``), outside the registry's lock.
-    nonisolated func details(_ request: Details, connection: UInt64) throws(TrackerError) -> Reply {
+    private func details(_ request: Details, connection: UInt64) throws(TrackerError) -> Reply {
+        let token = try session(request.token, connection)
+        guard let asker = registry.peer(token)?.user else { throw .notLoggedIn }
         let key = DetailsCache.Key(name: request.name.flatMap { try? FileName($0) }, contentID: request.contentID, withManifest: request.withoutManifest != true,
                                    holdersAfter: request.holdersAfter)
         // A name that is no file name is refused below, never looked up.
         let cacheable = request.knownMaps == nil && (request.name == nil || key.name != nil)
-        if cacheable {
-            let asker = try registry.read { (registry) throws(TrackerError) in try Self.session(request.token, connection, in: registry).peer.user }
-            if let payload = try served.details(key, asker: asker, extending: request.downloadID, now: now()) {
-                return .encoded(.fileDetails, payload)
-            }
+        if cacheable, let payload = try served.details(key, asker: asker, extending: request.downloadID, now: now()) {
+            return .encoded(.fileDetails, payload)
         }
-        let served = self.served
-        // The view, who holds what it shows and the generation it was taken at, in one step.
-        return .details(try registry.read { (registry) throws(TrackerError) -> DetailsDraft in
-            let (token, asker) = try Self.session(request.token, connection, in: registry)
-            let view = try registry.details(token, name: request.name, contentID: request.contentID,
-                                            withManifest: request.withoutManifest != true, holdersAfter: request.holdersAfter,
-                                            knownMaps: request.knownMaps)
-            return DetailsDraft(view: view, key: key, cacheable: cacheable,
-                                holderUsers: view.contents.reduce(into: Set<String>()) { $0.formUnion(registry.holderUsers(of: $1.contentID)) },
-                                asker: asker.user, extending: request.downloadID, generation: registry.generation, served: served)
-        })
+        let view = try registry.details(token, name: request.name, contentID: request.contentID,
+                                        withManifest: request.withoutManifest != true, holdersAfter: request.holdersAfter,
+                                        knownMaps: request.knownMaps)
+        // Encoded by the connection's task, off the actor: kept for the next
+        // asker when it may be, and this reply is made from it either way.
+        return .details(DetailsDraft(view: view, key: key, cacheable: cacheable,
+                                     holderUsers: view.contents.reduce(into: Set<String>()) { $0.formUnion(registry.holderUsers(of: $1.contentID)) },
+                                     asker: asker, extending: request.downloadID, generation: registry.generation, served: served))
     }
 
     /// A report is taken only with the evidence that the reporter was sent
@@ -493,7 +425,7 @@ public actor Tracker {
             throw TrackerError.notFound("the account \(request.holder.debugDescription)")
         }
         metrics.reported(bytes: request.bytes, succeeded: succeeded)
-        registry.mutate { $0.setCounters(user: counters.user, downloads: counters.countDownloads, failures: counters.countFailures, bytesServed: counters.bytesServed) }
+        registry.setCounters(user: counters.user, downloads: counters.countDownloads, failures: counters.countFailures, bytesServed: counters.bytesServed)
         logger.info("report: \(reporter) says \(request.holder) \(succeeded ? "served" : "failed") \(request.contentID.short) (\(request.bytes) bytes); \(request.holder) now has \(counters.countDownloads) downloads, \(counters.countFailures) failures")
         return Reported(holder: counters.user, countDownloads: counters.countDownloads, countFailures: counters.countFailures)
     }
@@ -524,7 +456,7 @@ public actor Tracker {
         let registered = try await store.accountCount()
         let accounts = wantsPeers ? try await store.counters(after: after, limit: peerPage + 1) : []
         var peers: [TrackerStatus.Peer] = []
-        let connected = Dictionary(registry.read { $0.connectedPeers }.map { ($0.user, $0) }, uniquingKeysWith: { a, b in a.port > 0 ? a : b })
+        let connected = Dictionary(registry.connectedPeers.map { ($0.user, $0) }, uniquingKeysWith: { a, b in a.port > 0 ? a : b })
         for account in accounts.prefix(peerPage) {
             let peer = connected[account.user]
             peers.append(TrackerStatus.Peer(user: account.user, connected: peer != nil, host: peer?.host, port: peer?.port,
@@ -537,7 +469,7 @@ public actor Tracker {
             let rows = listRows()
             let start = ListCache.firstRow(after: request.filesAfter, in: rows)
             let end = min(rows.count, start + filePage)
-            files = registry.read { $0.fileStatus(rows[start..<end]) }
+            files = registry.fileStatus(rows[start..<end])
             if end < rows.count, let last = files.last { nextFiles = ListCursor(name: last.name, contentID: last.contentID) }
         }
         return TrackerStatus(registered: registered, connected: registry.connectedCount, files: files, peers: peers,
@@ -558,7 +490,7 @@ public actor Tracker {
         -> (Double, Int, [AccountCounters], [TrackerRegistry.Peer], [ListedFile]) {
         let registered = try await store.accountCount()
         let accounts = try await store.counters(after: request.peersAfter, limit: request.peerPage + 1)
-        return (now(), registered, accounts, registry.read { Array($0.sessions.values) }, listRows())
+        return (now(), registered, accounts, Array(registry.sessions.values), listRows())
     }
 
     // MARK: - Helpers
@@ -566,15 +498,9 @@ public actor Tracker {
     /// The session `token` names, if it is open on this very connection
     /// (never another instance's session: it has no connection here).
     private func session(_ token: String, _ connection: UInt64) throws(TrackerError) -> SessionToken {
-        try registry.read { (registry) throws(TrackerError) in try Self.session(token, connection, in: registry).token }
-    }
-
-    /// The session `token` names in `registry`, and its peer, if it is open on this very connection.
-    static func session(_ token: String, _ connection: UInt64, in registry: borrowing TrackerRegistry) throws(TrackerError)
-        -> (token: SessionToken, peer: TrackerRegistry.Peer) {
         let token = SessionToken(value: token)
         guard let peer = registry.peer(token), !peer.isRemote, peer.connection == connection else { throw .notLoggedIn }
-        return (token, peer)
+        return token
     }
 
     private static func checkPassword(_ password: String) throws(TrackerError) {
@@ -587,12 +513,12 @@ public actor Tracker {
     /// announces again, and the store and the registry agree once more.
     private func stored(_ result: TrackerRegistry.AnnounceResult, of token: SessionToken) async throws {
         // New contents, and the held ones: another instance may be deleting one of those right now.
-        let contents = registry.read { registry in Set(result.newContents).union(result.changed.keys).compactMap { registry.storedContent($0) } }
+        let contents = Set(result.newContents).union(result.changed.keys).compactMap { registry.storedContent($0) }
         do {
             let touched = Set(result.changed.keys).union(result.withdrawn)
             try await persist(token, touching: touched) { store in try await store.holdingsChanged(token, result, contents: contents) }
         } catch {
-            if let peer = registry.mutate({ $0.logout(token) }) {
+            if let peer = registry.logout(token) {
                 logger.error("store: the announce of \(peer.user) could not be stored (\(error)); its session is closed so it announces again")
                 closeConnection(peer.connection)
                 enqueueWrite(token, touching: peer.holdings.keys) { store in try await store.sessionClosed(token) }

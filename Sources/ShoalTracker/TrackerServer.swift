@@ -88,6 +88,7 @@ public final class TrackerServer: Sendable, Service {
         let probeAfter = TimeAmount.seconds(configuration.probeInterval)
         let probeTimeout = TimeAmount.seconds(configuration.probeTimeout)
         let anonymousLimit = configuration.anonymousFrameLimit
+        let served = tracker.served
         let server: FramedServer
         do {
             server = try await FramedServer.bind(
@@ -102,7 +103,7 @@ public final class TrackerServer: Sendable, Service {
                     logger.info("liveness: \(Framing.describe(address)) did not answer CheckActive within \(configuration.probeTimeout) s; dropping it")
                 }
                 // Last, nearest the connection's task: what it answers from the cache never reaches the task.
-                let cached = CachedReplyHandler(tracker: tracker, metrics: metrics, draining: { connections.isDraining })
+                let cached = CachedReplyHandler(served: served, metrics: metrics, draining: { connections.isDraining })
                 return FramedServer.ConnectionSetup(
                     limit: { type in type == .announce && gate.isOpen ? FrameHeader.maximumPayloadLength : anonymousLimit },
                     handlers: [gate, replies, liveness, cached])
@@ -275,7 +276,7 @@ public final class TrackerServer: Sendable, Service {
                                 }
                                 loginDeadline.cancel()
                                 gate?.open()
-                                if case let .message(.loggedIn(reply)) = outcome.reply { cached?.bind(token: token.value, user: reply.user, connection: id) }
+                                if case let .message(.loggedIn(reply)) = outcome.reply { cached?.bind(token: token.value, user: reply.user) }
                             case .loggedOut:
                                 machine.loggedOut()
                                 gate?.close()
@@ -304,7 +305,7 @@ public final class TrackerServer: Sendable, Service {
         }
     }
 
-    static func replyFrame(_ reply: Tracker.Reply, requestID: UInt32) throws -> Frame {
+    private static func replyFrame(_ reply: Tracker.Reply, requestID: UInt32) throws -> Frame {
         switch reply {
         case let .message(message):
             do {
