@@ -133,7 +133,7 @@ struct PeerServerTests {
         let folder = try swarm.folder("s", files: ["ok.txt": Array("fine".utf8), ".hidden": Array("secret".utf8)])
         try FileManager.default.createSymbolicLink(atPath: folder + "/escape.txt", withDestinationPath: Fixtures.path("peer_2/report.txt"))
         try FileManager.default.createDirectory(atPath: folder + "/sub", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: folder + "/sub/inner.txt", contents: Data("inner".utf8))
+        _ = FileManager.default.createFile(atPath: folder + "/sub/inner.txt", contents: Data("inner".utf8))
         let peer = try await swarm.peer("s", folder: folder)
         #expect(peer.library.announcement().map(\.name) == ["ok.txt"])
         let list = try await peer.session.list()

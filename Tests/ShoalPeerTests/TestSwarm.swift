@@ -23,7 +23,7 @@ final class TestSwarm: @unchecked Sendable {
     func folder(_ user: String, files: [String: [UInt8]] = [:]) throws -> String {
         let path = root.file(user)
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        for (name, bytes) in files { FileManager.default.createFile(atPath: path + "/" + name, contents: Data(bytes)) }
+        for (name, bytes) in files { _ = FileManager.default.createFile(atPath: path + "/" + name, contents: Data(bytes)) }
         return path
     }
 

@@ -132,7 +132,7 @@ struct RegistrationThrottleTests {
         #expect(message?.hasPrefix("too many accounts were registered from your address lately; wait ") == true, "\(message ?? "none")")
         let wait = message.flatMap { Int($0.split(separator: " ").first { Int($0) != nil } ?? "") } ?? 0
         #expect(wait > 500 && wait <= 600, "the wait is the rest of one interval: \(message ?? "none")")
-        #expect(await refusalCode { try await client.login("first", "wrong") } == "bad_credentials", "logins are not affected")
+        #expect(await refusalCode { _ = try await client.login("first", "wrong") } == "bad_credentials", "logins are not affected")
         client.close()
         await tracker.stopAndRemove()
     }

@@ -182,8 +182,8 @@ struct TrackerServerTests {
         let alive = try await step("alive connect") { try await tracker.connect() }
         let deadToken = try await step("dead signUp") { try await dead.signUp("dead") }
         let aliveToken = try await step("alive signUp") { try await alive.signUp("alive") }
-        try await step("dead announce") { try await dead.announce(deadToken, [("dead.txt", sampleManifest(6))]) }
-        try await step("alive announce") { try await alive.announce(aliveToken, [("alive.txt", sampleManifest(7))]) }
+        _ = try await step("dead announce") { try await dead.announce(deadToken, [("dead.txt", sampleManifest(6))]) }
+        _ = try await step("alive announce") { try await alive.announce(aliveToken, [("alive.txt", sampleManifest(7))]) }
         #expect(try await step("list") { try await alive.list(aliveToken).count } == 2)
         // From now on the first peer plays dead: connected, but silent.
         dead.stopAnsweringProbes()
