@@ -135,7 +135,7 @@ let package = Package(
         .testTarget(name: "ShoalCoreTests", dependencies: ["ShoalCore", "ShoalTestSupport"]),
         .testTarget(
             name: "ShoalNetTests",
-            dependencies: ["ShoalNet", "ShoalWire", .product(name: "NIOCore", package: "swift-nio"),
+            dependencies: ["ShoalNet", "ShoalWire", "ShoalTestSupport", .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
         .testTarget(

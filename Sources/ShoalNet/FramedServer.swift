@@ -9,7 +9,13 @@ import Synchronization
 ///
 /// At most `maximumConnections` are served at once: the next one gets an
 /// `error` `busy` and is closed, so idle connections cannot grow memory
-/// without bound.
+/// without bound. A connection whose `hello` has not arrived within
+/// `handshakeTimeout` of its accept is closed (``HelloDeadline``).
+///
+/// Both happen on the connection's event loop as it is accepted, not in the
+/// tasks serving connections: when Swift concurrency's few threads are all
+/// busy those start late, and an overloaded server must still refuse and
+/// close connections on time.
 public final class FramedServer: Sendable {
     /// An accepted connection, framed.
     public struct Connection: Sendable {
@@ -20,18 +26,40 @@ public final class FramedServer: Sendable {
         public let remoteHost: String
     }
 
+    /// The connections being served, each from its accept until it closes.
+    final class OpenConnections: Sendable {
+        private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+        let maximum: Int
+        init(maximum: Int) { self.maximum = maximum }
+
+        /// Counts `channel` in if there is room (until it closes); false if the server is full.
+        func admit(_ channel: any Channel) -> Bool {
+            let key = ObjectIdentifier(channel)
+            let admitted = channels.withLock { open in
+                guard open.count < maximum else { return false }
+                open[key] = channel
+                return true
+            }
+            if admitted { channel.closeFuture.whenComplete { _ in self.channels.withLock { _ = $0.removeValue(forKey: key) } } }
+            return admitted
+        }
+
+        var count: Int { channels.withLock { $0.count } }
+        var all: [any Channel] { channels.withLock { Array($0.values) } }
+    }
+
     /// Where the server listens (with the real port when 0 was asked for).
     public let host: String
     public let port: Int
-    private let listener: NIOAsyncChannel<NIOAsyncChannel<Frame, OutgoingFrame>, Never>
-    private let maximumConnections: Int
-    private let open = Mutex<[ObjectIdentifier: any Channel]>([:])
+    /// Each accepted connection, or nil for one refused as `busy` (already answered and closing).
+    private let listener: NIOAsyncChannel<NIOAsyncChannel<Frame, OutgoingFrame>?, Never>
+    private let open: OpenConnections
 
-    private init(listener: NIOAsyncChannel<NIOAsyncChannel<Frame, OutgoingFrame>, Never>, host: String, port: Int, maximumConnections: Int) {
+    private init(listener: NIOAsyncChannel<NIOAsyncChannel<Frame, OutgoingFrame>?, Never>, host: String, port: Int, open: OpenConnections) {
         self.listener = listener
         self.host = host
         self.port = port
-        self.maximumConnections = maximumConnections
+        self.open = open
     }
 
     /// How one accepted connection is set up.
@@ -54,16 +82,20 @@ public final class FramedServer: Sendable {
     ///     the socket before its writer waits (NIO's default: 64 KiB, which a
     ///     single chunk of a peer fills, so the writer would stop and start
     ///     again for every chunk).
+    ///   - handshakeTimeout: how long after its accept a connection may take
+    ///     to send its first frame before it is closed.
     ///   - setup: called once per accepted connection.
     public static func bind(
         host: String, port: Int,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         maximumConnections: Int = 1024,
+        handshakeTimeout: TimeAmount = .seconds(10),
         security: ServerSecurity = .plain,
         writeBuffer: ChannelOptions.Types.WriteBufferWaterMark = .init(low: 32 * 1024, high: 64 * 1024),
         setup: @escaping @Sendable () -> ConnectionSetup = { ConnectionSetup() }
     ) async throws -> FramedServer {
-        let listener: NIOAsyncChannel<NIOAsyncChannel<Frame, OutgoingFrame>, Never>
+        let open = OpenConnections(maximum: maximumConnections)
+        let listener: NIOAsyncChannel<NIOAsyncChannel<Frame, OutgoingFrame>?, Never>
         do {
             listener = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -72,20 +104,25 @@ public final class FramedServer: Sendable {
                 .childChannelOption(.writeBufferWaterMark, value: writeBuffer)
                 .bind(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        let setup = setup()
                         try security.configure(channel)
-                        return try Framing.configure(channel, limit: setup.limit, extraHandlers: setup.handlers)
+                        guard open.admit(channel) else {
+                            try channel.pipeline.syncOperations.addHandlers(FrameWriter(), BusyRefusal(), HelloDeadline(timeout: handshakeTimeout))
+                            return nil
+                        }
+                        let setup = setup()
+                        return try Framing.configure(channel, limit: setup.limit,
+                                                     extraHandlers: [HelloDeadline(timeout: handshakeTimeout)] + setup.handlers)
                     }
                 }
         } catch {
             throw NetError.bindFailed(host: host, port: port, reason: FramedConnection.reason(error))
         }
         let bound = listener.channel.localAddress?.port ?? port
-        return FramedServer(listener: listener, host: host, port: bound, maximumConnections: maximumConnections)
+        return FramedServer(listener: listener, host: host, port: bound, open: open)
     }
 
     /// The number of connections being served.
-    public var connectionCount: Int { open.withLock { $0.count } }
+    public var connectionCount: Int { open.count }
 
     /// Accepts connections until ``shutdown()``, running `handler` for each in
     /// its own task. Returns when the listener and every connection are closed.
@@ -93,24 +130,14 @@ public final class FramedServer: Sendable {
         await withDiscardingTaskGroup { group in
             try? await listener.executeThenClose { inbound in
                 for try await child in inbound {
+                    guard let child else { continue }
                     let channel = child.channel
-                    let key = ObjectIdentifier(channel)
-                    let admitted = open.withLock { open in
-                        guard open.count < maximumConnections else { return false }
-                        open[key] = channel
-                        return true
-                    }
                     let remoteAddress = channel.remoteAddress
                     let connection = Connection(channel: child, remote: Framing.describe(remoteAddress), remoteHost: Self.host(of: remoteAddress))
                     group.addTask {
-                        guard admitted else {
-                            await Self.refuseBusy(child)
-                            return
-                        }
                         await handler(connection)
                         // Make sure the socket is closed whatever the handler did.
                         try? await channel.close()
-                        self.open.withLock { _ = $0.removeValue(forKey: key) }
                     }
                 }
             }
@@ -134,14 +161,46 @@ public final class FramedServer: Sendable {
     /// Stops accepting and closes every connection.
     public func shutdown() {
         listener.channel.close(promise: nil)
-        let channels = open.withLock { Array($0.values) }
-        for channel in channels { channel.close(promise: nil) }
+        for channel in open.all { channel.close(promise: nil) }
+    }
+}
+
+/// Answers a connection over the server's limit with `error` `busy`
+/// (request id 0) as soon as it is active, then closes it: its sending side
+/// once that is written (over TLS: once the TLS handshake let it out), the
+/// rest 2 s later. What the client sends meanwhile is read and dropped: a
+/// socket closed with unread bytes sends a reset, and the client's kernel
+/// would drop the reply it had not read yet.
+final class BusyRefusal: ChannelInboundHandler, @unchecked Sendable {
+    // All state is touched on the channel's event loop only.
+    typealias InboundIn = ByteBuffer
+
+    static let reply = ErrorReply(code: .busy, message: "the server is serving its maximum number of connections; retry later")
+    private var refused = false
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { refuse(context) }
     }
 
-    private static func refuseBusy(_ child: NIOAsyncChannel<Frame, OutgoingFrame>) async {
-        try? await child.executeThenClose { _, outbound in
-            let reply = ErrorReply(code: .busy, message: "the server is serving its maximum number of connections; retry later")
-            if let frame = try? reply.frame(requestID: 0) { try await outbound.write(frame) }
+    func channelActive(context: ChannelHandlerContext) {
+        refuse(context)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    private func refuse(_ context: ChannelHandlerContext) {
+        guard !refused else { return }
+        refused = true
+        let channel = context.channel
+        guard let frame = try? Self.reply.frame(requestID: 0) else {
+            channel.close(promise: nil)
+            return
+        }
+        context.writeAndFlush(NIOAny(OutgoingFrame.frame(frame))).whenComplete { _ in
+            channel.close(mode: .output).whenComplete { _ in
+                channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+            }
         }
     }
 }

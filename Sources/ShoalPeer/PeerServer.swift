@@ -134,14 +134,11 @@ public final class PeerServer: Sendable, Service {
         let liveness = try? await channel.pipeline.handler(type: LivenessHandler.self).get()
         let files = ConnectionFiles()
         defer { files.closeAll() }
-        let deadline = channel.eventLoop.scheduleTask(in: .seconds(10)) { channel.close(promise: nil) }
-        defer { deadline.cancel() }
         do {
             try await connection.channel.executeThenClose { inbound, outbound in
               do {
                 var iterator = inbound.makeAsyncIterator()
                 _ = try await FramedServer.acceptHandshake(&iterator, outbound: outbound, localRole: "peer")
-                deadline.cancel()
                 liveness?.activate(on: channel.eventLoop)
                 // One task reads ahead (so a chunkCancel reaches requests still
                 // queued), another answers in order.

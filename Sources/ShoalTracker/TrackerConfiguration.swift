@@ -34,7 +34,7 @@ public struct TrackerConfiguration: Sendable {
     public var probeInterval: Double = 30
     /// A probe unanswered this long drops the connection and its session (seconds).
     public var probeTimeout: Double = 10
-    /// A connection must complete the handshake within this time (seconds).
+    /// A connection must send its `hello` within this time of being accepted (seconds).
     public var handshakeTimeout: Double = 10
     /// A connection that has not logged in is closed after this time (seconds).
     public var anonymousTimeout: Double = 120

@@ -33,6 +33,8 @@ public final class TrackerServer: Sendable, Service {
     /// The address it listens on (with the real port when 0 was asked for).
     public var host: String { server.host }
     public var port: Int { server.port }
+    /// The connections being served (each from its accept until it closes).
+    public var connectionCount: Int { server.connectionCount }
 
     private init(tracker: Tracker, server: FramedServer, store: any TrackerStore, configuration: TrackerConfiguration, logger: Logger, connections: ConnectionTable,
                  fingerprint: CertificateFingerprint?, sync: InstanceSync?) {
@@ -94,6 +96,7 @@ public final class TrackerServer: Sendable, Service {
             server = try await FramedServer.bind(
                 host: configuration.host, port: configuration.port,
                 maximumConnections: configuration.maximumConnections,
+                handshakeTimeout: .seconds(configuration.handshakeTimeout),
                 security: security
             ) {
                 let gate = FrameLimitGate()
@@ -219,12 +222,8 @@ public final class TrackerServer: Sendable, Service {
         logger.debug("connection \(id) from \(connection.remote)")
 
         let loop = channel.eventLoop
-        let handshakeDeadline = loop.scheduleTask(in: .seconds(configuration.handshakeTimeout)) { channel.close(promise: nil) }
         let loginDeadline = loop.scheduleTask(in: .seconds(configuration.anonymousTimeout)) { channel.close(promise: nil) }
-        defer {
-            handshakeDeadline.cancel()
-            loginDeadline.cancel()
-        }
+        defer { loginDeadline.cancel() }
         let gate = try? await channel.pipeline.handler(type: FrameLimitGate.self).get()
         let liveness = try? await channel.pipeline.handler(type: LivenessHandler.self).get()
         let replies = try? await channel.pipeline.handler(type: ReplyGate.self).get()
@@ -239,7 +238,6 @@ public final class TrackerServer: Sendable, Service {
                 var iterator = inbound.makeAsyncIterator()
                 do {
                     _ = try await FramedServer.acceptHandshake(&iterator, outbound: outbound, localRole: "tracker")
-                    handshakeDeadline.cancel()
                     liveness?.activate(on: channel.eventLoop)
                     while let frame = try await iterator.next() {
                         // Draining: no new request is taken; one being handled is answered first.

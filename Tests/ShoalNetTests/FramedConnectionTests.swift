@@ -1,6 +1,8 @@
 import NIOCore
+import ShoalTestSupport
 import ShoalNet
 import ShoalWire
+import Synchronization
 import Testing
 
 /// The initiating side of a connection against a real server on loopback.
@@ -147,6 +149,48 @@ struct FramedConnectionTests {
         }
         connection.close()
         await connection.closed()
+        server.shutdown()
+        await task.value
+    }
+
+    /// The handshake deadline runs from the accept, on the event loop, and
+    /// judges the client only. While the task serving connections is held
+    /// back (as behind busy threads): a connection that never says hello is
+    /// closed on time; one whose hello arrived in time is answered once the
+    /// task gets to it, past the deadline, and kept.
+    @Test func theHandshakeDeadlineJudgesTheClientNotTheServingTask() async throws {
+        let server = try await FramedServer.bind(host: "127.0.0.1", port: 0, handshakeTimeout: .seconds(1))
+        let released = Mutex(false)
+        let task = Task {
+            await server.run { connection in
+                while !released.withLock({ $0 }) { try? await Task.sleep(for: .milliseconds(10)) }
+                try? await connection.channel.executeThenClose { inbound, outbound in
+                    var iterator = inbound.makeAsyncIterator()
+                    _ = try await FramedServer.acceptHandshake(&iterator, outbound: outbound, localRole: "peer")
+                    while try await iterator.next() != nil {}
+                }
+            }
+        }
+        // Raw sockets: the hello leaves with the connect, whatever this process's threads are doing.
+        let silent = try RawSocket(port: server.port, timeout: 20)
+        let polite = try RawSocket(port: server.port, timeout: 20)
+        polite.send(Array(buffer: try Hello(role: "peer", software: "test").frame(requestID: 1).encoded()))
+        let (_, closed) = await silent.readUntilClosedAsync()
+        #expect(closed, "the silent connection was not closed while its serving task was held back")
+        try await Task.sleep(for: .seconds(1))
+        released.withLock { $0 = true }
+        let (reply, politeClosed) = await polite.readUntilAsync { bytes in
+            var buffer = ByteBuffer(bytes: bytes)
+            var decoder = FrameDecoder()
+            return (try? decoder.decode(buffer: &buffer)) != nil
+        }
+        #expect(!politeClosed, "a client whose hello came in time was closed")
+        var buffer = ByteBuffer(bytes: reply)
+        var decoder = FrameDecoder()
+        let frame = try #require(try decoder.decode(buffer: &buffer), "no reply to the hello")
+        guard case .helloAck = try Message(frame: frame) else { Issue.record("the hello was answered with \(frame.type)"); return }
+        polite.close()
+        silent.close()
         server.shutdown()
         await task.value
     }

@@ -71,6 +71,10 @@ public final class TestTracker: Sendable {
         }
         if tls { configuration.transport = .identity(try TLSIdentity.generate(commonName: "shoal test tracker")) }
         configuration.passwordRounds = 1_000
+        // Tests share one process, and its threads can all be busy for
+        // seconds while the whole suite starts: a client's hello may then
+        // leave late. The tests of the deadline set their own.
+        configuration.handshakeTimeout = 60
         configuration.probeInterval = 30
         // Tests register many accounts from 127.0.0.1; the throttle's own test sets it back.
         configuration.registrationThrottle = RegistrationThrottle(burst: 100_000, interval: 1)

@@ -96,35 +96,37 @@ struct TrackerAbuseTests {
         await tracker.stopAndRemove()
     }
 
-    /// Connections over the cap get `busy`; idle ones are closed by the handshake
-    /// deadline; then everyone is served again.
-    @Test func idleConnectionsAreBounded() async throws {
+    /// Connections over the cap get `busy` and are closed; as slots free,
+    /// clients are served again.
+    @Test func connectionsOverTheCapGetBusy() async throws {
         // Raw sockets that never speak TLS: in clear, so the busy reply reaches them.
         let tracker = try await TestTracker.start(tls: false) { configuration in
             configuration.maximumConnections = 40
-            configuration.handshakeTimeout = 4
+            configuration.handshakeTimeout = 120
         }
-        var sockets: [RawSocket] = []
-        for _ in 0..<60 { sockets.append(try RawSocket(port: tracker.port, timeout: 20)) }
-        var busy = 0
-        var closed = 0
-        await withTaskGroup(of: (Bool, Bool).self) { group in
-            for socket in sockets {
+        // Forty idle connections fill the server (each counted from its accept)...
+        var idle: [RawSocket] = []
+        for _ in 0..<40 { idle.append(try RawSocket(port: tracker.port, timeout: 20)) }
+        for _ in 0..<400 where tracker.server.connectionCount < 40 { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(tracker.server.connectionCount == 40)
+        // ...so each of twenty more is told `busy` and closed.
+        var extra: [RawSocket] = []
+        for _ in 0..<20 { extra.append(try RawSocket(port: tracker.port, timeout: 20)) }
+        let outcomes = await withTaskGroup(of: (Bool, Bool).self) { group in
+            for socket in extra {
                 group.addTask {
-                    let (bytes, wasClosed) = await socket.readUntilClosedAsync()
+                    let (bytes, closed) = await socket.readUntilClosedAsync()
                     let isBusy = self.decodeReplies(bytes).contains { if case let .error(e) = $0 { e.code == .busy } else { false } }
-                    return (isBusy, wasClosed)
+                    return (isBusy, closed)
                 }
             }
-            for await (isBusy, wasClosed) in group {
-                if isBusy { busy += 1 }
-                if wasClosed { closed += 1 }
-            }
+            return await group.reduce(into: []) { $0.append($1) }
         }
-        #expect(busy == 20)
-        #expect(closed == 60, "every idle connection was closed")
-        #expect(tracker.server.port > 0)
-        // Slots free as the server finishes closing; a client retries on busy.
+        #expect(outcomes.filter(\.0).count == 20, "every connection over the cap is told busy")
+        #expect(outcomes.filter(\.1).count == 20, "every connection over the cap is closed")
+        #expect(tracker.server.connectionCount == 40, "a refused connection takes no slot")
+        // Slots free as the idle ones close; a client retries on busy.
+        for socket in idle { socket.close() }
         var client: FramedConnection?
         for _ in 0..<50 where client == nil {
             client = try? await tracker.connect()
@@ -136,6 +138,22 @@ struct TrackerAbuseTests {
         await tracker.stopAndRemove()
     }
 
+    /// Idle connections that never say hello are closed by the handshake deadline.
+    @Test func idleConnectionsAreClosedByTheHandshakeDeadline() async throws {
+        let tracker = try await TestTracker.start(tls: false) { configuration in
+            configuration.handshakeTimeout = 2
+        }
+        var sockets: [RawSocket] = []
+        for _ in 0..<20 { sockets.append(try RawSocket(port: tracker.port, timeout: 30)) }
+        let closed = await withTaskGroup(of: Bool.self) { group in
+            for socket in sockets { group.addTask { await socket.readUntilClosedAsync().closed } }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(closed == 20, "every idle connection was closed")
+        for _ in 0..<100 where tracker.server.connectionCount > 0 { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(tracker.server.connectionCount == 0)
+        await tracker.stopAndRemove()
+    }
 
     /// Hundreds of idle connections under the cap do not stop others being served.
     @Test func othersServedBesideIdleConnections() async throws {
