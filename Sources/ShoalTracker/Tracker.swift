@@ -198,9 +198,10 @@ public actor Tracker {
                 let result = try registry.announce(token, announcement, now: now())
                 let count = result.files
                 if store.keepsRegistry { try await stored(result, of: token) }
-                let user = registry.peer(token)?.user ?? "?"
-                let partial = registry.peer(token)?.holdings.values.filter { !$0.isComplete }.count ?? 0
-                logger.info("announce: \(user) shares \(count) file\(count == 1 ? "" : "s") (\(partial) partial) after \(request.replace ? "a full" : "an incremental") announce of \(request.files.count)")
+                // Debug, not info: peers announce as their downloads progress,
+                // thousands a second on a busy tracker; /metrics counts them.
+                // The line is only built when it is logged.
+                logger.debug("announce: \(registry.peer(token)?.user ?? "?") shares \(count) file\(count == 1 ? "" : "s") (\(registry.peer(token)?.holdings.values.filter { !$0.isComplete }.count ?? 0) partial) after \(request.replace ? "a full" : "an incremental") announce of \(request.files.count)")
                 return Outcome(reply: .message(.announced(Announced(files: count))), session: .none)
             case let .list(request):
                 _ = try session(request.token, connection)

@@ -52,10 +52,9 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     private var waiting: (kind: Kind, id: UInt32, reply: MessageType, sent: NIODeadline)?
     private var started = NIODeadline.now()
     private var nextID: UInt32 = 1
-    /// The requests left in the current run, in order, with the client
-    /// whose file a `details` asks about.
-    private var script: [(Kind, Frame)] = []
-    private var detailsOf: [Int?] = []
+    /// The requests of the current run, in order, each with the client
+    /// whose file it asks about (a `details`; nil for the others).
+    private var script: [(kind: Kind, frame: Frame, detailsOf: Int?)] = []
     private var next = 0
     private var done: EventLoopPromise<Void>?
     private var listFrame: Frame?
@@ -206,17 +205,14 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     func prepare(announcing: Bool, rounds: Int) -> EventLoopFuture<Void> {
         loop.submit { [self] in
             script = []
-            detailsOf = []
             if announcing {
                 let file = AnnouncedFile(name: "file-\(index).bin", contentID: manifest.contentID, manifest: ManifestPayload(manifest))
-                script.append((.announce, try Announce(token: token, replace: true, files: [file]).frame(requestID: 0)))
-                detailsOf.append(nil)
+                script.append((.announce, try Announce(token: token, replace: true, files: [file]).frame(requestID: 0), nil))
             }
             for round in 0..<rounds {
-                script.append((.list, listFrame!))
+                script.append((.list, listFrame!, nil))
                 let other = (index + round + 1) % fileCount
-                script.append((.details, try Details(token: token, name: "file-\(other).bin").frame(requestID: 0)))
-                detailsOf += [nil, other]
+                script.append((.details, try Details(token: token, name: "file-\(other).bin").frame(requestID: 0), other))
             }
         }
     }
@@ -254,7 +250,7 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
         guard var pace = pacing, let context else { return }
         var wrote = false
         while next < script.count && pace.nextDue <= now {
-            let (kind, frame) = script[next]
+            let (kind, frame, detailsOf) = script[next]
             next += 1
             let id = nextID
             nextID += 1
@@ -263,7 +259,7 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
             case .list: .fileList
             default: .fileDetails
             }
-            inFlight[id] = (kind, reply, pace.nextDue, now, detailsOf[next - 1])
+            inFlight[id] = (kind, reply, pace.nextDue, now, detailsOf)
             context.write(wrapOutboundOut(.frame(Frame(type: frame.type, requestID: id, payload: frame.payload))), promise: nil)
             wrote = true
             pace.nextDue = pace.nextDue + pace.period
@@ -299,7 +295,7 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
             promise?.succeed()
             return
         }
-        let (kind, frame) = script[next]
+        let (kind, frame, _) = script[next]
         next += 1
         let reply: MessageType = switch kind {
         case .announce: .announced
