@@ -106,6 +106,7 @@ public final class FramedServer: Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         try security.configure(channel)
                         guard open.admit(channel) else {
+                            // The deadline here only bounds a refusal that cannot go out (a TLS handshake never finished).
                             try channel.pipeline.syncOperations.addHandlers(FrameWriter(), BusyRefusal(), HelloDeadline(timeout: handshakeTimeout))
                             return nil
                         }

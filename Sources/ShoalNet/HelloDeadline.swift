@@ -27,6 +27,7 @@ final class HelloDeadline: ChannelInboundHandler, RemovableChannelHandler, @unch
         timer = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
     }
 
+    /// Also on close: a closing channel's handlers are removed.
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
@@ -36,16 +37,10 @@ final class HelloDeadline: ChannelInboundHandler, RemovableChannelHandler, @unch
         context.fireChannelRead(data)
         // Frames read in the same batch as this one stay in order: removal
         // takes effect after this call returns.
-        if timer != nil {
-            timer?.cancel()
-            timer = nil
+        if let timer {
+            timer.cancel()
+            self.timer = nil  // asked to leave once only
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
-        context.fireChannelInactive()
     }
 }
