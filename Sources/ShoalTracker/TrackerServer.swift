@@ -51,6 +51,11 @@ public final class TrackerServer: Sendable, Service {
     /// The SHA-256 fingerprint of the tracker's certificate; nil when it serves in clear.
     public let fingerprint: CertificateFingerprint?
 
+    /// Each connection's write buffer: replies waiting for the socket past
+    /// `high` bytes stop the connection's reads (``ReplyGate``) until they
+    /// are down to `low`.
+    static let writeBuffer = ChannelOptions.Types.WriteBufferWaterMark(low: 8 * 1024, high: 16 * 1024)
+
     /// Opens the database, loads or makes the TLS certificate, and binds the listening socket.
     public static func start(configuration: TrackerConfiguration, logger: Logger) async throws -> TrackerServer {
         let security = try Self.security(configuration, logger: logger)
@@ -228,8 +233,12 @@ public final class TrackerServer: Sendable, Service {
         let liveness = try? await channel.pipeline.handler(type: LivenessHandler.self).get()
         let replies = try? await channel.pipeline.handler(type: ReplyGate.self).get()
         // Small buffers per connection: a tracker's requests and replies are
-        // small, and a thousand clients that never read must not add up.
-        _ = try? await channel.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 2 * 1024, high: 4 * 1024)).get()
+        // small, and a thousand clients that never read must not add up. Yet
+        // above a list page (12 KiB for 128 rows of names like `file-123.bin`):
+        // a reply past the high mark makes the channel unwritable until it is
+        // flushed, and each such flip goes through the pipeline and the
+        // connection's async writer, twice per reply.
+        _ = try? await channel.setOption(ChannelOptions.writeBufferWaterMark, value: Self.writeBuffer).get()
         _ = try? await channel.setOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 4 * 1024)).get()
         var machine = TrackerConnectionStateMachine()
         var reason = "closed the connection"
