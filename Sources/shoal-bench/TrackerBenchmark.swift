@@ -174,9 +174,10 @@ struct TrackerBenchmark: AsyncParsableCommand {
             let runs = load.enumerated().map { i, client in
                 client.runPaced(start: start + .nanoseconds(period.nanoseconds * Int64(i) / Int64(clients)), period: period)
             }
+            let schedule = PacedSchedule(clients: load, start: start, period: period,
+                                         requestsEach: (instances == 1 ? 1 : 0) + 2 * rounds)
             let ticker = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .microseconds(250)) { _ in
-                let now = NIODeadline.now()
-                for client in load { client.tick(now: now) }
+                schedule.tick(now: .now())
             }
             defer { ticker.cancel() }
             try await EventLoopFuture.andAllSucceed(runs, on: loop).get()
@@ -381,4 +382,39 @@ final class StopFlag: Sendable {
     private let flag = Atomic<Bool>(false)
     var isSet: Bool { flag.load(ordering: .relaxed) }
     func set() { flag.store(true, ordering: .relaxed) }
+}
+
+/// Which paced clients have a request due: client i's k-th request is due at
+/// `start + period × (i / clients + k)` (as ``LoadClient/runPaced(start:period:)``
+/// staggers them), so all of them fall due in one known order, and a tick
+/// visits just the clients due since the last one instead of all of them
+/// (500 clients every 250 µs is 2 million visits a second, a few percent of
+/// the clients' one core in retains and releases). Confined to the clients'
+/// event loop.
+final class PacedSchedule: @unchecked Sendable {
+    private let clients: [LoadClient]
+    private let start: NIODeadline
+    private let period: Int64
+    private let total: Int
+    /// The next request in due order: client `next % clients.count`, its request `next / clients.count`.
+    private var next = 0
+
+    init(clients: [LoadClient], start: NIODeadline, period: TimeAmount, requestsEach: Int) {
+        self.clients = clients
+        self.start = start
+        self.period = period.nanoseconds
+        self.total = clients.count * requestsEach
+    }
+
+    /// Sends every request due by `now` (on the loop).
+    func tick(now: NIODeadline) {
+        let count = Int64(clients.count)
+        while next < total {
+            let client = next % clients.count
+            let due = start + .nanoseconds(period * Int64(client) / count + period * Int64(next / clients.count))
+            guard due <= now else { return }
+            clients[client].tick(now: now)
+            next += 1
+        }
+    }
 }
