@@ -36,6 +36,8 @@ let package = Package(
         ),
         // Debian's C zlib (zlib1g-dev) with a tiny shim over its init macros.
         .target(name: "CZlib", linkerSettings: [.linkedLibrary("z")]),
+        // Linux epoll for shoal-bench's plain-socket load clients (not in Swift's Glibc module).
+        .target(name: "CEpoll"),
         // The wire: frames, the frame decoder, messages, zlib compression. NIOCore only (no I/O).
         .target(
             name: "ShoalWire",
@@ -115,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "shoal-bench",
             dependencies: [
-                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker", "ShoalPeer", "ShoalSamples", "ShoalLab",
+                "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker", "ShoalPeer", "ShoalSamples", "ShoalLab", "CEpoll",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -57,7 +57,6 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     private var script: [(kind: Kind, frame: Frame, detailsOf: Int?)] = []
     private var next = 0
     private var done: EventLoopPromise<Void>?
-    private var listFrame: Frame?
     private var readyDone = false
     /// Latencies in milliseconds by ``Kind``, since the last ``takeSamples()``.
     private var samples = [[Double]](repeating: [], count: Kind.allCases.count)
@@ -75,14 +74,19 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
         self.index = index
         self.announces = announces
         self.compactList = compactList
-        self.user = "bench\(index)"
-        self.password = "pw-\(index)"
-        self.servePort = 20_000 + index % 40_000
+        self.user = Self.user(index)
+        self.password = Self.password(index)
+        self.servePort = Self.servePort(index)
         self.fileCount = fileCount
         self.manifest = manifest
         self.loop = loop
         self.ready = loop.makePromise()
     }
+
+    /// Client `index`'s account, password and the port its login announces.
+    static func user(_ index: Int) -> String { "bench\(index)" }
+    static func password(_ index: Int) -> String { "pw-\(index)" }
+    static func servePort(_ index: Int) -> Int { 20_000 + index % 40_000 }
 
     /// Connects to `address`, sets up framing (and TLS), and plays the script
     /// up to the login; ``ready`` completes then (or fails).
@@ -190,7 +194,6 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
         case .login:
             guard case let .loggedIn(session) = try Message(frame: reply) else { throw Failure(description: "\(user): login failed") }
             token = session.token
-            listFrame = try ListFiles(token: token, compact: compactList ? true : nil).frame(requestID: 0)
             readyDone = true
             ready.succeed()
         case .announce, .list, .details:
@@ -204,17 +207,28 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     /// clients' one event loop is not busy encoding while replies wait.
     func prepare(announcing: Bool, rounds: Int) -> EventLoopFuture<Void> {
         loop.submit { [self] in
-            script = []
-            if announcing {
-                let file = AnnouncedFile(name: "file-\(index).bin", contentID: manifest.contentID, manifest: ManifestPayload(manifest))
-                script.append((.announce, try Announce(token: token, replace: true, files: [file]).frame(requestID: 0), nil))
-            }
-            for round in 0..<rounds {
-                script.append((.list, listFrame!, nil))
-                let other = (index + round + 1) % fileCount
-                script.append((.details, try Details(token: token, name: "file-\(other).bin").frame(requestID: 0), other))
-            }
+            script = try Self.script(index: index, token: token, manifest: manifest, fileCount: fileCount, compactList: compactList,
+                                     announcing: announcing, rounds: rounds)
         }
+    }
+
+    /// Client `index`'s requests for a run on session `token`: an `announce`
+    /// of its file (if `announcing`), then `rounds` rounds of `list` +
+    /// `details` of another client's file, a different one each round.
+    static func script(index: Int, token: String, manifest: Manifest, fileCount: Int, compactList: Bool,
+                       announcing: Bool, rounds: Int) throws -> [(kind: Kind, frame: Frame, detailsOf: Int?)] {
+        var script: [(kind: Kind, frame: Frame, detailsOf: Int?)] = []
+        if announcing {
+            let file = AnnouncedFile(name: "file-\(index).bin", contentID: manifest.contentID, manifest: ManifestPayload(manifest))
+            script.append((.announce, try Announce(token: token, replace: true, files: [file]).frame(requestID: 0), nil))
+        }
+        let list = try ListFiles(token: token, compact: compactList ? true : nil).frame(requestID: 0)
+        for round in 0..<rounds {
+            script.append((.list, list, nil))
+            let other = (index + round + 1) % fileCount
+            script.append((.details, try Details(token: token, name: "file-\(other).bin").frame(requestID: 0), other))
+        }
+        return script
     }
 
     /// Plays the script ``prepare(announcing:rounds:)`` made, one request at

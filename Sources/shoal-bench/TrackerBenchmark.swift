@@ -53,12 +53,18 @@ struct TrackerBenchmark: AsyncParsableCommand {
     @Flag(help: "With --rate: print latencies by when the requests were due, in windows of 100 ms.")
     var timeline = false
 
+    @Flag(name: .customLong("plain-sockets"), help: "With --rate, --insecure, --storm-clients 0 and one instance: run phase 2's clients on plain sockets, one thread with epoll, instead of NIO (new logins of phase 1's accounts, made before the timed phase): the clients then take much less of the cores they share with the tracker.")
+    var plainSockets = false
+
     @Flag(name: .customLong("object-rows"), help: "Ask for list rows as objects, as clients before compact lists did (about 19 KB a page here, against 12 KB as arrays).")
     var objectRows = false
 
     func validate() throws {
         if let rate, rate < 1 || rate > 10_000_000 { throw ValidationError("--rate: give 1 … 10000000 requests per second") }
         guard instances >= 1 && instances <= 16 else { throw ValidationError("--instances: give 1 … 16") }
+        if plainSockets && (rate == nil || !insecure || stormClients > 0 || instances != 1) {
+            throw ValidationError("--plain-sockets runs a paced phase 2 in clear on one instance: give it with --rate, --insecure and --storm-clients 0, without --instances")
+        }
         if instances > 1 && !(db ?? "").hasPrefix("postgres") {
             throw ValidationError("--instances \(instances) needs a shared database: give --db postgres://USER@HOST:PORT/DB (an empty database)")
         }
@@ -163,11 +169,25 @@ struct TrackerBenchmark: AsyncParsableCommand {
                 convergence.append((ContinuousClock.now - announced).seconds)
             }
         }
-        try await EventLoopFuture.andAllSucceed(load.map { $0.prepare(announcing: instances == 1, rounds: rounds) }, on: loop).get()
+        var plain: PlainLoadClients?
+        if plainSockets {
+            for client in load { client.close() }
+            plain = try PlainLoadClients.connect(count: clients, ports: trackers.map(\.port), fileCount: clients, manifests: manifests,
+                                                 compactList: !objectRows, announcing: true, rounds: rounds)
+        } else {
+            try await EventLoopFuture.andAllSucceed(load.map { $0.prepare(announcing: instances == 1, rounds: rounds) }, on: loop).get()
+        }
+        var plainResults: PlainLoadClients.Results?
         let cpuBefore = (trackers: trackers.map { Self.cpuSeconds(pid: $0.pid) }, bench: Self.cpuSeconds(pid: getpid()))
         let machineBefore = MachineTime.now()
         let phase2 = ContinuousClock.now
-        if let rate {
+        if let rate, let engine = plain {
+            let period = TimeAmount.nanoseconds(Int64(Double(clients) / Double(rate) * 1e9))
+            let start = NIODeadline.now() + .milliseconds(10)
+            let measured = try await PlainLoadClients.runOnThread(engine, start: start, period: period)
+            plainResults = measured
+            if timeline { printTimeline(measured.timeline, start: start) }
+        } else if let rate {
             // Client i's requests are due every clients/rate seconds, the clients evenly staggered.
             let period = TimeAmount.nanoseconds(Int64(Double(clients) / Double(rate) * 1e9))
             let start = NIODeadline.now() + .milliseconds(10)
@@ -198,7 +218,14 @@ struct TrackerBenchmark: AsyncParsableCommand {
         let peak = peaks[0]
         if instances > 1 { byInstance = [:] }
         try await collect(load, seconds: phase2Seconds)
-        let racing = rate == nil ? nil : try await announces.racingCount(on: loop).get()
+        plain = nil
+        if let measured = plainResults {
+            for kind in LoadClient.Kind.allCases where !measured.samples[kind.rawValue].isEmpty {
+                results[kind.name, default: []].append(contentsOf: measured.samples[kind.rawValue])
+                phaseOf[kind.name] = phase2Seconds
+            }
+        }
+        let racing: Int? = if rate == nil { nil } else if let plainResults { plainResults.racing } else { try await announces.racingCount(on: loop).get() }
 
         // Phase 3: the same rounds while other clients log in over and over
         // (new connection, login with the production hash, close): what

@@ -1,0 +1,2 @@
+// The shim is header-only; this file gives the C target a translation unit.
+#include "CEpoll.h"
