@@ -17,7 +17,10 @@ public struct FileName: Hashable, Sendable, Comparable, CustomStringConvertible 
         guard !value.isEmpty else { throw .empty(kind: kind) }
         let length = value.utf8.count
         guard length <= Self.maximumLength else { throw .tooLong(kind: kind, length: length, limit: Self.maximumLength) }
-        if let bad = value.unicodeScalars.first(where: Self.isForbidden) {
+        // Printable ASCII other than the slashes is allowed: most names are
+        // that, checked without a Unicode property lookup per character.
+        let plain = value.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "\\") }
+        if !plain, let bad = value.unicodeScalars.first(where: Self.isForbidden) {
             throw .forbiddenCharacter(kind: kind, name: value, character: Self.describe(bad))
         }
         guard value != ".", value != ".." else { throw .reserved(kind: kind, name: value) }
@@ -30,7 +33,10 @@ public struct FileName: Hashable, Sendable, Comparable, CustomStringConvertible 
     // Names are compared by their bytes: on Linux "é" precomposed and "e" +
     // combining accent are two different files, though Swift calls the strings equal.
     public static func == (lhs: FileName, rhs: FileName) -> Bool { lhs.value.utf8.elementsEqual(rhs.value.utf8) }
-    public func hash(into hasher: inout Hasher) { for byte in value.utf8 { hasher.combine(byte) } }
+    public func hash(into hasher: inout Hasher) {
+        var value = value
+        value.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
     public static func < (lhs: FileName, rhs: FileName) -> Bool { lhs.value.utf8.lexicographicallyPrecedes(rhs.value.utf8) }
 
     /// Path separators, control characters, and invisible format characters

@@ -54,6 +54,7 @@ public struct DownloadGrants: Sendable {
         self.holdersPerGrant = holdersPerGrant
         self.lifetime = lifetime
         self.prefix = String(SessionToken.random().value.prefix(48))
+        precondition(prefix.utf8.count == 48, "a session token is 64 hex digits")
     }
 
     /// The number of grants held.
@@ -117,8 +118,20 @@ public struct DownloadGrants: Sendable {
 
     /// The id of grant `number`: the prefix, then the number as 16 hex digits.
     private func idString(_ number: UInt64) -> String {
-        let digits = String(number, radix: 16)
-        return prefix + String(repeating: "0", count: 16 - digits.utf8.count) + digits
+        // One allocation: every `details` reply carries a fresh id.
+        String(unsafeUninitializedCapacity: 64) { bytes in
+            var count = 0
+            for byte in prefix.utf8 {
+                bytes[count] = byte
+                count += 1
+            }
+            for shift in stride(from: 60, through: 0, by: -4) {
+                let digit = UInt8(truncatingIfNeeded: number >> UInt64(shift)) & 0x0F
+                bytes[count] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
+                count += 1
+            }
+            return count
+        }
     }
 
     /// The sequence number in `id`, if it is an id of this value's.

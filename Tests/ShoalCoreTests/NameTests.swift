@@ -16,6 +16,18 @@ struct NameTests {
         #expect(throws: NameError.self) { try FileName(name) }
     }
 
+    /// Every ASCII character within a name: refused exactly when it is a
+    /// control character (U+0000 to U+001F, U+007F) or a slash. (Printable
+    /// ASCII skips the per-character Unicode lookup: this pins that it
+    /// decides the same.)
+    @Test func asciiCharactersInsideAName() {
+        for byte in UInt8(0)..<0x80 {
+            let name = "a" + String(UnicodeScalar(byte)) + "b"
+            let refused = byte < 0x20 || byte == 0x7F || byte == UInt8(ascii: "/") || byte == UInt8(ascii: "\\")
+            #expect(((try? FileName(name)) == nil) == refused, "byte \(byte)")
+        }
+    }
+
     @Test func userNames() throws {
         #expect(try UserName("maria_k-1.2").value == "maria_k-1.2")
         for bad in ["", "a b", "ü", ".x", "-x", "a/b", String(repeating: "u", count: 33), "x\n"] {
