@@ -179,8 +179,8 @@ final class CachedReplyHandler: ChannelDuplexHandler, Sendable {
     /// Writes a reply from the cache, flushed with the others at the end of
     /// the read, unless it filled the write buffer: then at once, so the
     /// next request sees whether the client really is behind (unflushed
-    /// replies count against the buffer's high mark, and one page of the
-    /// list is past it).
+    /// replies count against the buffer's high mark, which a page of the
+    /// list with object rows, about 19 KB, is past).
     private func send(_ reply: Frame, context: ChannelHandlerContext) {
         context.write(wrapOutboundOut(.frame(reply)), promise: nil)
         if context.channel.isWritable {

@@ -53,7 +53,12 @@ public final class TrackerServer: Sendable, Service {
 
     /// Each connection's write buffer: replies waiting for the socket past
     /// `high` bytes stop the connection's reads (``ReplyGate``) until they
-    /// are down to `low`.
+    /// are down to `low`. Small, since a tracker's requests and replies are
+    /// small and a thousand clients that never read must not add up; yet
+    /// above a list page (12 KiB for 128 rows of names like `file-123.bin`):
+    /// a reply past the high mark makes the channel unwritable until it is
+    /// flushed, and each such flip goes through the pipeline and the
+    /// connection's async writer, twice per reply.
     static let writeBuffer = ChannelOptions.Types.WriteBufferWaterMark(low: 8 * 1024, high: 16 * 1024)
 
     /// Opens the database, loads or makes the TLS certificate, and binds the listening socket.
@@ -102,7 +107,8 @@ public final class TrackerServer: Sendable, Service {
                 host: configuration.host, port: configuration.port,
                 maximumConnections: configuration.maximumConnections,
                 handshakeTimeout: .seconds(configuration.handshakeTimeout),
-                security: security
+                security: security,
+                writeBuffer: Self.writeBuffer
             ) {
                 let gate = FrameLimitGate()
                 let replies = ReplyGate()
@@ -232,13 +238,6 @@ public final class TrackerServer: Sendable, Service {
         let gate = try? await channel.pipeline.handler(type: FrameLimitGate.self).get()
         let liveness = try? await channel.pipeline.handler(type: LivenessHandler.self).get()
         let replies = try? await channel.pipeline.handler(type: ReplyGate.self).get()
-        // Small buffers per connection: a tracker's requests and replies are
-        // small, and a thousand clients that never read must not add up. Yet
-        // above a list page (12 KiB for 128 rows of names like `file-123.bin`):
-        // a reply past the high mark makes the channel unwritable until it is
-        // flushed, and each such flip goes through the pipeline and the
-        // connection's async writer, twice per reply.
-        _ = try? await channel.setOption(ChannelOptions.writeBufferWaterMark, value: Self.writeBuffer).get()
         _ = try? await channel.setOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 4 * 1024)).get()
         var machine = TrackerConnectionStateMachine()
         var reason = "closed the connection"

@@ -28,6 +28,23 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     enum Kind: Int, CaseIterable {
         case connect, register, login, announce, list, details
         var name: String { ["connect+handshake", "register", "login", "announce", "list", "details"][rawValue] }
+
+        /// The reply a script request of this kind expects.
+        var replyType: MessageType {
+            switch self {
+            case .announce: .announced
+            case .list: .fileList
+            case .details: .fileDetails
+            case .connect: .helloAck
+            case .register: .registered
+            case .login: .loggedIn
+            }
+        }
+    }
+
+    /// What a reply says, for an error message: the error's code and text, or its type.
+    static func describe(_ frame: Frame) -> String {
+        (try? ErrorReply(frame: frame)).map { "\($0.code): \($0.message)" } ?? "a \(frame.type)"
     }
 
     struct Failure: Error, CustomStringConvertible {
@@ -149,8 +166,7 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
             timeline.append((sent.due, sent.kind, latency))
             if sent.kind == .announce && frame.type == sent.reply { announces.answered(index, at: .now()) }
             guard frame.type == sent.reply || announces.raced(sent.detailsOf, sent: sent.sent, reply: frame) else {
-                let reason = (try? ErrorReply(frame: frame)).map { "\($0.code): \($0.message)" } ?? "a \(frame.type)"
-                fail(Failure(description: "\(user): \(sent.kind.name) answered with \(reason)"))
+                fail(Failure(description: "\(user): \(sent.kind.name) answered with \(Self.describe(frame))"))
                 return
             }
             if next == script.count && inFlight.isEmpty {
@@ -172,8 +188,7 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
         waiting = nil
         samples[awaited.kind.rawValue].append(Double((now - awaited.sent).nanoseconds) / 1e6)
         guard frame.type == awaited.reply else {
-            let reason = (try? ErrorReply(frame: frame)).map { "\($0.code): \($0.message)" } ?? "a \(frame.type)"
-            fail(Failure(description: "\(user): \(awaited.kind.name) answered with \(reason)"))
+            fail(Failure(description: "\(user): \(awaited.kind.name) answered with \(Self.describe(frame))"))
             return
         }
         do {
@@ -268,12 +283,7 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
             next += 1
             let id = nextID
             nextID += 1
-            let reply: MessageType = switch kind {
-            case .announce: .announced
-            case .list: .fileList
-            default: .fileDetails
-            }
-            inFlight[id] = (kind, reply, pace.nextDue, now, detailsOf)
+            inFlight[id] = (kind, kind.replyType, pace.nextDue, now, detailsOf)
             context.write(wrapOutboundOut(.frame(Frame(type: frame.type, requestID: id, payload: frame.payload))), promise: nil)
             wrote = true
             pace.nextDue = pace.nextDue + pace.period
@@ -298,8 +308,15 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    func close() {
-        loop.execute { [self] in context?.close(promise: nil) }
+    /// Closes the connection; the future completes once it is closed.
+    @discardableResult
+    func close() -> EventLoopFuture<Void> {
+        loop.flatSubmit { [self] in
+            guard let context else { return loop.makeSucceededVoidFuture() }
+            let closed = context.channel.closeFuture
+            context.close(promise: nil)
+            return closed
+        }
     }
 
     private func sendNext() {
@@ -311,13 +328,7 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
         }
         let (kind, frame, _) = script[next]
         next += 1
-        let reply: MessageType = switch kind {
-        case .announce: .announced
-        case .list: .fileList
-        case .details: .fileDetails
-        default: .error
-        }
-        send(kind, frame.type, frame, replyType: reply)
+        send(kind, frame.type, frame, replyType: kind.replyType)
     }
 
     private func send(_ kind: Kind, _ type: MessageType, _ frame: Frame, replyType: MessageType) {

@@ -63,7 +63,7 @@ struct TrackerBenchmark: AsyncParsableCommand {
         if let rate, rate < 1 || rate > 10_000_000 { throw ValidationError("--rate: give 1 … 10000000 requests per second") }
         guard instances >= 1 && instances <= 16 else { throw ValidationError("--instances: give 1 … 16") }
         if plainSockets && (rate == nil || !insecure || stormClients > 0 || instances != 1) {
-            throw ValidationError("--plain-sockets runs a paced phase 2 in clear on one instance: give it with --rate, --insecure and --storm-clients 0, without --instances")
+            throw ValidationError("--plain-sockets runs a paced phase 2 in clear on one instance: give it with --rate, --insecure, --storm-clients 0 and one instance")
         }
         if instances > 1 && !(db ?? "").hasPrefix("postgres") {
             throw ValidationError("--instances \(instances) needs a shared database: give --db postgres://USER@HOST:PORT/DB (an empty database)")
@@ -79,7 +79,7 @@ struct TrackerBenchmark: AsyncParsableCommand {
         var trackers: [TrackerProcess] = []
         for _ in 0..<instances {
             trackers.append(try TrackerProcess(binary: binary, database: db ?? dir + "/bench.sqlite", insecure: insecure, directory: dir,
-                                               options: ["--password-rounds", "\(passwordRounds)", "--max-connections", "\(clients / instances + 64)",
+                                               options: ["--password-rounds", "\(passwordRounds)", "--max-connections", "\((plainSockets ? 2 : 1) * clients / instances + 64)",
                                                          "--log-level", "warning"]))
         }
         let tracker = trackers[0]
@@ -171,9 +171,10 @@ struct TrackerBenchmark: AsyncParsableCommand {
         }
         var plain: PlainLoadClients?
         if plainSockets {
-            for client in load { client.close() }
-            plain = try PlainLoadClients.connect(count: clients, ports: trackers.map(\.port), fileCount: clients, manifests: manifests,
-                                                 compactList: !objectRows, announcing: true, rounds: rounds)
+            try await EventLoopFuture.andAllComplete(load.map { $0.close() }, on: loop).get()
+            plain = try await PlainLoadClients.connectOnThread(count: clients, ports: trackers.map(\.port), fileCount: clients, manifests: manifests,
+                                                               compactList: !objectRows, announcing: true, rounds: rounds)
+            say("phase 2 clients: plain sockets on one epoll thread (--plain-sockets), logged in again")
         } else {
             try await EventLoopFuture.andAllSucceed(load.map { $0.prepare(announcing: instances == 1, rounds: rounds) }, on: loop).get()
         }
@@ -192,7 +193,7 @@ struct TrackerBenchmark: AsyncParsableCommand {
             let period = TimeAmount.nanoseconds(Int64(Double(clients) / Double(rate) * 1e9))
             let start = NIODeadline.now() + .milliseconds(10)
             let runs = load.enumerated().map { i, client in
-                client.runPaced(start: start + .nanoseconds(period.nanoseconds * Int64(i) / Int64(clients)), period: period)
+                client.runPaced(start: PacedSchedule.due(start: start, period: period, client: i, of: clients, request: 0), period: period)
             }
             let schedule = PacedSchedule(clients: load, start: start, period: period,
                                          requestsEach: (instances == 1 ? 1 : 0) + 2 * rounds)
@@ -433,12 +434,16 @@ final class PacedSchedule: @unchecked Sendable {
         self.total = clients.count * requestsEach
     }
 
+    /// When client `client` (of `count`) has its request number `request` due.
+    static func due(start: NIODeadline, period: TimeAmount, client: Int, of count: Int, request: Int) -> NIODeadline {
+        start + .nanoseconds(period.nanoseconds * Int64(client) / Int64(count) + period.nanoseconds * Int64(request))
+    }
+
     /// Sends every request due by `now` (on the loop).
     func tick(now: NIODeadline) {
-        let count = Int64(clients.count)
         while next < total {
             let client = next % clients.count
-            let due = start + .nanoseconds(period * Int64(client) / count + period * Int64(next / clients.count))
+            let due = Self.due(start: start, period: .nanoseconds(period), client: client, of: clients.count, request: next / clients.count)
             guard due <= now else { return }
             clients[client].tick(now: now)
             next += 1

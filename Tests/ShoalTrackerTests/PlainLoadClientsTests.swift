@@ -7,7 +7,7 @@ import Testing
 /// paced rounds, and every reply is checked by type and request id (any
 /// other answer ends the run with an error), so a run that exits 0 with
 /// every request counted has been answered in full.
-@Suite("shoal-bench tracker on plain sockets", .timeLimit(.minutes(2)))
+@Suite("shoal-bench tracker on plain sockets", .timeLimit(.minutes(3)))
 struct PlainLoadClientsTests {
     @Test
     func aPacedRunIsAnsweredInFull() async throws {
@@ -17,7 +17,7 @@ struct PlainLoadClientsTests {
         let run = try ShoalProcess(["--clients", "40", "--rounds", "5", "--login-samples", "0", "--storm-clients", "0",
                                     "--password-rounds", "1000", "--insecure", "--rate", "2000", "--plain-sockets"],
                                    launcher: [bench, "tracker", "--shoal"])
-        #expect(try await run.waitForExit(timeout: 100) == 0, "stderr: \(run.errors)")
+        #expect(try await run.waitForExit(timeout: 110) == 0, "stderr: \(run.errors)")
         let lines = run.lines
         func count(_ request: String) -> Int? {
             lines.first { $0.hasPrefix(request + " ") }.flatMap { Int($0.split(separator: " ")[1]) }
@@ -25,6 +25,7 @@ struct PlainLoadClientsTests {
         #expect(count("announce") == 40, "\(lines)")
         #expect(count("list") == 200, "\(lines)")
         #expect(count("details") == 200, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("phase 2 clients: plain sockets") }, "\(lines)")
         #expect(lines.contains { $0.hasPrefix("phase 2 errors: 0;") }, "\(lines)")
     }
 

@@ -31,12 +31,9 @@ enum FlatJSON {
 
         var isEmpty: Bool { members.isEmpty }
 
-        subscript(key: String) -> Value? {
-            get { members.first { $0.key == key }?.value }
-            set {
-                if let index = members.firstIndex(where: { $0.key == key }) { members.remove(at: index) }
-                if let newValue { members.append((key, newValue)) }
-            }
+        /// Adds a member (``JSONCursor/object(_:)`` has checked that its key is new).
+        mutating func append(_ key: String, _ value: Value) {
+            members.append((key, value))
         }
 
         /// The member `key`, taken out; nil when absent.
@@ -66,7 +63,7 @@ enum FlatJSON {
                 default:
                     return false
                 }
-                members[key] = value
+                members.append(key, value)
                 return true
             }
             return read && cursor.atEnd ? members : nil
