@@ -74,8 +74,6 @@ final class PlainLoadClients {
     static let readSize = 32 * 1024
     /// The run and the logins fail after this long without a reply.
     static let silence = 120.0
-    /// How often requests are sent and replies read, as ``PacedSchedule`` ticks.
-    static let tick = TimeAmount.microseconds(250)
 
     private var clients: [Client] = []
     private let epoll: Int32
@@ -106,11 +104,11 @@ final class PlainLoadClients {
     }
 
     /// ``runPaced(start:period:)`` on a thread of its own; the connections are closed after.
-    static func runOnThread(_ engine: PlainLoadClients, start: NIODeadline, period: TimeAmount) async throws -> Results {
+    static func runOnThread(_ engine: PlainLoadClients, schedule: PacedSchedule) async throws -> Results {
         let box = UncheckedBox(engine)
         return try await onThread(named: "plain-clients") {
             defer { box.value.closeAll() }
-            return try box.value.runPaced(start: start, period: period)
+            return try box.value.runPaced(schedule)
         }.value
     }
 
@@ -185,30 +183,22 @@ final class PlainLoadClients {
         return engine
     }
 
-    /// Plays every client's script at a fixed pace on the calling thread:
-    /// client `i`'s request `k` is due at ``PacedSchedule/due(start:period:client:of:request:)``,
-    /// sent on the first tick at or after that; replies are read on the
-    /// ticks too, and timed from when their request was due. Returns after
-    /// the last reply; throws on the first error, or when nothing is
-    /// answered for ``silence`` seconds.
-    func runPaced(start: NIODeadline, period: TimeAmount) throws -> Results {
+    /// Plays every client's script at the pace of `schedule` on the calling
+    /// thread, each request sent on the first tick at or after it is due;
+    /// replies are read on the ticks too, and timed from when their request
+    /// was due. Returns after the last reply; throws on the first error, or
+    /// when nothing is answered for ``silence`` seconds.
+    func runPaced(_ schedule: PacedSchedule) throws -> Results {
+        var schedule = schedule
         var results = Results()
         let announces = AnnounceLog()
-        let count = clients.count
-        let perClient = clients.map(\.script.count).max() ?? 0
         let total = clients.reduce(0) { $0 + $1.script.count }
-        var cursor = 0
         var answered = 0
         var lastProgress = NIODeadline.now()
         while answered < total {
             let now = NIODeadline.now()
-            // Send what is due, in due order.
-            while cursor < count * perClient {
-                let index = cursor % count
-                let due = PacedSchedule.due(start: start, period: period, client: index, of: count, request: cursor / count)
-                guard due <= now else { break }
+            try schedule.takeDue(by: now) { index, due in
                 if clients[index].next < clients[index].script.count { try send(index, due: due, now: now) }
-                cursor += 1
             }
             // Take the replies that came, without waiting; with none, sleep to
             // the next tick. Not sleeping in epoll_wait: then each of the
@@ -222,9 +212,9 @@ final class PlainLoadClients {
                 }
             }
             if took == 0 {
-                let sinceStart = (NIODeadline.now() - start).nanoseconds
-                let untilTick = sinceStart < 0 ? -sinceStart : Self.tick.nanoseconds - sinceStart % Self.tick.nanoseconds
-                var wait = timespec(tv_sec: 0, tv_nsec: Int(min(untilTick, Self.tick.nanoseconds)))
+                let sinceStart = (NIODeadline.now() - schedule.start).nanoseconds
+                let untilTick = sinceStart < 0 ? -sinceStart : PacedSchedule.tick.nanoseconds - sinceStart % PacedSchedule.tick.nanoseconds
+                var wait = timespec(tv_sec: 0, tv_nsec: Int(min(untilTick, PacedSchedule.tick.nanoseconds)))
                 nanosleep(&wait, nil)
                 if Double((NIODeadline.now() - lastProgress).nanoseconds) / 1e9 > Self.silence {
                     throw Failure(description: "no reply for \(Int(Self.silence)) s with \(total - answered) requests unanswered")

@@ -182,30 +182,31 @@ struct TrackerBenchmark: AsyncParsableCommand {
         let cpuBefore = (trackers: trackers.map { Self.cpuSeconds(pid: $0.pid) }, bench: Self.cpuSeconds(pid: getpid()))
         let machineBefore = MachineTime.now()
         let phase2 = ContinuousClock.now
-        if let rate, let engine = plain {
-            let period = TimeAmount.nanoseconds(Int64(Double(clients) / Double(rate) * 1e9))
-            let start = NIODeadline.now() + .milliseconds(10)
-            let measured = try await PlainLoadClients.runOnThread(engine, start: start, period: period)
-            plainResults = measured
-            if timeline { printTimeline(measured.timeline, start: start) }
-        } else if let rate {
+        if let rate {
             // Client i's requests are due every clients/rate seconds, the clients evenly staggered.
             let period = TimeAmount.nanoseconds(Int64(Double(clients) / Double(rate) * 1e9))
             let start = NIODeadline.now() + .milliseconds(10)
-            let runs = load.enumerated().map { i, client in
-                client.runPaced(start: PacedSchedule.due(start: start, period: period, client: i, of: clients, request: 0), period: period)
-            }
-            let schedule = PacedSchedule(clients: load, start: start, period: period,
-                                         requestsEach: (instances == 1 ? 1 : 0) + 2 * rounds)
-            let ticker = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .microseconds(250)) { _ in
-                schedule.tick(now: .now())
-            }
-            defer { ticker.cancel() }
-            try await EventLoopFuture.andAllSucceed(runs, on: loop).get()
-            if timeline {
-                var answered: [(due: NIODeadline, kind: LoadClient.Kind, milliseconds: Double)] = []
-                for client in load { answered += try await client.takeTimeline().get() }
-                printTimeline(answered, start: start)
+            let schedule = PacedSchedule(clients: clients, start: start, period: period, requestsEach: (instances == 1 ? 1 : 0) + 2 * rounds)
+            if let engine = plain {
+                let measured = try await PlainLoadClients.runOnThread(engine, schedule: schedule)
+                plainResults = measured
+                if timeline { printTimeline(measured.timeline, start: start) }
+            } else {
+                let runs = load.enumerated().map { i, client in
+                    client.runPaced(start: PacedSchedule.due(start: start, period: period, client: i, of: clients, request: 0), period: period)
+                }
+                let due = NIOLoopBoundBox.makeBoxSendingValue(schedule, eventLoop: loop)
+                let ticker = loop.scheduleRepeatedTask(initialDelay: .zero, delay: PacedSchedule.tick) { _ in
+                    let now = NIODeadline.now()
+                    due.value.takeDue(by: now) { client, _ in load[client].tick(now: now) }
+                }
+                defer { ticker.cancel() }
+                try await EventLoopFuture.andAllSucceed(runs, on: loop).get()
+                if timeline {
+                    var answered: [(due: NIODeadline, kind: LoadClient.Kind, milliseconds: Double)] = []
+                    for client in load { answered += try await client.takeTimeline().get() }
+                    printTimeline(answered, start: start)
+                }
             }
         } else {
             try await EventLoopFuture.andAllSucceed(load.map { $0.run() }, on: loop).get()
@@ -219,7 +220,6 @@ struct TrackerBenchmark: AsyncParsableCommand {
         let peak = peaks[0]
         if instances > 1 { byInstance = [:] }
         try await collect(load, seconds: phase2Seconds)
-        plain = nil
         if let measured = plainResults {
             for kind in LoadClient.Kind.allCases where !measured.samples[kind.rawValue].isEmpty {
                 results[kind.name, default: []].append(contentsOf: measured.samples[kind.rawValue])
@@ -412,26 +412,28 @@ final class StopFlag: Sendable {
     func set() { flag.store(true, ordering: .relaxed) }
 }
 
-/// Which paced clients have a request due: client i's k-th request is due at
+/// The order paced requests fall due in: client i's k-th request is due at
 /// `start + period × (i / clients + k)` (as ``LoadClient/runPaced(start:period:)``
-/// staggers them), so all of them fall due in one known order, and a tick
-/// visits just the clients due since the last one instead of all of them
+/// staggers them), so all clients' requests form one sequence, and a tick
+/// takes just those due since the last one instead of visiting every client
 /// (500 clients every 250 µs is 2 million visits a second, a few percent of
-/// the clients' one core in retains and releases). Confined to the clients'
-/// event loop.
-final class PacedSchedule: @unchecked Sendable {
-    private let clients: [LoadClient]
-    private let start: NIODeadline
-    private let period: Int64
+/// the clients' one core in retains and releases).
+struct PacedSchedule {
+    /// How often the clients send what fell due (and the plain clients read replies).
+    static let tick = TimeAmount.microseconds(250)
+
+    let start: NIODeadline
+    let period: TimeAmount
+    let clients: Int
     private let total: Int
-    /// The next request in due order: client `next % clients.count`, its request `next / clients.count`.
+    /// The next request in due order: client `next % clients`, its request `next / clients`.
     private var next = 0
 
-    init(clients: [LoadClient], start: NIODeadline, period: TimeAmount, requestsEach: Int) {
+    init(clients: Int, start: NIODeadline, period: TimeAmount, requestsEach: Int) {
         self.clients = clients
         self.start = start
-        self.period = period.nanoseconds
-        self.total = clients.count * requestsEach
+        self.period = period
+        self.total = clients * requestsEach
     }
 
     /// When client `client` (of `count`) has its request number `request` due.
@@ -439,13 +441,13 @@ final class PacedSchedule: @unchecked Sendable {
         start + .nanoseconds(period.nanoseconds * Int64(client) / Int64(count) + period.nanoseconds * Int64(request))
     }
 
-    /// Sends every request due by `now` (on the loop).
-    func tick(now: NIODeadline) {
+    /// Calls `body` with each client whose next request fell due by `now`, and when, in due order.
+    mutating func takeDue(by now: NIODeadline, _ body: (_ client: Int, _ due: NIODeadline) throws -> Void) rethrows {
         while next < total {
-            let client = next % clients.count
-            let due = Self.due(start: start, period: .nanoseconds(period), client: client, of: clients.count, request: next / clients.count)
+            let client = next % clients
+            let due = Self.due(start: start, period: period, client: client, of: clients, request: next / clients)
             guard due <= now else { return }
-            clients[client].tick(now: now)
+            try body(client, due)
             next += 1
         }
     }
