@@ -92,15 +92,26 @@ public final class LivenessHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if let answered, answered(unwrapInboundIn(data).type) { owed += 1 }
-        if active {
-            lastRead = context.eventLoop.now
-            if probing {
-                // The answer (or any frame) came: quiet time counts from now.
-                probing = false
-                arm(context, after: probeAfter)
-            }
-        }
+        noteFrame(context)
         context.fireChannelRead(data)
+    }
+
+    /// A frame arrived that a handler nearer the socket took for itself
+    /// (answered at once, or kept to answer later): a sign of life like any
+    /// other. Call on the channel's event loop.
+    public func frameArrived() {
+        guard let context else { return }
+        noteFrame(context)
+    }
+
+    private func noteFrame(_ context: ChannelHandlerContext) {
+        guard active else { return }
+        lastRead = context.eventLoop.now
+        if probing {
+            // The answer (or any frame) came: quiet time counts from now.
+            probing = false
+            arm(context, after: probeAfter)
+        }
     }
 
     /// The longest the server's own work holds back the probes.

@@ -86,15 +86,25 @@ public actor Tracker {
     let metrics: TrackerMetrics
     /// The most files one `announce` may list.
     nonisolated let filesPerAnnounce: Int
+    /// The event loop the actor runs on. A connection served by this loop
+    /// has its `announce`, `list`, `details` and `manifest` answered without
+    /// leaving the loop (``handleNow(_:parsed:connection:)``, called by
+    /// ``CachedReplyHandler``); the other loops hand them over with one hop
+    /// and take the reply back, rather than through a task and Swift
+    /// concurrency's threads. Requests that wait (hashing, the store) still
+    /// go through the connection's task, and suspend the actor as before.
+    public nonisolated let loop: any EventLoop
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.executor.asUnownedSerialExecutor() }
 
     public init(
         store: any TrackerStore, configuration: TrackerConfiguration, logger: Logger,
         now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
         operatorToken: String? = nil,
+        loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next(),
         closeConnection: @escaping @Sendable (UInt64) -> Void = { _ in }
     ) {
         self.init(store: store, configuration: configuration, logger: logger, now: now, operatorToken: operatorToken,
-                  metrics: TrackerMetrics(factory: configuration.metricsFactory), closeConnection: closeConnection)
+                  metrics: TrackerMetrics(factory: configuration.metricsFactory), loop: loop, closeConnection: closeConnection)
     }
 
     /// With `metrics` shared with the store's timing hook (``TrackerServer``).
@@ -102,8 +112,11 @@ public actor Tracker {
         store: any TrackerStore, configuration: TrackerConfiguration, logger: Logger,
         now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
         operatorToken: String? = nil, metrics: TrackerMetrics,
+        loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next(),
         closeConnection: @escaping @Sendable (UInt64) -> Void = { _ in }
     ) {
+        // A `SelectableEventLoop` (NIOPosix's): it is its own executor, and lives as long as its group.
+        self.loop = loop
         self.store = store
         self.instance = configuration.instance
         self.leaseSeconds = configuration.leaseSeconds
@@ -165,16 +178,71 @@ public actor Tracker {
     public func handle(_ message: Message, parsed: Result<Announcement, TrackerError>? = nil, connection: UInt64, host: String) async -> Outcome {
         let started = ContinuousClock.now
         let outcome = await respond(to: message, parsed: parsed, connection: connection, host: host)
-        if case .refused = outcome.reply {
-            metrics.request(message.type, refused: true, duration: .now - started)
-        } else {
-            metrics.request(message.type, refused: false, duration: .now - started)
-        }
-        metrics.registry(connected: registry.connectedCount, files: registry.contentCount)
+        counted(message.type, outcome, since: started)
         return outcome
     }
 
+    /// As ``handle(_:parsed:connection:host:)``, at once, for a request
+    /// answered without waiting for anything (``respondNow(to:parsed:connection:)``);
+    /// nil for the others, which go to `handle`. Called on ``loop``, inside
+    /// the actor (`assumeIsolated`).
+    func handleNow(_ message: Message, parsed: Result<Announcement, TrackerError>?, connection: UInt64) -> Outcome? {
+        let started = ContinuousClock.now
+        guard let outcome = respondNow(to: message, parsed: parsed, connection: connection) else { return nil }
+        counted(message.type, outcome, since: started)
+        return outcome
+    }
+
+    private func counted(_ type: MessageType, _ outcome: Outcome, since started: ContinuousClock.Instant) {
+        if case .refused = outcome.reply {
+            metrics.request(type, refused: true, duration: .now - started)
+        } else {
+            metrics.request(type, refused: false, duration: .now - started)
+        }
+        metrics.registry(connected: registry.connectedCount, files: registry.contentCount)
+    }
+
+    /// The outcome of a request that needs no wait: `list`, `details`,
+    /// `manifest`, and `announce` when nothing of it goes to the store
+    /// (the store does not keep the registry, as SQLite's does not); nil
+    /// for every other request.
+    private func respondNow(to message: Message, parsed: Result<Announcement, TrackerError>?, connection: UInt64) -> Outcome? {
+        do throws(TrackerError) {
+            switch message {
+            case let .announce(request):
+                guard !store.keepsRegistry, !registry.versions.isShared else { return nil }
+                let token = try session(request.token, connection)
+                let announcement = try (parsed ?? parse(message))!.get()
+                return Outcome(reply: .message(.announced(Announced(files: try announce(announcement, of: token).files))), session: .none)
+            case let .list(request):
+                _ = try session(request.token, connection)
+                return Outcome(reply: try fileList(after: request.after, compact: request.compact == true), session: .none)
+            case let .details(request):
+                return Outcome(reply: try details(request, connection: connection), session: .none)
+            case let .manifest(request):
+                let token = try session(request.token, connection)
+                let slice = try registry.manifestPart(token, contentID: request.contentID, from: request.from)
+                return Outcome(reply: .message(.manifestPart(ManifestPart(slice))), session: .none)
+            default:
+                return nil
+            }
+        } catch {
+            return Outcome(reply: .refused(error), session: .none)
+        }
+    }
+
+    /// Applies `announcement` to the registry (not to the store).
+    private func announce(_ announcement: Announcement, of token: SessionToken) throws(TrackerError) -> TrackerRegistry.AnnounceResult {
+        let result = try registry.announce(token, announcement, now: now())
+        // Debug, not info: peers announce as their downloads progress,
+        // thousands a second on a busy tracker; /metrics counts them.
+        // The line is only built when it is logged.
+        logger.debug("announce: \(registry.peer(token)?.user ?? "?") shares \(result.files) file\(result.files == 1 ? "" : "s") (\(registry.peer(token)?.holdings.values.filter { !$0.isComplete }.count ?? 0) partial) after \(announcement.replace ? "a full" : "an incremental") announce of \(announcement.entries.count)")
+        return result
+    }
+
     private func respond(to message: Message, parsed: Result<Announcement, TrackerError>?, connection: UInt64, host: String) async -> Outcome {
+        if let outcome = respondNow(to: message, parsed: parsed, connection: connection) { return outcome }
         do {
             switch message {
             case let .register(request):
@@ -192,26 +260,13 @@ public actor Tracker {
                 }
                 return Outcome(reply: .message(.loggedOut(LoggedOut())), session: .loggedOut)
             case let .announce(request):
+                // Here when it goes to the store too (else answered by respondNow).
                 let token = try session(request.token, connection)
                 let announcement = try (parsed ?? parse(message))!.get()
                 try await ensureMapVersions(TrackerRegistry.versionsNeeded(for: announcement))
-                let result = try registry.announce(token, announcement, now: now())
-                let count = result.files
+                let result = try announce(announcement, of: token)
                 if store.keepsRegistry { try await stored(result, of: token) }
-                // Debug, not info: peers announce as their downloads progress,
-                // thousands a second on a busy tracker; /metrics counts them.
-                // The line is only built when it is logged.
-                logger.debug("announce: \(registry.peer(token)?.user ?? "?") shares \(count) file\(count == 1 ? "" : "s") (\(registry.peer(token)?.holdings.values.filter { !$0.isComplete }.count ?? 0) partial) after \(request.replace ? "a full" : "an incremental") announce of \(request.files.count)")
-                return Outcome(reply: .message(.announced(Announced(files: count))), session: .none)
-            case let .list(request):
-                _ = try session(request.token, connection)
-                return Outcome(reply: try fileList(after: request.after, compact: request.compact == true), session: .none)
-            case let .details(request):
-                return Outcome(reply: try details(request, connection: connection), session: .none)
-            case let .manifest(request):
-                let token = try session(request.token, connection)
-                let slice = try registry.manifestPart(token, contentID: request.contentID, from: request.from)
-                return Outcome(reply: .message(.manifestPart(ManifestPart(slice))), session: .none)
+                return Outcome(reply: .message(.announced(Announced(files: result.files))), session: .none)
             case let .report(request):
                 return Outcome(reply: .message(.reported(try await report(request, connection: connection))), session: .none)
             case let .status(request):

@@ -81,8 +81,9 @@ public final class TrackerServer: Sendable, Service {
             throw error
         }
         let connections = ConnectionTable()
+        let group = MultiThreadedEventLoopGroup.singleton
         let tracker = Tracker(store: store, configuration: configuration, logger: logger, operatorToken: operatorToken,
-                              metrics: metrics, closeConnection: { id in connections.close(id) })
+                              metrics: metrics, loop: group.next(), closeConnection: { id in connections.close(id) })
         // On a shared store: the other instances' sessions are mirrored before the first request.
         var sync: InstanceSync?
         if let shared = store as? PostgresTrackerStore {
@@ -100,11 +101,10 @@ public final class TrackerServer: Sendable, Service {
         let probeAfter = TimeAmount.seconds(configuration.probeInterval)
         let probeTimeout = TimeAmount.seconds(configuration.probeTimeout)
         let anonymousLimit = configuration.anonymousFrameLimit
-        let served = tracker.served
         let server: FramedServer
         do {
             server = try await FramedServer.bind(
-                host: configuration.host, port: configuration.port,
+                host: configuration.host, port: configuration.port, group: group,
                 maximumConnections: configuration.maximumConnections,
                 handshakeTimeout: .seconds(configuration.handshakeTimeout),
                 security: security,
@@ -116,11 +116,13 @@ public final class TrackerServer: Sendable, Service {
                 let liveness = LivenessHandler(probeAfter: probeAfter, timeout: probeTimeout, answered: { $0 != .active }) { address in
                     logger.info("liveness: \(Framing.describe(address)) did not answer CheckActive within \(configuration.probeTimeout) s; dropping it")
                 }
-                // Last, nearest the connection's task: what it answers from the cache never reaches the task.
-                let cached = CachedReplyHandler(served: served, metrics: metrics, draining: { connections.isDraining })
+                // First, nearest the socket: what it answers from the cache
+                // goes through no other handler (it tells `liveness` itself),
+                // and every reply of the task passes it on the way out.
+                let cached = LoopReplyHandler(tracker: tracker, liveness: liveness, draining: { connections.isDraining })
                 return FramedServer.ConnectionSetup(
                     limit: { type in type == .announce && gate.isOpen ? FrameHeader.maximumPayloadLength : anonymousLimit },
-                    handlers: [gate, replies, liveness, cached])
+                    handlers: [cached, gate, replies, liveness])
             }
         } catch {
             await store.close()
@@ -227,7 +229,7 @@ public final class TrackerServer: Sendable, Service {
     private func serve(_ connection: FramedServer.Connection) async {
         let id = await tracker.newConnectionID()
         let channel = connection.channel.channel
-        let cached = try? await channel.pipeline.handler(type: CachedReplyHandler.self).get()
+        let cached = try? await channel.pipeline.handler(type: LoopReplyHandler.self).get()
         connections.insert(id, channel, cached)
         defer { connections.remove(id) }
         logger.debug("connection \(id) from \(connection.remote)")
@@ -282,7 +284,7 @@ public final class TrackerServer: Sendable, Service {
                                 }
                                 loginDeadline.cancel()
                                 gate?.open()
-                                if case let .message(.loggedIn(reply)) = outcome.reply { cached?.bind(token: token.value, user: reply.user) }
+                                if case let .message(.loggedIn(reply)) = outcome.reply { cached?.bind(token: token.value, user: reply.user, connection: id) }
                             case .loggedOut:
                                 machine.loggedOut()
                                 gate?.close()
@@ -311,7 +313,7 @@ public final class TrackerServer: Sendable, Service {
         }
     }
 
-    private static func replyFrame(_ reply: Tracker.Reply, requestID: UInt32) throws -> Frame {
+    static func replyFrame(_ reply: Tracker.Reply, requestID: UInt32) throws -> Frame {
         switch reply {
         case let .message(message):
             do {
@@ -339,7 +341,7 @@ final class ConnectionTable: Sendable {
     private struct State {
         var channels: [UInt64: any Channel] = [:]
         /// What answers each connection's cached requests, told when its session ends.
-        var cached: [UInt64: CachedReplyHandler] = [:]
+        var cached: [UInt64: LoopReplyHandler] = [:]
         /// Connections handling a request now.
         var busy: Set<UInt64> = []
         var draining = false
@@ -347,7 +349,7 @@ final class ConnectionTable: Sendable {
 
     private let state = Mutex(State())
 
-    func insert(_ id: UInt64, _ channel: any Channel, _ cached: CachedReplyHandler? = nil) {
+    func insert(_ id: UInt64, _ channel: any Channel, _ cached: LoopReplyHandler? = nil) {
         let draining = state.withLock { state in
             state.channels[id] = channel
             state.cached[id] = cached

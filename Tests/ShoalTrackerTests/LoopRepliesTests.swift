@@ -8,11 +8,12 @@ import ShoalWire
 import Testing
 @testable import ShoalTracker
 
-/// `list` and `details` answered on the event loop from the cache
-/// (``CachedReplyHandler``): never ahead of an earlier request of the same
+/// Requests answered on the event loops (``LoopReplyHandler``): `list` and
+/// `details` from the cache, `announce`, `manifest` and cache misses from
+/// the actor on its own loop; never ahead of an earlier request of the same
 /// connection, never for a session that has ended, and with download ids
 /// that reports honour like any other.
-@Suite struct CachedRepliesTests {
+@Suite struct LoopRepliesTests {
     /// A list pipelined right behind an announce, with the list already
     /// cached, is answered after the announce and shows the announced file.
     @Test func aPipelinedListSeesTheAnnounceBeforeIt() async throws {
@@ -67,6 +68,59 @@ import Testing
         #expect(detailed(replies[6].message) == [second.contentID])
         #expect(detailed(replies[7].message) == [first.contentID])
         #expect(names(replies[8].message) == ["one.bin", "two.bin"])
+        await tracker.stopAndRemove()
+    }
+
+    /// The same pipelined requests on eight connections at once, so that
+    /// some are served by the actor's own event loop (answered there and
+    /// then) and some by another (a hop to it and back; the connections
+    /// take the group's loops in turn): on each, every reply in request
+    /// order and showing what came before it, a large announce (parsed and
+    /// applied by the connection's task) included.
+    @Test func pipelinedRequestsOnEveryLoopAreAnsweredInOrder() async throws {
+        let tracker = try await TestTracker.start()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<8 {
+                group.addTask {
+                    let small = sampleManifest(UInt8(60 + index), chunks: 4)
+                    // Over 64 KiB of JSON: the announce goes through the task.
+                    let large = sampleManifest(UInt8(80 + index), chunks: 3000)
+                    let replies = try await pipelined(to: tracker, as: "loop\(index)") { token in
+                        [
+                            try Announce(token: token, replace: true, files: [
+                                AnnouncedFile(name: "small-\(index).bin", contentID: small.contentID, manifest: ManifestPayload(small)),
+                            ]).frame(requestID: 5),
+                            try Details(token: token, name: "small-\(index).bin").frame(requestID: 6),
+                            try ManifestRequest(token: token, contentID: small.contentID, from: 0).frame(requestID: 7),
+                            try Announce(token: token, replace: false, files: [
+                                AnnouncedFile(name: "large-\(index).bin", contentID: large.contentID, manifest: ManifestPayload(large)),
+                            ]).frame(requestID: 8),
+                            try Details(token: token, name: "large-\(index).bin").frame(requestID: 9),
+                            try ListFiles(token: token).frame(requestID: 10),
+                            try Announce(token: "not-a-session", replace: true, files: []).frame(requestID: 11),
+                            try ManifestRequest(token: token, contentID: large.contentID, from: 2990).frame(requestID: 12),
+                        ]
+                    }
+                    #expect(replies.map(\.id) == Array(5...12))
+                    guard replies.count == 8 else { throw TestFailure("\(replies.count) replies to 8 requests") }
+                    guard case let .announced(first) = replies[0].message, first.files == 1 else { throw TestFailure("announce: \(replies[0])") }
+                    guard case let .fileDetails(smallDetails) = replies[1].message else { throw TestFailure("details: \(replies[1])") }
+                    #expect(smallDetails.files.map(\.contentID) == [small.contentID])
+                    guard case let .manifestPart(part) = replies[2].message else { throw TestFailure("manifest: \(replies[2])") }
+                    #expect(part.contentID == small.contentID && part.from == 0)
+                    guard case let .announced(second) = replies[3].message, second.files == 2 else { throw TestFailure("large announce: \(replies[3])") }
+                    guard case let .fileDetails(largeDetails) = replies[4].message else { throw TestFailure("details: \(replies[4])") }
+                    #expect(largeDetails.files.map(\.contentID) == [large.contentID])
+                    guard case let .fileList(list) = replies[5].message else { throw TestFailure("list: \(replies[5])") }
+                    #expect(Set(list.files.map(\.name)).isSuperset(of: ["small-\(index).bin", "large-\(index).bin"]))
+                    guard case let .error(refusal) = replies[6].message else { throw TestFailure("a wrong token was not refused: \(replies[6])") }
+                    #expect(refusal.code == .notLoggedIn)
+                    guard case let .manifestPart(tail) = replies[7].message else { throw TestFailure("manifest: \(replies[7])") }
+                    #expect(tail.contentID == large.contentID && tail.from == 2990)
+                }
+            }
+            try await group.waitForAll()
+        }
         await tracker.stopAndRemove()
     }
 
