@@ -18,7 +18,7 @@ import ShoalWire
 struct ListCache {
     /// The rows, sorted by ``precedes(_:_:)``.
     private(set) var rows: [ListedFile] = []
-    /// Each row's JSON, both ways ``FileList`` encodes it.
+    /// Each row's JSON, each way ``FileList`` encodes it, once a page has asked for it.
     private var encoded: [EncodedRow] = []
     /// The names each content is listed under here (rows to drop when a content is touched).
     private var namesOf: [ContentID: [String]] = [:]
@@ -65,10 +65,10 @@ struct ListCache {
             if found {
                 guard rows[index] != row else { continue }
                 rows[index] = row
-                encoded[index] = EncodedRow(row)
+                encoded[index] = EncodedRow()
             } else {
                 rows.insert(row, at: index)
-                encoded.insert(EncodedRow(row), at: index)
+                encoded.insert(EncodedRow(), at: index)
                 namesOf[row.contentID, default: []].append(row.name)
             }
             changed = true
@@ -90,15 +90,26 @@ struct ListCache {
     }
 
     /// A row's JSON as an object (``ListedFile/encodedJSON()``) and as an
-    /// array (``ListedFile/encodedCompactJSON()``), what ``WireJSON`` encodes.
+    /// array (``ListedFile/encodedCompactJSON()``), what ``WireJSON`` encodes;
+    /// each made when a page first needs it, not by the change (which the
+    /// actor makes, one at a time), and only in the form clients ask for.
     private struct EncodedRow {
-        var object: [UInt8]
-        var array: [UInt8]
-        init(_ row: ListedFile) {
-            object = row.encodedJSON()
-            array = row.encodedCompactJSON()
+        var object: [UInt8]?
+        var array: [UInt8]?
+    }
+
+    /// Row `index`'s JSON, made now if no page needed it in that form before.
+    private mutating func bytes(of index: Int, compact: Bool) -> [UInt8] {
+        if compact {
+            if let array = encoded[index].array { return array }
+            let array = rows[index].encodedCompactJSON()
+            encoded[index].array = array
+            return array
         }
-        func bytes(compact: Bool) -> [UInt8] { compact ? array : object }
+        if let object = encoded[index].object { return object }
+        let object = rows[index].encodedJSON()
+        encoded[index].object = object
+        return object
     }
 
     private struct PageKey: Hashable {
@@ -128,8 +139,9 @@ struct ListCache {
         let key = PageKey(start: start, compact: compact)
         if let page = pages[key] { return page }
         let end = min(rows.count, start + pageSize)
+        let rowBytes = (start..<end).map { bytes(of: $0, compact: compact) }
         var page = ByteBuffer()
-        page.reserveCapacity(encoded[start..<end].reduce(64 + 2 * FileName.maximumLength) { $0 + $1.bytes(compact: compact).count + 1 })
+        page.reserveCapacity(rowBytes.reduce(64 + 2 * FileName.maximumLength) { $0 + $1.count + 1 })
         // Keys sorted, as every sender writes them: "files" < "next" < "rows".
         let next = end < rows.count ? WireJSON.encode(ListCursor(name: rows[end - 1].name, contentID: rows[end - 1].contentID)) : nil
         if compact {
@@ -143,9 +155,9 @@ struct ListCache {
         } else {
             page.writeStaticString(#"{"files":["#)
         }
-        for index in start..<end {
-            if index > start { page.writeInteger(UInt8(ascii: ",")) }
-            page.writeBytes(encoded[index].bytes(compact: compact))
+        for (offset, bytes) in rowBytes.enumerated() {
+            if offset > 0 { page.writeInteger(UInt8(ascii: ",")) }
+            page.writeBytes(bytes)
         }
         page.writeInteger(UInt8(ascii: "]"))
         if !compact, let next {
