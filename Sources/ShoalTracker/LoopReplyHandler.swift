@@ -296,6 +296,11 @@ final class LoopReplyHandler: ChannelDuplexHandler, Sendable {
         let parsed = tracker.parse(message)
         let connection = session.connection
         if tracker.loop.inEventLoop {
+            // Inside the actor from here is safe: on its loop, no job of the
+            // actor is running while a channel event is handled, and no job
+            // of it makes a channel read (it only closes connections, whose
+            // sessions it unbinds first: see ``ConnectionTable/close(_:)``),
+            // so this never runs nested inside one.
             guard let outcome = tracker.assumeIsolated({ $0.handleNow(message, parsed: parsed, connection: connection) }) else { return .notHere }
             guard let reply = Self.frame(outcome, requestID: frame.requestID) else { return .notHere }
             send(reply, context: context)

@@ -340,7 +340,7 @@ public final class TrackerServer: Sendable, Service {
 final class ConnectionTable: Sendable {
     private struct State {
         var channels: [UInt64: any Channel] = [:]
-        /// What answers each connection's cached requests, told when its session ends.
+        /// What answers each connection's quick requests on its loop, told when its session ends.
         var cached: [UInt64: LoopReplyHandler] = [:]
         /// Connections handling a request now.
         var busy: Set<UInt64> = []
