@@ -56,6 +56,10 @@ final class LoopReplyHandler: ChannelDuplexHandler, Sendable {
         var unflushed = false
         /// Requests waiting for the pending ones to be answered, in order.
         var waiting = CircularBuffer<Frame>()
+        /// A request is on its hop to the actor's loop: every request waits behind it.
+        var hopping = false
+        /// A read held back while requests wait (``read(context:)``).
+        var readHeld = false
     }
 
     /// What to do with a request as it comes in.
@@ -90,14 +94,16 @@ final class LoopReplyHandler: ChannelDuplexHandler, Sendable {
     private let metrics: TrackerMetrics
     /// Told of each request answered or kept here, which it does not see pass.
     private let liveness: LivenessHandler?
-    private let draining: @Sendable () -> Bool
+    /// The server's connections: a request on its hop counts as one being
+    /// handled, so a drain waits for its reply.
+    private let connections: ConnectionTable
 
-    init(tracker: Tracker, liveness: LivenessHandler? = nil, draining: @escaping @Sendable () -> Bool) {
+    init(tracker: Tracker, liveness: LivenessHandler? = nil, connections: ConnectionTable) {
         self.tracker = tracker
         self.served = tracker.served
         self.metrics = tracker.metrics
         self.liveness = liveness
-        self.draining = draining
+        self.connections = connections
     }
 
     /// The connection (`connection`, as the tracker numbers it) carries the session `token` of `user` from now on.
@@ -112,14 +118,14 @@ final class LoopReplyHandler: ChannelDuplexHandler, Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        let quick = Self.isQuick(frame.type)
+        let quick = isQuick(frame)
         guard quick || Self.isRequest(frame.type) else {
             context.fireChannelRead(data)
             return
         }
         let route = state.withLock { state -> Route in
             if state.gaveUp { return .handOn }
-            if !state.waiting.isEmpty || (quick && state.pendingCount > 0 && state.session != nil) {
+            if !state.waiting.isEmpty || state.hopping || (quick && state.pendingCount > 0 && state.session != nil) {
                 guard state.waiting.count < Self.maximumWaiting else { return .handOn }
                 state.waiting.append(frame)
                 return .wait
@@ -143,12 +149,42 @@ final class LoopReplyHandler: ChannelDuplexHandler, Sendable {
             }
             for earlier in waiting { handOn(earlier, context: context) }
             handOn(frame, context: context)
+            resumeReads(context: context)
         }
     }
 
-    /// The requests answered here when they can be.
-    private static func isQuick(_ type: MessageType) -> Bool {
-        type == .list || type == .details || type == .announce || type == .manifest
+    /// Whether `frame` is a request answered here when it can be. Not an
+    /// announce over ``largestQuickAnnounce``, nor any announce when the
+    /// store keeps the registry: those are not even decoded on the loop.
+    private func isQuick(_ frame: Frame) -> Bool {
+        switch frame.type {
+        case .list, .details, .manifest: true
+        case .announce: frame.payload.readableBytes <= Self.largestQuickAnnounce && !tracker.store.keepsRegistry
+        default: false
+        }
+    }
+
+    /// While requests wait here, nothing more is read: they are held in
+    /// memory, and a client must not be able to pile up more than what one
+    /// read brought (the task's requests are held back the same way, by its
+    /// channel's buffer).
+    func read(context: ChannelHandlerContext) {
+        let hold = state.withLock { state -> Bool in
+            guard !state.waiting.isEmpty else { return false }
+            state.readHeld = true
+            return true
+        }
+        if !hold { context.read() }
+    }
+
+    /// Reads again if a read was held and nothing waits any more.
+    private func resumeReads(context: ChannelHandlerContext) {
+        let resume = state.withLock { state -> Bool in
+            guard state.readHeld, state.waiting.isEmpty else { return false }
+            state.readHeld = false
+            return true
+        }
+        if resume { context.read() }
     }
 
     private static func isRequest(_ type: MessageType) -> Bool {
@@ -169,9 +205,10 @@ final class LoopReplyHandler: ChannelDuplexHandler, Sendable {
 
     /// The task's replies pass here: each one answers a pending request.
     /// When the last one has, the requests waiting behind them go on.
+    /// Probes and answers to a client's probes answer no request.
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         var release = false
-        if case let .frame(frame) = unwrapOutboundIn(data) {
+        if case let .frame(frame) = unwrapOutboundIn(data), frame.type != .checkActive, frame.type != .active {
             release = settle(frame.requestID)
         }
         context.write(data, promise: promise)
@@ -201,7 +238,7 @@ final class LoopReplyHandler: ChannelDuplexHandler, Sendable {
         while let frame = state.withLock({ state -> Frame? in
             state.pendingCount == 0 && !state.gaveUp ? state.waiting.popFirst() : nil
         }) {
-            switch Self.isQuick(frame.type) ? answer(frame, context: context) : .notHere {
+            switch isQuick(frame) ? answer(frame, context: context) : .notHere {
             case .sent: wrote = true
             case .hopped: break
             case .notHere:
@@ -211,6 +248,7 @@ final class LoopReplyHandler: ChannelDuplexHandler, Sendable {
         }
         if wrote, state.withLock({ state in defer { state.unflushed = false }; return state.unflushed }) { context.flush() }
         if handed { context.fireChannelReadComplete() }
+        resumeReads(context: context)
     }
 
     /// Writes a reply made here, flushed with the others at the end of
@@ -251,14 +289,13 @@ final class LoopReplyHandler: ChannelDuplexHandler, Sendable {
     private func answer(_ frame: Frame, context: ChannelHandlerContext) -> Answer {
         guard context.channel.isWritable else { return .notHere }
         let session = state.withLock { state in state.pendingCount == 0 && !state.gaveUp ? state.session : nil }
-        guard let session, !draining() else { return .notHere }
+        guard let session, !connections.isDraining else { return .notHere }
         // A request that does not decode goes to the task, which says why.
         guard let message = try? Message(frame: frame) else { return .notHere }
         if let reply = cached(message, frame: frame, session: session) {
             send(reply, context: context)
             return .sent
         }
-        if frame.type == .announce, frame.payload.readableBytes > Self.largestQuickAnnounce || tracker.store.keepsRegistry { return .notHere }
         return fromTracker(message, frame: frame, session: session, context: context)
     }
 
@@ -302,37 +339,50 @@ final class LoopReplyHandler: ChannelDuplexHandler, Sendable {
             // sessions it unbinds first: see ``ConnectionTable/close(_:)``),
             // so this never runs nested inside one.
             guard let outcome = tracker.assumeIsolated({ $0.handleNow(message, parsed: parsed, connection: connection) }) else { return .notHere }
-            guard let reply = Self.frame(outcome, requestID: frame.requestID) else { return .notHere }
-            send(reply, context: context)
+            if let reply = Self.frame(outcome, requestID: frame.requestID) {
+                send(reply, context: context)
+            } else {
+                context.close(promise: nil)
+            }
             return .sent
         }
+        // Counted as being handled (a drain waits for it) unless the server drains already.
+        guard connections.begin(connection) else { return .notHere }
         pend(frame.requestID)
+        state.withLock { $0.hopping = true }
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: loop)
         tracker.loop.execute {
             let outcome = tracker.assumeIsolated { $0.handleNow(message, parsed: parsed, connection: connection) }
             loop.execute {
                 let (handler, context) = bound.value
-                handler.hopped(frame, outcome: outcome, context: context)
+                handler.hopped(frame, outcome: outcome, connection: connection, context: context)
             }
         }
         return .hopped
     }
 
     /// Back from the actor's loop with the outcome of `frame` (nil: it is for the task after all).
-    private func hopped(_ frame: Frame, outcome: Tracker.Outcome?, context: ChannelHandlerContext) {
-        if let outcome, let reply = Self.frame(outcome, requestID: frame.requestID) {
-            // Not through `write` (this handler's own): written from here, it goes straight on.
-            context.writeAndFlush(wrapOutboundOut(.frame(reply)), promise: nil)
+    private func hopped(_ frame: Frame, outcome: Tracker.Outcome?, connection: UInt64, context: ChannelHandlerContext) {
+        if let outcome {
+            if let reply = Self.frame(outcome, requestID: frame.requestID) {
+                // Not through `write` (this handler's own): written from here, it goes straight on.
+                context.writeAndFlush(wrapOutboundOut(.frame(reply)), promise: nil)
+            } else {
+                context.close(promise: nil)
+            }
         } else {
             handOn(frame, context: context)
+            context.fireChannelReadComplete()
         }
+        state.withLock { $0.hopping = false }
         if settle(frame.requestID) { releaseWaiting(context: context) }
+        connections.end(connection)
     }
 
     /// The frame carrying `outcome` (quick requests change no session); nil
-    /// if it cannot be encoded (the task then answers the request again,
-    /// and fails the connection as it does for any reply it cannot send).
+    /// if it cannot be encoded (the connection is then closed, as the task
+    /// does when it cannot send a reply).
     private static func frame(_ outcome: Tracker.Outcome, requestID: UInt32) -> Frame? {
         try? TrackerServer.replyFrame(outcome.reply, requestID: requestID)
     }

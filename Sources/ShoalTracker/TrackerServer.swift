@@ -119,7 +119,7 @@ public final class TrackerServer: Sendable, Service {
                 // First, nearest the socket: what it answers from the cache
                 // goes through no other handler (it tells `liveness` itself),
                 // and every reply of the task passes it on the way out.
-                let cached = LoopReplyHandler(tracker: tracker, liveness: liveness, draining: { connections.isDraining })
+                let cached = LoopReplyHandler(tracker: tracker, liveness: liveness, connections: connections)
                 return FramedServer.ConnectionSetup(
                     limit: { type in type == .announce && gate.isOpen ? FrameHeader.maximumPayloadLength : anonymousLimit },
                     handlers: [cached, gate, replies, liveness])
@@ -214,10 +214,13 @@ public final class TrackerServer: Sendable, Service {
 
     /// Stops accepting; each connection answers the request it is handling,
     /// if any, then closes (ending its session); ``run()`` then returns.
-    public func drain() {
+    /// Returns how many connections were handling a request.
+    @discardableResult
+    public func drain() -> Int {
         server.stopAccepting()
         let busy = connections.drain()
-        logger.info("tracker draining: accepting no new connections; \(busy) request\(busy == 1 ? "" : "s") being handled")
+        logger.info("tracker draining: accepting no new connections; \(busy) connection\(busy == 1 ? "" : "s") handling requests")
+        return busy
     }
 
     /// Stops accepting, closes every connection (ending their sessions); ``run()`` then returns.
@@ -342,8 +345,9 @@ final class ConnectionTable: Sendable {
         var channels: [UInt64: any Channel] = [:]
         /// What answers each connection's quick requests on its loop, told when its session ends.
         var cached: [UInt64: LoopReplyHandler] = [:]
-        /// Connections handling a request now.
-        var busy: Set<UInt64> = []
+        /// Connections handling requests now, with how many (a connection's
+        /// task, and its ``LoopReplyHandler`` with a request on its hop).
+        var busy: [UInt64: Int] = [:]
         var draining = false
     }
 
@@ -362,7 +366,7 @@ final class ConnectionTable: Sendable {
         state.withLock { state in
             state.channels.removeValue(forKey: id)
             state.cached.removeValue(forKey: id)
-            state.busy.remove(id)
+            state.busy.removeValue(forKey: id)
         }
     }
 
@@ -381,7 +385,7 @@ final class ConnectionTable: Sendable {
     func begin(_ id: UInt64) -> Bool {
         state.withLock { state in
             guard !state.draining else { return false }
-            state.busy.insert(id)
+            state.busy[id, default: 0] += 1
             return true
         }
     }
@@ -390,7 +394,12 @@ final class ConnectionTable: Sendable {
     /// once the answer is sent.
     func end(_ id: UInt64) {
         let closing = state.withLock { state -> (any Channel)? in
-            state.busy.remove(id)
+            guard let count = state.busy[id] else { return nil }
+            if count > 1 {
+                state.busy[id] = count - 1
+                return nil
+            }
+            state.busy.removeValue(forKey: id)
             return state.draining ? state.channels[id] : nil
         }
         if let closing { Self.closeAfterWrites(closing) }
@@ -404,7 +413,7 @@ final class ConnectionTable: Sendable {
     func drain() -> Int {
         let (idle, busy) = state.withLock { state in
             state.draining = true
-            return (state.channels.filter { !state.busy.contains($0.key) }.map(\.value), state.busy.count)
+            return (state.channels.filter { state.busy[$0.key] == nil }.map(\.value), state.busy.count)
         }
         for channel in idle { Self.closeAfterWrites(channel) }
         return busy

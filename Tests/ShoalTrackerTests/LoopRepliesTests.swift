@@ -5,6 +5,7 @@ import ShoalCore
 import ShoalNet
 import ShoalTestSupport
 import ShoalWire
+import Synchronization
 import Testing
 @testable import ShoalTracker
 
@@ -124,12 +125,62 @@ import Testing
         await tracker.stopAndRemove()
     }
 
-    /// Registers `user`, connects on a raw channel, logs in, asks `list`
-    /// twice (the second answered from the cache), then writes the frames
-    /// `requests` makes in one write and returns the replies to them, in the
-    /// order they came, with their request ids.
-    private func pipelined(to tracker: TestTracker, as user: String,
-                           _ requests: @Sendable (String) throws -> [Frame]) async throws -> [(id: UInt32, message: Message)] {
+    /// A graceful drain waits for a request on its hop to the actor's loop.
+    /// With that loop held busy, eight logged-in connections send an
+    /// announce each; those served by another loop have theirs on the hop
+    /// (read, parsed, queued behind the busy loop) when the drain begins.
+    /// Every connection the drain counted as busy gets its reply before its
+    /// connection closes, and only those: the others' announces, read after
+    /// the drain began, are dropped, as any request is then.
+    @Test func aDrainWaitsForRequestsOnTheirHop() async throws {
+        let tracker = try await TestTracker.start()
+        let ready = AsyncStream.makeStream(of: Void.self)
+        let go = Gate()
+        let manifests = (0..<8).map { sampleManifest(UInt8(100 + $0), chunks: 4) }
+        let counted = try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<8 {
+                group.addTask {
+                    try await session(to: tracker, as: "drain\(index)") { token, next, outbound in
+                        ready.continuation.yield()
+                        await go.wait()
+                        let file = AnnouncedFile(name: "drain-\(index).bin", contentID: manifests[index].contentID,
+                                                 manifest: ManifestPayload(manifests[index]))
+                        try await outbound.write(try Announce(token: token, replace: true, files: [file]).frame(requestID: 5))
+                        var announced = 0
+                        while let frame = try await next() {
+                            if case .announced = try Message(frame: frame) { announced += 1 }
+                        }
+                        return announced
+                    }
+                }
+            }
+            var arrived = 0
+            for await _ in ready.stream {
+                arrived += 1
+                if arrived == 8 { break }
+            }
+            // The actor's loop is busy for 0.8 s; the drain begins 0.3 s into it.
+            tracker.server.tracker.loop.execute { usleep(800_000) }
+            go.open()
+            try await Task.sleep(for: .milliseconds(300))
+            let busy = tracker.server.drain()
+            var replies = 0
+            for try await count in group { replies += count }
+            return (busy, replies)
+        }
+        #expect(counted.1 == counted.0, "\(counted.0) connections were busy when the drain began, \(counted.1) announces were answered")
+        // With two loops or more, some connections are served by another loop than the actor's.
+        if System.coreCount > 1 { #expect(counted.0 > 0, "no announce was on its hop when the drain began") }
+        await tracker.stopAndRemove()
+    }
+
+    /// Registers `user`, connects on a raw channel, logs in, and runs `body`
+    /// with the session's token, the next frame read (nil once the tracker
+    /// has closed the connection) and the channel's writer.
+    private func session<T: Sendable>(
+        to tracker: TestTracker, as user: String,
+        _ body: (String, () async throws -> Frame?, NIOAsyncChannelOutboundWriter<OutgoingFrame>) async throws -> T
+    ) async throws -> T {
         let setup = try await tracker.connect()
         try await setup.register(user, "secret-of-\(user)")
         setup.close()
@@ -143,25 +194,41 @@ import Testing
             }
         return try await channel.executeThenClose { inbound, outbound in
             var iterator = inbound.makeAsyncIterator()
-            func next() async throws -> Frame {
-                guard let frame = try await iterator.next() else { throw NetError.connectionClosed(peer: "test tracker") }
+            func next() async throws -> Frame? { try await iterator.next() }
+            func expected() async throws -> Frame {
+                guard let frame = try await next() else { throw NetError.connectionClosed(peer: "test tracker") }
                 return frame
             }
             var handshake = HandshakeStateMachine(role: .initiator, localRole: "peer", software: ShoalVersion.software)
             guard case let .send(hello) = handshake.start() else { throw TestFailure("no hello to send") }
             try await outbound.write(try hello.frame(requestID: 1))
-            guard case .established = handshake.receive(try Message(frame: try await next())) else { throw TestFailure("the handshake failed") }
+            guard case .established = handshake.receive(try Message(frame: try await expected())) else { throw TestFailure("the handshake failed") }
             try await outbound.write(try Login(user: user, password: "secret-of-\(user)", port: 9000).frame(requestID: 2))
-            guard case let .loggedIn(session) = try Message(frame: try await next()) else { throw TestFailure("login failed") }
-            for id: UInt32 in [3, 4] {
-                try await outbound.write(try ListFiles(token: session.token).frame(requestID: id))
-                guard case .fileList = try Message(frame: try await next()) else { throw TestFailure("no list") }
+            guard case let .loggedIn(session) = try Message(frame: try await expected()) else { throw TestFailure("login failed") }
+            return try await body(session.token, next, outbound)
+        }
+    }
+
+    /// As ``session(to:as:_:)``, then asks `list` twice (the second
+    /// answered from the cache), writes the frames `requests` makes in one
+    /// write and returns the replies to them, in the order they came, with
+    /// their request ids.
+    private func pipelined(to tracker: TestTracker, as user: String,
+                           _ requests: @Sendable (String) throws -> [Frame]) async throws -> [(id: UInt32, message: Message)] {
+        try await session(to: tracker, as: user) { token, next, outbound in
+            func expected() async throws -> Frame {
+                guard let frame = try await next() else { throw NetError.connectionClosed(peer: "test tracker") }
+                return frame
             }
-            let frames = try requests(session.token)
+            for id: UInt32 in [3, 4] {
+                try await outbound.write(try ListFiles(token: token).frame(requestID: id))
+                guard case .fileList = try Message(frame: try await expected()) else { throw TestFailure("no list") }
+            }
+            let frames = try requests(token)
             try await outbound.write(contentsOf: frames.map { OutgoingFrame.frame($0) })
             var replies: [(id: UInt32, message: Message)] = []
             for _ in frames {
-                let frame = try await next()
+                let frame = try await expected()
                 replies.append((frame.requestID, try Message(frame: frame)))
             }
             return replies
@@ -223,6 +290,30 @@ import Testing
         #expect(code == "not_allowed")
         for connection in [holder, asker, other] { connection.close() }
         await tracker.stopAndRemove()
+    }
+}
+
+/// Opened once; everyone waiting on it goes on then.
+final class Gate: Sendable {
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func open() {
+        let waiters = state.withLock { state in
+            state.open = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let open = state.withLock { state in
+                if !state.open { state.waiters.append(continuation) }
+                return state.open
+            }
+            if open { continuation.resume() }
+        }
     }
 }
 

@@ -147,7 +147,7 @@ struct TrackerDrainTests {
         let draining = try #require(log.range(of: "tracker draining: accepting no new connections; "), "\(log.suffix(2000))")
         let busy = Int(log[draining.upperBound...].prefix { $0.isNumber }) ?? 0
         let madeAfter = log[draining.upperBound...].components(separatedBy: "register: burst").count - 1
-        print("tracker: \(busy) requests being handled when it began to drain; \(madeAfter) accounts made after that")
+        print("tracker: \(busy) connections handling requests when it began to drain; \(madeAfter) accounts made after that")
         #expect(busy >= 1 && madeAfter >= 1, "\(log.suffix(3000))")
         #expect(tracker.errors.contains("tracker stopped"), "\(tracker.errors.suffix(2000))")
         for client in clients { client.close() }
