@@ -7,7 +7,7 @@ import Synchronization
 /// the registry's current generation (``ListCache``, ``DetailsCache``) and
 /// the download ids those replies hand out (``DownloadGrants``), behind one
 /// lock, so that the event loops answer a request whose reply is cached
-/// without a hop to the ``Tracker`` actor (``CachedReplyHandler``), and the
+/// without a hop to the ``Tracker`` actor (``LoopReplyHandler``), and the
 /// actor fills the details cache on a miss.
 ///
 /// The actor publishes every change of the registry (``publish(_:touched:listRows:)``)

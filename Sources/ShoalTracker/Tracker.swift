@@ -75,7 +75,7 @@ public actor Tracker {
     let closeConnection: @Sendable (UInt64) -> Void
     private var nextConnection: UInt64 = 0
     /// Replies encoded once per change of the registry, and the download
-    /// ids they hand out, shared with the event loops (``CachedReplyHandler``).
+    /// ids they hand out, shared with the event loops (``LoopReplyHandler``).
     nonisolated let served: ServedReplies
     /// A hash to verify against when the user does not exist, so a wrong name
     /// takes as long as a wrong password (no user enumeration by timing).
@@ -89,7 +89,7 @@ public actor Tracker {
     /// The event loop the actor runs on. A connection served by this loop
     /// has its `announce`, `list`, `details` and `manifest` answered without
     /// leaving the loop (``handleNow(_:parsed:connection:)``, called by
-    /// ``CachedReplyHandler``); the other loops hand them over with one hop
+    /// ``LoopReplyHandler``); the other loops hand them over with one hop
     /// and take the reply back, rather than through a task and Swift
     /// concurrency's threads. Requests that wait (hashing, the store) still
     /// go through the connection's task, and suspend the actor as before.
@@ -210,7 +210,7 @@ public actor Tracker {
         do throws(TrackerError) {
             switch message {
             case let .announce(request):
-                guard !store.keepsRegistry, !registry.versions.isShared else { return nil }
+                guard !store.keepsRegistry else { return nil }
                 let token = try session(request.token, connection)
                 let announcement = try (parsed ?? parse(message))!.get()
                 return Outcome(reply: .message(.announced(Announced(files: try announce(announcement, of: token).files))), session: .none)

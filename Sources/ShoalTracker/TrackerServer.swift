@@ -119,10 +119,10 @@ public final class TrackerServer: Sendable, Service {
                 // First, nearest the socket: what it answers from the cache
                 // goes through no other handler (it tells `liveness` itself),
                 // and every reply of the task passes it on the way out.
-                let cached = LoopReplyHandler(tracker: tracker, liveness: liveness, connections: connections)
+                let loopReplies = LoopReplyHandler(tracker: tracker, liveness: liveness, connections: connections)
                 return FramedServer.ConnectionSetup(
                     limit: { type in type == .announce && gate.isOpen ? FrameHeader.maximumPayloadLength : anonymousLimit },
-                    handlers: [cached, gate, replies, liveness])
+                    handlers: [loopReplies, gate, replies, liveness])
             }
         } catch {
             await store.close()
@@ -232,8 +232,8 @@ public final class TrackerServer: Sendable, Service {
     private func serve(_ connection: FramedServer.Connection) async {
         let id = await tracker.newConnectionID()
         let channel = connection.channel.channel
-        let cached = try? await channel.pipeline.handler(type: LoopReplyHandler.self).get()
-        connections.insert(id, channel, cached)
+        let loopReplies = try? await channel.pipeline.handler(type: LoopReplyHandler.self).get()
+        connections.insert(id, channel, loopReplies)
         defer { connections.remove(id) }
         logger.debug("connection \(id) from \(connection.remote)")
 
@@ -287,11 +287,11 @@ public final class TrackerServer: Sendable, Service {
                                 }
                                 loginDeadline.cancel()
                                 gate?.open()
-                                if case let .message(.loggedIn(reply)) = outcome.reply { cached?.bind(token: token.value, user: reply.user, connection: id) }
+                                if case let .message(.loggedIn(reply)) = outcome.reply { loopReplies?.bind(token: token.value, user: reply.user, connection: id) }
                             case .loggedOut:
                                 machine.loggedOut()
                                 gate?.close()
-                                cached?.unbind()
+                                loopReplies?.unbind()
                             case .none:
                                 break
                             }
@@ -344,7 +344,7 @@ final class ConnectionTable: Sendable {
     private struct State {
         var channels: [UInt64: any Channel] = [:]
         /// What answers each connection's quick requests on its loop, told when its session ends.
-        var cached: [UInt64: LoopReplyHandler] = [:]
+        var loopReplies: [UInt64: LoopReplyHandler] = [:]
         /// Connections handling requests now, with how many (a connection's
         /// task, and its ``LoopReplyHandler`` with a request on its hop).
         var busy: [UInt64: Int] = [:]
@@ -353,10 +353,10 @@ final class ConnectionTable: Sendable {
 
     private let state = Mutex(State())
 
-    func insert(_ id: UInt64, _ channel: any Channel, _ cached: LoopReplyHandler? = nil) {
+    func insert(_ id: UInt64, _ channel: any Channel, _ loopReplies: LoopReplyHandler? = nil) {
         let draining = state.withLock { state in
             state.channels[id] = channel
-            state.cached[id] = cached
+            state.loopReplies[id] = loopReplies
             return state.draining
         }
         if draining { channel.close(promise: nil) }
@@ -365,7 +365,7 @@ final class ConnectionTable: Sendable {
     func remove(_ id: UInt64) {
         state.withLock { state in
             state.channels.removeValue(forKey: id)
-            state.cached.removeValue(forKey: id)
+            state.loopReplies.removeValue(forKey: id)
             state.busy.removeValue(forKey: id)
         }
     }
@@ -373,8 +373,8 @@ final class ConnectionTable: Sendable {
     /// Closes `id`, whose session the tracker has ended: from now on nothing
     /// more is answered on it, not even from the cache.
     func close(_ id: UInt64) {
-        let (channel, cached) = state.withLock { ($0.channels[id], $0.cached[id]) }
-        cached?.unbind()
+        let (channel, loopReplies) = state.withLock { ($0.channels[id], $0.loopReplies[id]) }
+        loopReplies?.unbind()
         channel?.close(promise: nil)
     }
 
