@@ -230,19 +230,26 @@ public struct TrackerRegistry: Sendable {
     }
 
     /// Updates the cached counters of `user`'s sessions (on any instance), if connected.
+    ///
+    /// Counters only grow (every store adds to them, saturating), so none
+    /// goes back: a value read from the store before a report was taken, and
+    /// applied after that report's (an instance's change feed or full
+    /// read racing a report), changes nothing.
     public mutating func setCounters(user: String, downloads: Int, failures: Int, bytesServed: UInt64) {
         guard let tokens = sessionsByUser[user], !tokens.isEmpty else { return }
         let changed = tokens.contains { token in
-            sessions[token].map { $0.countDownloads != downloads || $0.countFailures != failures || $0.bytesServed != bytesServed } ?? false
+            sessions[token].map { $0.countDownloads < downloads || $0.countFailures < failures || $0.bytesServed < bytesServed } ?? false
         }
         guard changed else { return }
         // `details` shows counters: cached replies must go.
         generation &+= 1
         for token in tokens {
+            guard var peer = sessions[token] else { continue }
             touchHoldings(of: token)
-            sessions[token]?.countDownloads = downloads
-            sessions[token]?.countFailures = failures
-            sessions[token]?.bytesServed = bytesServed
+            peer.countDownloads = max(peer.countDownloads, downloads)
+            peer.countFailures = max(peer.countFailures, failures)
+            peer.bytesServed = max(peer.bytesServed, bytesServed)
+            sessions[token] = peer
         }
     }
 

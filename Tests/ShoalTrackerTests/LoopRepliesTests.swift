@@ -159,11 +159,17 @@ import Testing
                 arrived += 1
                 if arrived == 8 { break }
             }
-            // The actor's loop is busy for 0.8 s; the drain begins 0.3 s into it.
-            tracker.server.tracker.loop.execute { usleep(800_000) }
+            // The actor's loop is held busy until the drain has begun (10 s at
+            // most), so no announce can be answered before it; the drain
+            // begins 0.3 s after the announces were sent.
+            let drained = Atomic<Bool>(false)
+            tracker.server.tracker.loop.execute {
+                for _ in 0..<10_000 where !drained.load(ordering: .acquiring) { usleep(1000) }
+            }
             go.open()
             try await Task.sleep(for: .milliseconds(300))
             let busy = tracker.server.drain()
+            drained.store(true, ordering: .releasing)
             var replies = 0
             for try await count in group { replies += count }
             return (busy, replies)

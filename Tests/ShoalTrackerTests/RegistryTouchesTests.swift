@@ -44,6 +44,9 @@ struct RegistryTouchesTests {
         expectTouched(&registry, contents: [m1.contentID], names: [], "alice's counters show where she is a holder")
         registry.setCounters(user: "alice", downloads: 3, failures: 1, bytesServed: 1000)
         expectTouched(&registry, contents: [], names: [], "the same counters again change nothing")
+        registry.setCounters(user: "alice", downloads: 2, failures: 0, bytesServed: 500)
+        expectTouched(&registry, contents: [], names: [], "counters read before the last ones change nothing")
+        #expect(registry.peer(a).map { [$0.countDownloads, $0.countFailures, Int($0.bytesServed)] } == [3, 1, 1000])
 
         registry.setKeyFingerprint(b, String(repeating: "ab", count: 32))
         expectTouched(&registry, contents: [m2.contentID], names: [], "bob's key shows where he is a holder")
