@@ -26,7 +26,7 @@ public final class TrackerServer: Sendable, Service {
     private let server: FramedServer
     private let store: any TrackerStore
     private let logger: Logger
-    private let connections: ConnectionTable
+    let connections: ConnectionTable
     /// Keeps the registry in step with the other instances on a shared store (PostgreSQL); nil: alone.
     private let sync: InstanceSync?
 
@@ -376,6 +376,12 @@ final class ConnectionTable: Sendable {
         let (channel, loopReplies) = state.withLock { ($0.channels[id], $0.loopReplies[id]) }
         loopReplies?.unbind()
         channel?.close(promise: nil)
+    }
+
+    /// How many connections are handling requests now, and how many are open
+    /// on a loop other than `loop` (for tests).
+    func census(besides loop: any EventLoop) -> (busy: Int, elsewhere: Int) {
+        state.withLock { state in (state.busy.count, state.channels.values.filter { $0.eventLoop !== loop }.count) }
     }
 
     /// Whether the server is draining (no new request is taken).
