@@ -60,6 +60,8 @@ final class LoopReplyHandler: ChannelDuplexHandler, Sendable {
         var hopping = false
         /// A read held back while requests wait (``read(context:)``).
         var readHeld = false
+        /// A frame went on down the pipeline since its last read-complete event.
+        var forwarded = false
     }
 
     /// What to do with a request as it comes in.
@@ -120,6 +122,7 @@ final class LoopReplyHandler: ChannelDuplexHandler, Sendable {
         let frame = unwrapInboundIn(data)
         let quick = isQuick(frame)
         guard quick || Self.isRequest(frame.type) else {
+            state.withLock { $0.forwarded = true }
             context.fireChannelRead(data)
             return
         }
@@ -194,13 +197,18 @@ final class LoopReplyHandler: ChannelDuplexHandler, Sendable {
         }
     }
 
+    /// Flushes the replies written here, and tells the handlers behind it
+    /// only when a frame went on to them: when every request of the read
+    /// was answered here, they have nothing to complete (the task's channel
+    /// hands what it buffered to the task on this event), and passing it
+    /// through them was 4 % of the tracker's time under load.
     func channelReadComplete(context: ChannelHandlerContext) {
-        let flush = state.withLock { state in
-            defer { state.unflushed = false }
-            return state.unflushed
+        let (flush, forwarded) = state.withLock { state in
+            defer { state.unflushed = false; state.forwarded = false }
+            return (state.unflushed, state.forwarded)
         }
         if flush { context.flush() }
-        context.fireChannelReadComplete()
+        if forwarded { context.fireChannelReadComplete() }
     }
 
     /// The task's replies pass here: each one answers a pending request.
@@ -269,6 +277,7 @@ final class LoopReplyHandler: ChannelDuplexHandler, Sendable {
     /// A request goes on to the task: it is pending until its reply passes here.
     private func handOn(_ frame: Frame, context: ChannelHandlerContext) {
         pend(frame.requestID)
+        state.withLock { $0.forwarded = true }
         context.fireChannelRead(wrapInboundOut(frame))
     }
 
