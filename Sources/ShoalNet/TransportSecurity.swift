@@ -9,7 +9,9 @@ import Synchronization
 
 /// How a server's connections are carried: in clear (`--insecure`), or in
 /// TLS with this identity. A TLS server answers a client that speaks in clear
-/// with a plain `error` frame that says so, then closes (``PlainClientRefuser``).
+/// with a plain `error` frame that says so, then closes (``PlainClientRefuser``);
+/// a server in clear does the same to a client that opens with a TLS
+/// handshake (``TLSClientRefuser``).
 public enum ServerSecurity: Sendable {
     case plain
     /// - Parameter plainRefusal: what a client that connects in clear is told.
@@ -22,8 +24,11 @@ public enum ServerSecurity: Sendable {
 
     /// Adds the TLS handlers (if any) in front of what is already there. Call on the channel's loop.
     func configure(_ channel: any Channel) throws {
-        guard case let .tls(identity, refusal) = self else { return }
         let sync = channel.pipeline.syncOperations
+        guard case let .tls(identity, refusal) = self else {
+            try sync.addHandler(TLSClientRefuser())
+            return
+        }
         try sync.addHandler(PlainClientRefuser(message: refusal))
         try sync.addHandler(NIOSSLServerHandler(context: identity.serverContext))
         try sync.addHandler(FileRegionReader())
@@ -229,6 +234,35 @@ final class PlainClientRefuser: ChannelInboundHandler, RemovableChannelHandler {
         var out = context.channel.allocator.buffer(capacity: 256)
         if let frame = try? ErrorReply(code: .badRequest, message: message).frame(requestID: 0) { frame.write(to: &out) }
         // Completes on this event loop: the context may be used there.
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in bound.value.close(promise: nil) }
+    }
+}
+
+/// A server in clear's first handler: a client whose first byte opens a TLS
+/// handshake record expects TLS; it gets a plain `error` frame saying this
+/// side speaks in clear, and the connection closes. Answered here, on the
+/// connection's event loop, not by the task that would serve it: the
+/// client's TLS handshake waits for these bytes, however busy the server's
+/// tasks are. Any other first byte: it steps out of the pipeline.
+final class TLSClientRefuser: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    static let message = "this side speaks Shoal in clear (it runs with --insecure) and got a TLS handshake; connect without TLS, or ask its operator for its TLS address"
+    private var refused = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !refused else { return }
+        let buffer = unwrapInboundIn(data)
+        guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else { return }
+        guard first == 0x16 else {
+            context.fireChannelRead(data)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            return
+        }
+        refused = true
+        var out = context.channel.allocator.buffer(capacity: 256)
+        if let frame = try? ErrorReply(code: .badRequest, message: Self.message).frame(requestID: 0) { frame.write(to: &out) }
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in bound.value.close(promise: nil) }
     }

@@ -108,6 +108,31 @@ struct TrackerTLSTests {
         client.close()
     }
 
+    /// The start of a TLS handshake sent to a tracker in clear gets one plain
+    /// `error` frame saying the tracker speaks in clear, then the connection
+    /// closes (answered on the event loop: see ``TLSClientRefuser``); the
+    /// tracker goes on serving.
+    @Test func tlsBytesToClearTrackerAreRefused() async throws {
+        let tracker = try await TestTracker.start(tls: false)
+        defer { Task { await tracker.stopAndRemove() } }
+        let socket = try RawSocket(port: tracker.port)
+        // A TLS record header (handshake, TLS 1.0 record version, 5 bytes) and the start of a ClientHello.
+        socket.send([0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x03])
+        let (reply, closed) = await socket.readUntilClosedAsync()
+        #expect(closed)
+        var decoder = FrameDecoder()
+        var buffer = ByteBuffer(bytes: reply)
+        let frame = try #require(try decoder.decodeFrame(&buffer))
+        guard case let .error(refusal) = try Message(frame: frame) else {
+            Issue.record("not an error frame")
+            return
+        }
+        #expect(refusal.message.hasPrefix("this side speaks Shoal in clear (it runs with --insecure)"), "\(refusal.message)")
+        let client = try await tracker.connect()
+        #expect(try await client.status(operatorToken: tracker.operatorToken).registered == 0, "others are still served")
+        client.close()
+    }
+
     /// A TLS peer meets a tracker in clear: told at once that it runs with `--insecure`.
     @Test func tlsPeerMeetsClearTracker() async throws {
         let tracker = try await TestTracker.start(tls: false)
