@@ -9,7 +9,7 @@ import Testing
 /// The download engine over real loopback sockets, with a real tracker.
 @Suite("Downloads", .timeLimit(.minutes(3)))
 struct DownloadTests {
-    /// A multi-chunk file from three seeders: each serves some chunks, the file is byte-identical.
+    /// A multi-chunk file from three seeders: fetched in parallel, the file is byte-identical.
     @Test func threeSeeders() async throws {
         let swarm = try await TestSwarm()
         let bytes = randomBytes(12 << 20, seed: 1)   // 48 chunks of 256 KiB
@@ -20,14 +20,23 @@ struct DownloadTests {
         #expect(sha256(ofFile: path) == ChunkDigest(hashing: bytes).hex)
         #expect(result.fetchedChunks == 48)
         #expect(result.holders.count == 3)
-        #expect(result.holders.allSatisfy { $0.chunks > 0 }, "\(result.holders.map { ($0.user, $0.chunks, $0.failed ?? "") })")
+        // In parallel: each holder is asked for chunks from the start, and
+        // the first verified copy of a chunk wins. Not every one of them:
+        // the seeders share this process with the rest of the suite, and
+        // one left without a thread for a moment has its chunks fetched
+        // from the others (seen once in a full run: one seeder served all 48).
+        let served = result.holders.filter { $0.chunks > 0 }
+        #expect(served.count >= 2, "\(result.holders.map { ($0.user, $0.chunks, $0.failed ?? "") })")
         // No partial file is left behind, and the downloader now shares the file.
         #expect(try FileManager.default.contentsOfDirectory(atPath: swarm.folder("downloader") + "/.shoal/partial").isEmpty)
         let details = try await swarm.peers[0].session.details(name: "big.bin")
         #expect(details.files.first?.holders.contains { $0.user == "downloader" } == true)
-        // Each seeder's success was reported.
+        // Each seeder that served was reported once, as a success.
         let status = try await swarm.tracker.connect().status(operatorToken: swarm.tracker.operatorToken)
-        #expect(status.peers.filter { $0.user.hasPrefix("seeder") }.allSatisfy { $0.countDownloads == 1 })
+        let servers = Set(served.map(\.user))
+        let reported = status.peers.filter { servers.contains($0.user) }
+        #expect(reported.count == servers.count)
+        #expect(reported.allSatisfy { $0.countDownloads == 1 && $0.countFailures == 0 }, "\(reported)")
         await swarm.stop()
     }
 
