@@ -248,7 +248,8 @@ final class PlainClientRefuser: ChannelInboundHandler, RemovableChannelHandler {
 final class TLSClientRefuser: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
-    static let message = "this side speaks Shoal in clear (it runs with --insecure) and got a TLS handshake; connect without TLS, or ask its operator for its TLS address"
+    /// Peers serve in clear without `--encrypt`, trackers with `--insecure`: the words fit both.
+    static let message = "this side speaks Shoal in clear, not TLS, and got the start of a TLS handshake; connect to it in clear"
     private var refused = false
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

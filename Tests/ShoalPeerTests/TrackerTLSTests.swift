@@ -127,7 +127,7 @@ struct TrackerTLSTests {
             Issue.record("not an error frame")
             return
         }
-        #expect(refusal.message.hasPrefix("this side speaks Shoal in clear (it runs with --insecure)"), "\(refusal.message)")
+        #expect(refusal.message.hasPrefix("this side speaks Shoal in clear, not TLS"), "\(refusal.message)")
         let client = try await tracker.connect()
         #expect(try await client.status(operatorToken: tracker.operatorToken).registered == 0, "others are still served")
         client.close()
