@@ -130,6 +130,7 @@ let package = Package(
             dependencies: [
                 "ShoalCore", "ShoalWire", "ShoalNet", "ShoalTracker", "ShoalPeer", "ShoalLab",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/ShoalTestSupport"

@@ -61,8 +61,12 @@ public final class TrackerServer: Sendable, Service {
     /// connection's async writer, twice per reply.
     static let writeBuffer = ChannelOptions.Types.WriteBufferWaterMark(low: 8 * 1024, high: 16 * 1024)
 
-    /// Opens the database, loads or makes the TLS certificate, and binds the listening socket.
-    public static func start(configuration: TrackerConfiguration, logger: Logger) async throws -> TrackerServer {
+    /// Opens the database, loads or makes the TLS certificate, and binds the
+    /// listening socket. Connections and the ``Tracker`` actor run on
+    /// `group`'s loops (a test that holds one of them busy gives its tracker
+    /// a group of its own).
+    public static func start(configuration: TrackerConfiguration, logger: Logger,
+                             group: MultiThreadedEventLoopGroup = .singleton) async throws -> TrackerServer {
         let security = try Self.security(configuration, logger: logger)
         // One set of metrics for the tracker and its store (store latency on /metrics).
         let metrics = TrackerMetrics(factory: configuration.metricsFactory)
@@ -81,7 +85,6 @@ public final class TrackerServer: Sendable, Service {
             throw error
         }
         let connections = ConnectionTable()
-        let group = MultiThreadedEventLoopGroup.singleton
         let tracker = Tracker(store: store, configuration: configuration, logger: logger, operatorToken: operatorToken,
                               metrics: metrics, loop: group.next(), closeConnection: { id in connections.close(id) })
         // On a shared store: the other instances' sessions are mirrored before the first request.
@@ -378,10 +381,10 @@ final class ConnectionTable: Sendable {
         channel?.close(promise: nil)
     }
 
-    /// How many connections are handling requests now, and how many are open
-    /// on a loop other than `loop` (for tests).
-    func census(besides loop: any EventLoop) -> (busy: Int, elsewhere: Int) {
-        state.withLock { state in (state.busy.count, state.channels.values.filter { $0.eventLoop !== loop }.count) }
+    /// How many connections are handling requests now, how many are open
+    /// on a loop other than `loop`, and how many are open (for tests).
+    func census(besides loop: any EventLoop) -> (busy: Int, elsewhere: Int, open: Int) {
+        state.withLock { state in (state.busy.count, state.channels.values.filter { $0.eventLoop !== loop }.count, state.channels.count) }
     }
 
     /// Whether the server is draining (no new request is taken).

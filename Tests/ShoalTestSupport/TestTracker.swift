@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import ShoalCore
 import ShoalNet
 import ShoalPeer
@@ -59,6 +61,7 @@ public final class TestTracker: Sendable {
         directory: TemporaryDirectory? = nil,
         store: TestStore = .sqlite,
         tls: Bool = true,
+        group: MultiThreadedEventLoopGroup = .singleton,
         _ configure: (inout TrackerConfiguration) -> Void = { _ in }
     ) async throws -> TestTracker {
         let directory = try directory ?? TemporaryDirectory("shoal-tracker")
@@ -80,7 +83,7 @@ public final class TestTracker: Sendable {
         configuration.registrationThrottle = RegistrationThrottle(burst: 100_000, interval: 1)
         configure(&configuration)
         let log = CapturedLog()
-        let server = try await TrackerServer.start(configuration: configuration, logger: log.logger(label: "shoal.tracker"))
+        let server = try await TrackerServer.start(configuration: configuration, logger: log.logger(label: "shoal.tracker"), group: group)
         return TestTracker(server: server, log: log, directory: directory, store: store, postgres: postgres)
     }
 
@@ -117,13 +120,18 @@ public final class TestTracker: Sendable {
 
 /// Shorthands for the requests tests make.
 extension FramedConnection {
+    /// As generous as ``TestTracker/connect(answersProbes:)``: while the
+    /// whole suite runs on two cores, the tracker's tasks can wait seconds
+    /// for a thread, and the password hash runs at nice 10.
+    static let testRequestTimeout = TimeAmount.seconds(30)
+
     public func register(_ user: String, _ password: String = "pw-\(UUID().uuidString.prefix(6))") async throws {
-        _ = try await request(.register(Register(user: user, password: password)), timeout: .seconds(10))
+        _ = try await request(.register(Register(user: user, password: password)), timeout: Self.testRequestTimeout)
     }
 
     /// Logs in and returns the session token.
     public func login(_ user: String, _ password: String, port: Int = 9000, advertising host: String? = nil) async throws -> String {
-        guard case let .loggedIn(reply) = try await request(.login(Login(user: user, password: password, port: port, host: host)), timeout: .seconds(10)) else {
+        guard case let .loggedIn(reply) = try await request(.login(Login(user: user, password: password, port: port, host: host)), timeout: Self.testRequestTimeout) else {
             throw NetError.unexpectedReply(expected: "loggedIn", received: "something else")
         }
         return reply.token
