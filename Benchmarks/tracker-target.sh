@@ -18,7 +18,7 @@ log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
 met=0
 for i in $(seq 1 "$RUNS"); do
-    speed=$(openssl speed -seconds 1 sha256 2>/dev/null | awk '/^sha256/ {print $NF}')
+    speed=$(openssl speed -seconds 1 sha256 2>/dev/null | awk '/^sha256/ {sub(/k$/, "", $NF); printf "%.2f GB/s", $NF / 1e6}')
     "$bench" tracker --clients 500 --rounds 60 --login-samples 0 --storm-clients 0 --password-rounds 1000 \
         --insecure --rate "$RATE" --plain-sockets --shoal .build/release/shoal > "$log/run$i" 2>&1 \
         || { echo "run $i failed:"; tail -5 "$log/run$i"; exit 1; }
