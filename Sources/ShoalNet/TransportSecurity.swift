@@ -9,9 +9,9 @@ import Synchronization
 
 /// How a server's connections are carried: in clear (`--insecure`), or in
 /// TLS with this identity. A TLS server answers a client that speaks in clear
-/// with a plain `error` frame that says so, then closes (``PlainClientRefuser``);
-/// a server in clear does the same to a client that opens with a TLS
-/// handshake (``TLSClientRefuser``).
+/// with a plain `error` frame that says so, then closes; a server in clear
+/// does the same to a client that opens with a TLS handshake
+/// (``TransportMismatchRefuser``).
 public enum ServerSecurity: Sendable {
     case plain
     /// - Parameter plainRefusal: what a client that connects in clear is told.
@@ -26,10 +26,10 @@ public enum ServerSecurity: Sendable {
     func configure(_ channel: any Channel) throws {
         let sync = channel.pipeline.syncOperations
         guard case let .tls(identity, refusal) = self else {
-            try sync.addHandler(TLSClientRefuser())
+            try sync.addHandler(TransportMismatchRefuser(tls: false, message: TransportMismatchRefuser.clearServerMessage))
             return
         }
-        try sync.addHandler(PlainClientRefuser(message: refusal))
+        try sync.addHandler(TransportMismatchRefuser(tls: true, message: refusal))
         try sync.addHandler(NIOSSLServerHandler(context: identity.serverContext))
         try sync.addHandler(FileRegionReader())
     }
@@ -209,23 +209,35 @@ final class TLSHandshakeWatch: ChannelInboundHandler {
     }
 }
 
-/// A TLS server's first handler: a client whose first byte is not a TLS
-/// handshake record speaks in clear; it gets a plain `error` frame saying
-/// this side wants TLS, and the connection closes. (No one waits for a TLS
-/// handshake that will never come.)
-final class PlainClientRefuser: ChannelInboundHandler, RemovableChannelHandler {
+/// A server's first handler, which judges the client's first byte: a TLS
+/// handshake record starts with `0x16`, a Shoal frame with its version (1).
+/// A client that speaks the other way than this server (in clear to a TLS
+/// server, TLS to a server in clear) gets a plain `error` frame saying so,
+/// and the connection closes: nobody waits for a handshake that will never
+/// come, and the answer goes out here, on the connection's event loop,
+/// however busy the task that would serve it is. Otherwise it steps out of
+/// the pipeline.
+final class TransportMismatchRefuser: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
+    /// What a client that opens with a TLS handshake is told by a server in clear.
+    /// (Peers serve in clear without `--encrypt`, trackers with `--insecure`: the words fit both.)
+    static let clearServerMessage = "this side speaks Shoal in clear, not TLS, and got the start of a TLS handshake; connect to it in clear"
+    /// Whether this server speaks TLS.
+    private let tls: Bool
     private let message: String
     private var refused = false
 
-    init(message: String) { self.message = message }
+    init(tls: Bool, message: String) {
+        self.tls = tls
+        self.message = message
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !refused else { return }
         let buffer = unwrapInboundIn(data)
         guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else { return }
-        if first == 0x16 {
+        if (first == 0x16) == tls {
             context.fireChannelRead(data)
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
             return
@@ -234,36 +246,6 @@ final class PlainClientRefuser: ChannelInboundHandler, RemovableChannelHandler {
         var out = context.channel.allocator.buffer(capacity: 256)
         if let frame = try? ErrorReply(code: .badRequest, message: message).frame(requestID: 0) { frame.write(to: &out) }
         // Completes on this event loop: the context may be used there.
-        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in bound.value.close(promise: nil) }
-    }
-}
-
-/// A server in clear's first handler: a client whose first byte opens a TLS
-/// handshake record expects TLS; it gets a plain `error` frame saying this
-/// side speaks in clear, and the connection closes. Answered here, on the
-/// connection's event loop, not by the task that would serve it: the
-/// client's TLS handshake waits for these bytes, however busy the server's
-/// tasks are. Any other first byte: it steps out of the pipeline.
-final class TLSClientRefuser: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-    /// Peers serve in clear without `--encrypt`, trackers with `--insecure`: the words fit both.
-    static let message = "this side speaks Shoal in clear, not TLS, and got the start of a TLS handshake; connect to it in clear"
-    private var refused = false
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !refused else { return }
-        let buffer = unwrapInboundIn(data)
-        guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else { return }
-        guard first == 0x16 else {
-            context.fireChannelRead(data)
-            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-            return
-        }
-        refused = true
-        var out = context.channel.allocator.buffer(capacity: 256)
-        if let frame = try? ErrorReply(code: .badRequest, message: Self.message).frame(requestID: 0) { frame.write(to: &out) }
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in bound.value.close(promise: nil) }
     }

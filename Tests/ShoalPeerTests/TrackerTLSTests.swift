@@ -91,46 +91,41 @@ struct TrackerTLSTests {
     @Test func clearBytesToTLSTrackerAreRefused() async throws {
         let tracker = try await TestTracker.start()
         defer { Task { await tracker.stopAndRemove() } }
-        let socket = try RawSocket(port: tracker.port)
-        socket.send(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
-        let (reply, closed) = await socket.readUntilClosedAsync()
-        #expect(closed)
-        var decoder = FrameDecoder()
-        var buffer = ByteBuffer(bytes: reply)
-        let frame = try #require(try decoder.decodeFrame(&buffer))
-        guard case let .error(refusal) = try Message(frame: frame) else {
-            Issue.record("not an error frame")
-            return
-        }
-        #expect(refusal.message.hasPrefix("this tracker speaks TLS only"))
-        let client = try await tracker.connect()
-        #expect(try await client.status(operatorToken: tracker.operatorToken).registered == 0, "others are still served")
-        client.close()
+        let refusal = try await rawRefusal(from: tracker, after: Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        #expect(refusal?.hasPrefix("this tracker speaks TLS only") == true)
     }
 
     /// The start of a TLS handshake sent to a tracker in clear gets one plain
     /// `error` frame saying the tracker speaks in clear, then the connection
-    /// closes (answered on the event loop: see ``TLSClientRefuser``); the
+    /// closes (answered on the event loop: see ``TransportMismatchRefuser``); the
     /// tracker goes on serving.
     @Test func tlsBytesToClearTrackerAreRefused() async throws {
         let tracker = try await TestTracker.start(tls: false)
         defer { Task { await tracker.stopAndRemove() } }
-        let socket = try RawSocket(port: tracker.port)
         // A TLS record header (handshake, TLS 1.0 record version, 5 bytes) and the start of a ClientHello.
-        socket.send([0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x03])
+        let refusal = try await rawRefusal(from: tracker, after: [0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x03])
+        #expect(refusal?.hasPrefix("this side speaks Shoal in clear, not TLS") == true, "\(refusal ?? "no error frame")")
+    }
+
+    /// Sends `bytes` on a raw connection to `tracker` and returns the message
+    /// of the `error` frame it answers with before closing (nil, and an issue
+    /// recorded, for anything else); checks that others are still served.
+    private func rawRefusal(from tracker: TestTracker, after bytes: [UInt8]) async throws -> String? {
+        let socket = try RawSocket(port: tracker.port)
+        socket.send(bytes)
         let (reply, closed) = await socket.readUntilClosedAsync()
         #expect(closed)
         var decoder = FrameDecoder()
         var buffer = ByteBuffer(bytes: reply)
         let frame = try #require(try decoder.decodeFrame(&buffer))
-        guard case let .error(refusal) = try Message(frame: frame) else {
-            Issue.record("not an error frame")
-            return
-        }
-        #expect(refusal.message.hasPrefix("this side speaks Shoal in clear, not TLS"), "\(refusal.message)")
         let client = try await tracker.connect()
         #expect(try await client.status(operatorToken: tracker.operatorToken).registered == 0, "others are still served")
         client.close()
+        guard case let .error(refusal) = try Message(frame: frame) else {
+            Issue.record("not an error frame")
+            return nil
+        }
+        return refusal.message
     }
 
     /// A TLS peer meets a tracker in clear: told at once that it runs with `--insecure`.
